@@ -1,0 +1,247 @@
+//! Prekey bundles: what a server hands an initiator so it can start a session
+//! with a device that is offline.
+
+use alloc::vec::Vec;
+
+use crate::codec::{Reader, Writer};
+use crate::crypto::{KEY_LEN, PublicKey, SIGNATURE_LEN};
+use crate::error::{DecodeError, Error};
+use crate::identity::{DeviceId, IdentityKey};
+use crate::prekey::{PreKeyId, PreKeyStore};
+
+/// Format tag of an encoded bundle, version 1 (SPEC.md §4.1).
+pub(crate) const BUNDLE_TAG: u8 = 0x03;
+
+/// Encoded size of a bundle without a one-time prekey.
+pub const BUNDLE_LEN_WITHOUT_ONE_TIME: usize = 1 + KEY_LEN + 4 + 4 + KEY_LEN + SIGNATURE_LEN + 1;
+/// Encoded size of a bundle with a one-time prekey.
+pub const BUNDLE_LEN_WITH_ONE_TIME: usize = BUNDLE_LEN_WITHOUT_ONE_TIME + 4 + KEY_LEN;
+
+/// A prekey bundle as published, not yet verified. Only
+/// [`verify`](Self::verify) turns it into something a session can start from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreKeyBundle {
+    identity_key: IdentityKey,
+    device_id: DeviceId,
+    signed_prekey_id: PreKeyId,
+    signed_prekey: PublicKey,
+    signed_prekey_signature: [u8; SIGNATURE_LEN],
+    one_time_prekey: Option<(PreKeyId, PublicKey)>,
+}
+
+impl PreKeyBundle {
+    /// Assembles a bundle from published parts (what a server does).
+    pub fn new(
+        identity_key: IdentityKey,
+        device_id: DeviceId,
+        signed_prekey_id: PreKeyId,
+        signed_prekey: PublicKey,
+        signed_prekey_signature: [u8; SIGNATURE_LEN],
+        one_time_prekey: Option<(PreKeyId, PublicKey)>,
+    ) -> Self {
+        Self {
+            identity_key,
+            device_id,
+            signed_prekey_id,
+            signed_prekey,
+            signed_prekey_signature,
+            one_time_prekey,
+        }
+    }
+
+    /// The bundle for a device's current signed prekey and, if given and still
+    /// held, one of its one-time prekeys.
+    pub fn from_store(
+        identity_key: &IdentityKey,
+        store: &PreKeyStore,
+        one_time_prekey_id: Option<PreKeyId>,
+    ) -> Self {
+        let spk = store.signed_prekey();
+        let one_time_prekey = one_time_prekey_id
+            .and_then(|id| store.find_one_time_prekey(id))
+            .map(|k| (k.id(), *k.public_key()));
+        Self::new(
+            *identity_key,
+            store.device_id(),
+            spk.id(),
+            *spk.public_key(),
+            *spk.signature(),
+            one_time_prekey,
+        )
+    }
+
+    /// The identity key the bundle claims.
+    pub fn identity_key(&self) -> &IdentityKey {
+        &self.identity_key
+    }
+
+    /// The device the bundle belongs to.
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+
+    /// Checks the signed prekey's signature strictly against the bundle's
+    /// identity key.
+    ///
+    /// This proves the bundle is self-consistent, not that the identity is the
+    /// one you meant: use [`verify_for`](Self::verify_for) when you know whom to expect.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] if the signature fails strict verification.
+    pub fn verify(self) -> Result<VerifiedBundle, Error> {
+        self.identity_key.verify(
+            &self.signed_prekey.signed_encoding(),
+            &self.signed_prekey_signature,
+        )?;
+        Ok(VerifiedBundle(self))
+    }
+
+    /// Like [`verify`](Self::verify), and also checks that the bundle's identity
+    /// is `expected` (for example the key recorded for this contact).
+    ///
+    /// # Errors
+    /// [`Error::IdentityMismatch`] if the identity differs; otherwise as `verify`.
+    pub fn verify_for(self, expected: &IdentityKey) -> Result<VerifiedBundle, Error> {
+        if self.identity_key != *expected {
+            return Err(Error::IdentityMismatch);
+        }
+        self.verify()
+    }
+
+    /// Encodes the bundle (SPEC.md §4.1).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(BUNDLE_LEN_WITH_ONE_TIME);
+        w.u8(BUNDLE_TAG)
+            .bytes(&self.identity_key.to_bytes())
+            .u32(self.device_id)
+            .u32(self.signed_prekey_id)
+            .bytes(self.signed_prekey.as_bytes())
+            .bytes(&self.signed_prekey_signature);
+        match &self.one_time_prekey {
+            Some((id, key)) => {
+                w.flag(true).u32(*id).bytes(key.as_bytes());
+            }
+            None => {
+                w.flag(false);
+            }
+        }
+        w.into_vec()
+    }
+
+    /// Decodes a bundle. Decoding checks structure only; call
+    /// [`verify`](Self::verify) before use.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a wrong tag, invalid identity key, bad flag,
+    /// truncation or trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(BUNDLE_TAG)?;
+        let identity_key = IdentityKey::from_bytes(&r.array("identity key")?)?;
+        let device_id = r.u32("device id")?;
+        let signed_prekey_id = r.u32("signed prekey id")?;
+        let signed_prekey = PublicKey::from_bytes(r.array("signed prekey")?);
+        let signed_prekey_signature = r.array("signed prekey signature")?;
+        let one_time_prekey = if r.flag("one-time prekey flag")? {
+            let id = r.u32("one-time prekey id")?;
+            Some((id, PublicKey::from_bytes(r.array("one-time prekey")?)))
+        } else {
+            None
+        };
+        r.finish()?;
+        Ok(Self {
+            identity_key,
+            device_id,
+            signed_prekey_id,
+            signed_prekey,
+            signed_prekey_signature,
+            one_time_prekey,
+        })
+    }
+}
+
+/// A bundle whose signed prekey signature has been strictly verified. The only
+/// way to get one is [`PreKeyBundle::verify`]; only this type starts a session.
+#[derive(Clone, Debug)]
+pub struct VerifiedBundle(PreKeyBundle);
+
+impl VerifiedBundle {
+    /// The verified identity key.
+    pub fn identity_key(&self) -> &IdentityKey {
+        &self.0.identity_key
+    }
+
+    /// The device the bundle belongs to.
+    pub fn device_id(&self) -> DeviceId {
+        self.0.device_id
+    }
+
+    pub(crate) fn signed_prekey(&self) -> (PreKeyId, &PublicKey) {
+        (self.0.signed_prekey_id, &self.0.signed_prekey)
+    }
+
+    pub(crate) fn one_time_prekey(&self) -> Option<(PreKeyId, &PublicKey)> {
+        self.0.one_time_prekey.as_ref().map(|(id, k)| (*id, k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdentityKeyPair;
+    use crate::test_rng;
+
+    fn bundle(with_one_time: bool) -> (IdentityKeyPair, PreKeyBundle) {
+        let mut rng = test_rng(9);
+        let id = IdentityKeyPair::generate(&mut rng);
+        let mut store = PreKeyStore::generate(&mut rng, &id, 3);
+        store.generate_one_time_prekeys(&mut rng, 1).expect("fits");
+        let otk = with_one_time.then_some(1);
+        let b = PreKeyBundle::from_store(id.public_key(), &store, otk);
+        (id, b)
+    }
+
+    #[test]
+    fn bundle_round_trips_with_documented_sizes() {
+        for with in [false, true] {
+            let (_, b) = bundle(with);
+            let bytes = b.encode();
+            let expected = if with {
+                BUNDLE_LEN_WITH_ONE_TIME
+            } else {
+                BUNDLE_LEN_WITHOUT_ONE_TIME
+            };
+            assert_eq!(bytes.len(), expected);
+            assert_eq!(PreKeyBundle::decode(&bytes), Ok(b));
+            for len in 0..bytes.len() {
+                assert!(PreKeyBundle::decode(&bytes[..len]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn tampered_signature_or_key_fails_verification() {
+        let (_, b) = bundle(true);
+        assert!(b.clone().verify().is_ok());
+        let mut bytes = b.encode();
+        bytes[1 + 32 + 8] ^= 1; // signed prekey
+        let tampered = PreKeyBundle::decode(&bytes).expect("still well formed");
+        assert_eq!(tampered.verify().err(), Some(Error::InvalidSignature));
+    }
+
+    #[test]
+    fn substituted_identity_is_caught() {
+        let (_, b) = bundle(false);
+        let other = IdentityKeyPair::from_seed(&[1; 32]);
+        assert_eq!(
+            b.clone().verify_for(other.public_key()).err(),
+            Some(Error::IdentityMismatch)
+        );
+        // Same bundle under another identity: the signature no longer verifies.
+        let forged = PreKeyBundle {
+            identity_key: *other.public_key(),
+            ..b
+        };
+        assert_eq!(forged.verify().err(), Some(Error::InvalidSignature));
+    }
+}

@@ -1,0 +1,327 @@
+//! The one module that touches primitive crates.
+//!
+//! Every Diffie-Hellman, KDF, MAC, AEAD and signature operation in ratchetbox goes
+//! through here, and every domain-separation label is a named constant in
+//! [`labels`]. Protocol modules never import a primitive crate directly, so an
+//! audit of "which primitive is used how" starts and ends in this file.
+
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand_core::CryptoRng;
+use sha2::{Digest, Sha256, Sha512};
+use subtle::ConstantTimeEq;
+use x25519_dalek::StaticSecret;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::error::Error;
+
+/// Domain-separation labels and fixed protocol constants (SPEC.md §2).
+pub mod labels {
+    /// HKDF `info` for the X3DH shared secret.
+    pub const X3DH_INFO: &[u8] = b"ratchetbox v1 X3DH";
+    /// HKDF `info` for the Double Ratchet root KDF (KDF_RK).
+    pub const ROOT_INFO: &[u8] = b"ratchetbox v1 root ratchet";
+    /// The 32 `0xFF` bytes prepended to the X3DH input key material (X3DH spec §2.2).
+    pub const X3DH_PREFIX: [u8; 32] = [0xFF; 32];
+    /// HMAC input that derives a message key from a chain key (KDF_CK).
+    pub const CHAIN_MESSAGE_KEY: u8 = 0x01;
+    /// HMAC input that derives the next chain key from a chain key (KDF_CK).
+    pub const CHAIN_NEXT_KEY: u8 = 0x02;
+    /// Type byte of the X25519 public key encoding that signed prekey signatures cover.
+    pub const X25519_KEY_TYPE: u8 = 0x05;
+}
+
+/// Length of every symmetric key, DH output and public key in the protocol.
+pub const KEY_LEN: usize = 32;
+/// Length of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+/// Length of a ChaCha20-Poly1305 tag.
+pub const TAG_LEN: usize = 16;
+
+/// An X25519 public key (a Montgomery u-coordinate, 32 bytes little-endian).
+///
+/// Public keys are not secret, so equality here is ordinary byte equality.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicKey([u8; KEY_LEN]);
+
+impl PublicKey {
+    /// Wraps 32 bytes as an X25519 public key. Any 32 bytes are accepted here;
+    /// degenerate keys are rejected when a DH with them yields all zeros.
+    pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32-byte encoding.
+    pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// `Encode(PK)` from the X3DH spec: the key type byte `0x05` followed by the key.
+    pub(crate) fn signed_encoding(&self) -> [u8; KEY_LEN + 1] {
+        let mut out = [0u8; KEY_LEN + 1];
+        out[0] = labels::X25519_KEY_TYPE;
+        out[1..].copy_from_slice(&self.0);
+        out
+    }
+}
+
+impl core::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PublicKey(")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+/// An X25519 secret scalar with its public key cached, so that no hot path ever
+/// recomputes the public key.
+pub(crate) struct DhKeyPair {
+    secret: StaticSecret,
+    public: PublicKey,
+}
+
+impl DhKeyPair {
+    pub(crate) fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        rng.fill_bytes(bytes.as_mut());
+        Self::from_secret_bytes(*bytes)
+    }
+
+    /// Rebuilds a key pair from its stored scalar; the scalar is clamped first so
+    /// the stored form is canonical.
+    pub(crate) fn from_secret_bytes(mut bytes: [u8; KEY_LEN]) -> Self {
+        clamp(&mut bytes);
+        let secret = StaticSecret::from(bytes);
+        bytes.zeroize();
+        let public = PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
+        Self { secret, public }
+    }
+
+    pub(crate) fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    pub(crate) fn secret_bytes(&self) -> &[u8; KEY_LEN] {
+        self.secret.as_bytes()
+    }
+
+    /// X25519 with this secret. An all-zero result means the peer sent a
+    /// small-order point; that is rejected, never used as key material.
+    pub(crate) fn dh(&self, their: &PublicKey) -> Result<DhOutput, Error> {
+        let shared = self
+            .secret
+            .diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
+        if !shared.was_contributory() {
+            return Err(Error::NonContributoryDh);
+        }
+        Ok(DhOutput(Zeroizing::new(shared.to_bytes())))
+    }
+}
+
+impl core::fmt::Debug for DhKeyPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DhKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+fn clamp(bytes: &mut [u8; KEY_LEN]) {
+    bytes[0] &= 248;
+    bytes[31] &= 127;
+    bytes[31] |= 64;
+}
+
+/// The output of one X25519 operation; zeroized on drop.
+pub(crate) struct DhOutput(Zeroizing<[u8; KEY_LEN]>);
+
+impl DhOutput {
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+/// The X25519 secret of an Ed25519 identity: `clamp(SHA-512(seed)[0..32])`,
+/// the scalar whose base-point multiple is the identity's Montgomery form.
+pub(crate) fn identity_dh_key_pair(signing: &SigningKey) -> DhKeyPair {
+    let mut expanded = Zeroizing::new([0u8; 64]);
+    expanded.copy_from_slice(&Sha512::digest(signing.as_bytes()));
+    let mut scalar = [0u8; KEY_LEN];
+    scalar.copy_from_slice(&expanded[..KEY_LEN]);
+    DhKeyPair::from_secret_bytes(scalar)
+}
+
+/// Montgomery form of an Ed25519 public key (libsodium's `ed25519_pk_to_curve25519`).
+pub(crate) fn identity_dh_public(verifying: &VerifyingKey) -> PublicKey {
+    PublicKey(verifying.to_montgomery().to_bytes())
+}
+
+/// Ed25519 signature over `message`.
+pub(crate) fn sign(key: &SigningKey, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+    key.sign(message).to_bytes()
+}
+
+/// Strict Ed25519 verification: rejects non-canonical `S`, small-order `R`
+/// and weak public keys, so signatures are not malleable.
+pub(crate) fn verify_strict(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: &[u8; SIGNATURE_LEN],
+) -> Result<(), Error> {
+    let signature = Signature::from_bytes(signature);
+    key.verify_strict(message, &signature)
+        .map_err(|_| Error::InvalidSignature)
+}
+
+/// HKDF-SHA256 with the input key material given in parts (concatenated),
+/// filling `out`.
+pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[&[u8]], info: &[u8], out: &mut [u8]) {
+    let mut extract = hkdf::HkdfExtract::<Sha256>::new(Some(salt));
+    for part in ikm {
+        extract.input_ikm(part);
+    }
+    let (_, hkdf): (_, Hkdf<Sha256>) = extract.finalize();
+    // Only fails for outputs longer than 255 * 32 bytes; every caller asks for 32 or 64.
+    let _ = hkdf.expand(info, out);
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// KDF_CK from the Double Ratchet spec: `(HMAC(ck, 0x01), HMAC(ck, 0x02))`,
+/// returned as (message key, next chain key). The keyed HMAC state is set up once
+/// and cloned, saving two SHA-256 compressions per step.
+pub(crate) fn kdf_ck(chain_key: &[u8; KEY_LEN]) -> ([u8; KEY_LEN], [u8; KEY_LEN]) {
+    let keyed = hmac_sha256_keyed(chain_key);
+    let mut for_message = keyed.clone();
+    for_message.update(&[labels::CHAIN_MESSAGE_KEY]);
+    let mut for_next = keyed;
+    for_next.update(&[labels::CHAIN_NEXT_KEY]);
+    (
+        for_message.finalize().into_bytes().into(),
+        for_next.finalize().into_bytes().into(),
+    )
+}
+
+/// HMAC-SHA256 keyed with a 32-byte key. HMAC zero-pads keys shorter than the
+/// 64-byte block, so passing the padded block is the same MAC and cannot fail.
+fn hmac_sha256_keyed(key: &[u8; KEY_LEN]) -> HmacSha256 {
+    let mut block = Zeroizing::new([0u8; 64]);
+    block[..KEY_LEN].copy_from_slice(key);
+    <HmacSha256 as hmac::KeyInit>::new((&*block).into())
+}
+
+/// ChaCha20-Poly1305 with a 12-byte all-zero nonce under a single-use key:
+/// encrypts `plaintext` into `ciphertext` (same length) and returns the tag.
+pub(crate) fn aead_seal(
+    key: &[u8; KEY_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    ciphertext: &mut [u8],
+) -> Result<[u8; TAG_LEN], Error> {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    let buffer = InOutBuf::new(plaintext, ciphertext).map_err(|_| Error::MessageTooLarge)?;
+    let tag = cipher
+        .encrypt_inout_detached(&Default::default(), aad, buffer)
+        .map_err(|_| Error::MessageTooLarge)?;
+    Ok(tag.into())
+}
+
+/// Opens what [`aead_seal`] produced. Writes `plaintext` only when the tag verifies.
+pub(crate) fn aead_open(
+    key: &[u8; KEY_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; TAG_LEN],
+    plaintext: &mut [u8],
+) -> Result<(), Error> {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    let buffer = InOutBuf::new(ciphertext, plaintext).map_err(|_| Error::DecryptionFailed)?;
+    cipher
+        .decrypt_inout_detached(&Default::default(), aad, buffer, tag.into())
+        .map_err(|_| Error::DecryptionFailed)
+}
+
+/// Constant-time equality of two byte strings of equal length.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// A 32-byte symmetric secret that zeroizes on drop and never prints itself.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct SecretKey32([u8; KEY_LEN]);
+
+impl SecretKey32 {
+    pub(crate) const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for SecretKey32 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SecretKey32([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_dh_forms_agree() {
+        let signing = SigningKey::from_bytes(&[7u8; 32]);
+        let pair = identity_dh_key_pair(&signing);
+        assert_eq!(pair.public(), &identity_dh_public(&signing.verifying_key()));
+    }
+
+    #[test]
+    fn small_order_point_is_rejected() {
+        let pair = DhKeyPair::from_secret_bytes([9u8; 32]);
+        assert!(matches!(
+            pair.dh(&PublicKey::from_bytes([0u8; 32])),
+            Err(Error::NonContributoryDh)
+        ));
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert!(pair.dh(&PublicKey::from_bytes(one)).is_err());
+    }
+
+    #[test]
+    fn kdf_ck_outputs_differ_and_match_plain_hmac() {
+        let ck = [3u8; 32];
+        let (mk, next) = kdf_ck(&ck);
+        assert_ne!(mk, next);
+        let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(&ck).expect("any key length");
+        mac.update(&[2]);
+        let expected: [u8; 32] = mac.finalize().into_bytes().into();
+        assert_eq!(next, expected);
+    }
+
+    #[test]
+    fn aead_rejects_flipped_tag_and_leaves_output() {
+        let key = [1u8; 32];
+        let mut ct = [0u8; 5];
+        let tag = aead_seal(&key, b"ad", b"hello", &mut ct).unwrap_or([0; 16]);
+        let mut bad = tag;
+        bad[0] ^= 1;
+        let mut out = [0xAAu8; 5];
+        assert!(aead_open(&key, b"ad", &ct, &bad, &mut out).is_err());
+        assert_eq!(out, [0xAA; 5]);
+        assert!(aead_open(&key, b"ad", &ct, &tag, &mut out).is_ok());
+        assert_eq!(&out, b"hello");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let s = SecretKey32::from_bytes([0x42; 32]);
+        assert!(!alloc::format!("{s:?}").contains("42"));
+    }
+}

@@ -1,0 +1,245 @@
+//! Long-term identity keys.
+//!
+//! One Ed25519 identity per account, shared by all of its devices. Its X25519
+//! form (used in X3DH) comes from the standard birational map, so there is one
+//! public key to publish, fingerprint and verify.
+
+use alloc::vec::Vec;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::codec::{Reader, Writer};
+use crate::crypto::{self, DhKeyPair, KEY_LEN, PublicKey, SIGNATURE_LEN};
+use crate::error::{DecodeError, Error};
+
+/// Format tag of a stored identity key pair (SPEC.md §6.1).
+const IDENTITY_STATE_TAG: u8 = 0x49;
+/// Current version of the stored identity key pair.
+const IDENTITY_STATE_VERSION: u8 = 1;
+
+/// A device identifier within an account.
+pub type DeviceId = u32;
+
+/// An account's public identity key: an Ed25519 public key, with its X25519
+/// (Montgomery) form cached.
+///
+/// Only canonical encodings of points of large order are accepted, so two
+/// distinct byte strings never name the same identity. Equality is constant time.
+#[derive(Clone, Copy)]
+pub struct IdentityKey {
+    verifying: VerifyingKey,
+    dh_public: PublicKey,
+}
+
+impl IdentityKey {
+    /// Parses a 32-byte Ed25519 public key.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidIdentityKey`] if the bytes are not a canonical point
+    /// encoding, or the point has small order.
+    pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Result<Self, DecodeError> {
+        let verifying =
+            VerifyingKey::from_bytes(bytes).map_err(|_| DecodeError::InvalidIdentityKey)?;
+        // Reject non-canonical encodings and small-order points.
+        if verifying.is_weak() || verifying.to_bytes() != *bytes {
+            return Err(DecodeError::InvalidIdentityKey);
+        }
+        Ok(Self::from_verifying(verifying))
+    }
+
+    fn from_verifying(verifying: VerifyingKey) -> Self {
+        Self {
+            verifying,
+            dh_public: crypto::identity_dh_public(&verifying),
+        }
+    }
+
+    /// The 32-byte Ed25519 encoding, which is also `Encode(IK)` in SPEC.md.
+    pub fn to_bytes(&self) -> [u8; KEY_LEN] {
+        self.verifying.to_bytes()
+    }
+
+    /// The X25519 form used in X3DH.
+    pub fn dh_public(&self) -> &PublicKey {
+        &self.dh_public
+    }
+
+    /// Strictly verifies an Ed25519 signature made by this identity.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] if the signature does not verify strictly.
+    pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), Error> {
+        crypto::verify_strict(&self.verifying, message, signature)
+    }
+}
+
+impl PartialEq for IdentityKey {
+    fn eq(&self, other: &Self) -> bool {
+        crypto::ct_eq(self.verifying.as_bytes(), other.verifying.as_bytes())
+    }
+}
+
+impl Eq for IdentityKey {}
+
+impl core::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "IdentityKey(")?;
+        for b in &self.verifying.as_bytes()[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+/// An account's identity key pair. Secret: zeroized on drop, never printed,
+/// neither `Clone` nor `Copy` (hand it to a new device through its encoding).
+pub struct IdentityKeyPair {
+    signing: SigningKey,
+    dh: DhKeyPair,
+    public: IdentityKey,
+}
+
+impl IdentityKeyPair {
+    /// Generates a fresh identity.
+    ///
+    /// ```
+    /// # use ratchetbox::IdentityKeyPair;
+    /// let mut rng = ratchetbox::os_rng();
+    /// let alice = IdentityKeyPair::generate(&mut rng);
+    /// assert_eq!(alice.public_key().to_bytes().len(), 32);
+    /// ```
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut seed = Zeroizing::new([0u8; KEY_LEN]);
+        rng.fill_bytes(seed.as_mut());
+        Self::from_seed(&seed)
+    }
+
+    /// Rebuilds an identity from its 32-byte Ed25519 seed.
+    pub fn from_seed(seed: &[u8; KEY_LEN]) -> Self {
+        let signing = SigningKey::from_bytes(seed);
+        let dh = crypto::identity_dh_key_pair(&signing);
+        let public = IdentityKey::from_verifying(signing.verifying_key());
+        Self {
+            signing,
+            dh,
+            public,
+        }
+    }
+
+    /// The public identity key.
+    pub fn public_key(&self) -> &IdentityKey {
+        &self.public
+    }
+
+    /// Signs `message` with the identity key (Ed25519).
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        crypto::sign(&self.signing, message)
+    }
+
+    pub(crate) fn dh_key_pair(&self) -> &DhKeyPair {
+        &self.dh
+    }
+
+    /// Encodes the key pair for storage (SPEC.md §6.1). The result holds the
+    /// secret seed: store it encrypted.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(2 + KEY_LEN);
+        w.u8(IDENTITY_STATE_TAG)
+            .u8(IDENTITY_STATE_VERSION)
+            .bytes(self.signing.as_bytes());
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Decodes what [`encode`](Self::encode) produced.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a wrong tag, unknown version, truncation or trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(IDENTITY_STATE_TAG)?;
+        let version = r.u8("version")?;
+        if version != IDENTITY_STATE_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version });
+        }
+        let seed = Zeroizing::new(r.array::<KEY_LEN>("identity seed")?);
+        r.finish()?;
+        Ok(Self::from_seed(&seed))
+    }
+}
+
+impl core::fmt::Debug for IdentityKeyPair {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IdentityKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_round_trips_and_matches() {
+        let id = IdentityKeyPair::from_seed(&[5u8; 32]);
+        let back = IdentityKeyPair::decode(&id.encode()).expect("decodes");
+        assert_eq!(back.public_key(), id.public_key());
+        let pk = IdentityKey::from_bytes(&id.public_key().to_bytes()).expect("valid");
+        assert_eq!(&pk, id.public_key());
+        assert_eq!(pk.dh_public(), id.dh_key_pair().public());
+    }
+
+    #[test]
+    fn weak_and_non_canonical_identity_keys_are_rejected() {
+        // The identity point (y = 1) has small order.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        assert_eq!(
+            IdentityKey::from_bytes(&identity_point),
+            Err(DecodeError::InvalidIdentityKey)
+        );
+        // y = p + 1 is a non-canonical encoding of the same point.
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert!(IdentityKey::from_bytes(&non_canonical).is_err());
+    }
+
+    #[test]
+    fn signatures_verify_strictly() {
+        let id = IdentityKeyPair::from_seed(&[6u8; 32]);
+        let sig = id.sign(b"m");
+        assert!(id.public_key().verify(b"m", &sig).is_ok());
+        assert_eq!(
+            id.public_key().verify(b"n", &sig),
+            Err(Error::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_seed() {
+        let id = IdentityKeyPair::from_seed(&[0xAB; 32]);
+        let text = alloc::format!("{id:?}");
+        assert!(!text.contains("abab"), "{text}");
+    }
+
+    #[test]
+    fn decode_rejects_bad_blobs() {
+        let id = IdentityKeyPair::from_seed(&[5u8; 32]);
+        let blob = id.encode();
+        for len in 0..blob.len() {
+            assert!(IdentityKeyPair::decode(&blob[..len]).is_err());
+        }
+        let mut wrong_version = blob.to_vec();
+        wrong_version[1] = 9;
+        assert_eq!(
+            IdentityKeyPair::decode(&wrong_version).err(),
+            Some(DecodeError::UnsupportedVersion { found: 9 })
+        );
+        let mut long = blob.to_vec();
+        long.push(0);
+        assert!(IdentityKeyPair::decode(&long).is_err());
+    }
+}

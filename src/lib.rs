@@ -1,0 +1,91 @@
+//! # ratchetbox
+//!
+//! End-to-end encryption for messengers: identity keys, signed and one-time
+//! prekeys, the X3DH handshake and Double Ratchet sessions, built to the
+//! byte-level specification in `SPEC.md`.
+//!
+//! ```
+//! use ratchetbox::{IdentityKeyPair, Message, PreKeyBundle, PreKeyStore, Responder, Session};
+//!
+//! let mut rng = ratchetbox::os_rng();
+//! let alice = IdentityKeyPair::generate(&mut rng);
+//! let bob = IdentityKeyPair::generate(&mut rng);
+//!
+//! // Bob publishes a bundle (through a server, in real life).
+//! let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
+//! let one_time = bob_prekeys.generate_one_time_prekeys(&mut rng, 1)?;
+//! let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, Some(one_time[0].0));
+//!
+//! // Alice verifies it and starts a session; her first message carries the handshake.
+//! let mut alice_session = Session::initiate(&mut rng, &alice, &bundle.verify()?)?;
+//! let wire = alice_session.encrypt(b"hello Bob")?;
+//!
+//! // Bob accepts it, which creates his side of the session.
+//! let Message::PreKey(first) = Message::parse(&wire)? else { unreachable!() };
+//! let (mut bob_session, plaintext) = Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &first)?;
+//! assert_eq!(plaintext, b"hello Bob");
+//!
+//! // From here on both sides ratchet.
+//! let reply = bob_session.encrypt(b"hi Alice")?;
+//! assert_eq!(alice_session.decrypt(&mut rng, &reply)?, b"hi Alice");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Design
+//! - One module, `crypto`, touches the primitive crates and names every label.
+//! - Wire and stored formats are parsed by code that holds no keys.
+//! - Secrets zeroize on drop, never print, and are neither `Clone` nor `Copy`.
+//! - Decryption is transactional: on any error the session is unchanged.
+//! - Every buffer an attacker can grow is bounded by a named constant or a
+//!   [`SessionConfig`] limit.
+//!
+//! Randomness always comes from a caller-supplied [`rand_core::CryptoRng`]; with
+//! the default `std` feature, [`os_rng`] gives the operating system's generator.
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+mod bundle;
+mod codec;
+mod crypto;
+mod error;
+mod identity;
+mod message;
+mod prekey;
+mod ratchet;
+mod session;
+mod x3dh;
+
+pub use bundle::{BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, PreKeyBundle, VerifiedBundle};
+pub use crypto::PublicKey;
+pub use error::{DecodeError, Error};
+pub use identity::{DeviceId, IdentityKey, IdentityKeyPair};
+pub use message::{
+    HEADER_LEN, Header, Message, PREKEY_MESSAGE_OVERHEAD, PREKEY_PREFIX_LEN, PreKeyMessage,
+    RATCHET_MESSAGE_OVERHEAD, RatchetMessage,
+};
+pub use prekey::{
+    MAX_ONE_TIME_PREKEYS, MAX_RETIRED_SIGNED_PREKEYS, OneTimePreKey, PreKeyId, PreKeyStore,
+    SignedPreKey,
+};
+pub use rand_core;
+pub use session::{MAX_PREVIOUS_RATCHET_KEYS, Responder, Role, Session, SessionConfig};
+
+/// The operating system's random number generator, as a [`rand_core::CryptoRng`].
+///
+/// It panics if the operating system cannot supply randomness, which no
+/// protocol could continue safely without anyway.
+#[cfg(feature = "std")]
+pub fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+/// A deterministic generator for unit tests.
+#[cfg(test)]
+pub(crate) fn test_rng(seed: u8) -> chacha20::ChaCha20Rng {
+    use rand_core::SeedableRng;
+    chacha20::ChaCha20Rng::from_seed([seed; 32])
+}

@@ -1,0 +1,263 @@
+//! Wire formats of session messages: the ratchet message and the prekey message
+//! that wraps the first ones (SPEC.md §4.2–4.4).
+//!
+//! Parsing borrows the input and allocates nothing; it checks structure only.
+//! Holds no keys.
+
+use crate::codec::Reader;
+use crate::crypto::{KEY_LEN, PublicKey, TAG_LEN};
+use crate::error::DecodeError;
+use crate::identity::IdentityKey;
+use crate::prekey::PreKeyId;
+
+/// Format tag of a ratchet message, version 1. It is also the first byte of the
+/// encoded header, so the version is authenticated.
+pub(crate) const RATCHET_MESSAGE_TAG: u8 = 0x01;
+/// Format tag of a prekey message, version 1.
+pub(crate) const PREKEY_MESSAGE_TAG: u8 = 0x02;
+
+/// Length of an encoded header: tag, ratchet key, PN, N.
+pub const HEADER_LEN: usize = 1 + KEY_LEN + 4 + 4;
+/// Bytes a ratchet message adds to its plaintext: header plus AEAD tag.
+pub const RATCHET_MESSAGE_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// Length of the prekey message fields in front of the embedded ratchet message.
+pub const PREKEY_PREFIX_LEN: usize = 1 + KEY_LEN + KEY_LEN + 4 + 1 + 4;
+/// Bytes a prekey message adds to its plaintext.
+pub const PREKEY_MESSAGE_OVERHEAD: usize = PREKEY_PREFIX_LEN + RATCHET_MESSAGE_OVERHEAD;
+
+/// A Double Ratchet message header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The sender's current ratchet public key.
+    pub ratchet_key: PublicKey,
+    /// Number of messages in the sender's previous sending chain (PN).
+    pub previous_chain_length: u32,
+    /// This message's number in the current sending chain (N).
+    pub message_number: u32,
+}
+
+impl Header {
+    pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0] = RATCHET_MESSAGE_TAG;
+        out[1..33].copy_from_slice(self.ratchet_key.as_bytes());
+        out[33..37].copy_from_slice(&self.previous_chain_length.to_be_bytes());
+        out[37..41].copy_from_slice(&self.message_number.to_be_bytes());
+        out
+    }
+
+    fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.tag(RATCHET_MESSAGE_TAG)?;
+        Ok(Self {
+            ratchet_key: PublicKey::from_bytes(r.array("ratchet key")?),
+            previous_chain_length: r.u32("previous chain length")?,
+            message_number: r.u32("message number")?,
+        })
+    }
+}
+
+/// A parsed, borrowed ratchet message: header, ciphertext and tag.
+#[derive(Clone, Copy, Debug)]
+pub struct RatchetMessage<'a> {
+    header_bytes: &'a [u8],
+    header: Header,
+    ciphertext: &'a [u8],
+    tag: [u8; TAG_LEN],
+}
+
+impl<'a> RatchetMessage<'a> {
+    /// Parses a ratchet message without copying it.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for a wrong tag or a message shorter than
+    /// [`RATCHET_MESSAGE_OVERHEAD`].
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        if bytes.len() < RATCHET_MESSAGE_OVERHEAD {
+            // Report the tag first, so a wrong message type is named as such.
+            if let Some(&found) = bytes.first() {
+                if found != RATCHET_MESSAGE_TAG {
+                    return Err(DecodeError::UnknownFormat {
+                        expected: RATCHET_MESSAGE_TAG,
+                        found,
+                    });
+                }
+            }
+            return Err(DecodeError::Truncated { field: "ratchet message" });
+        }
+        let (header_bytes, rest) = bytes.split_at(HEADER_LEN);
+        let header = Header::parse(&mut Reader::new(header_bytes))?;
+        let (ciphertext, tag_bytes) = rest.split_at(rest.len() - TAG_LEN);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(tag_bytes);
+        Ok(Self {
+            header_bytes,
+            header,
+            ciphertext,
+            tag,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Length of the plaintext this message decrypts to.
+    pub fn plaintext_len(&self) -> usize {
+        self.ciphertext.len()
+    }
+
+    pub(crate) fn header_bytes(&self) -> &'a [u8] {
+        self.header_bytes
+    }
+
+    pub(crate) fn ciphertext(&self) -> &'a [u8] {
+        self.ciphertext
+    }
+
+    pub(crate) fn tag(&self) -> &[u8; TAG_LEN] {
+        &self.tag
+    }
+}
+
+/// A parsed, borrowed prekey message: the X3DH fields and the first ratchet message.
+#[derive(Clone, Copy, Debug)]
+pub struct PreKeyMessage<'a> {
+    identity_key: IdentityKey,
+    base_key: PublicKey,
+    signed_prekey_id: PreKeyId,
+    one_time_prekey_id: Option<PreKeyId>,
+    message: RatchetMessage<'a>,
+}
+
+impl<'a> PreKeyMessage<'a> {
+    /// Parses a prekey message without copying it.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for a wrong tag, invalid identity key, bad flag, or a
+    /// malformed embedded ratchet message.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(PREKEY_MESSAGE_TAG)?;
+        let identity_key = IdentityKey::from_bytes(&r.array("initiator identity key")?)?;
+        let base_key = PublicKey::from_bytes(r.array("base key")?);
+        let signed_prekey_id = r.u32("signed prekey id")?;
+        let has_one_time = r.flag("one-time prekey flag")?;
+        let id = r.u32("one-time prekey id")?;
+        let one_time_prekey_id = match (has_one_time, id) {
+            (true, id) => Some(id),
+            (false, 0) => None,
+            // An absent id must be zero, so each message has one encoding.
+            (false, _) => {
+                return Err(DecodeError::InvalidFlag {
+                    field: "one-time prekey id",
+                });
+            }
+        };
+        let message = RatchetMessage::parse(r.remaining())?;
+        Ok(Self {
+            identity_key,
+            base_key,
+            signed_prekey_id,
+            one_time_prekey_id,
+            message,
+        })
+    }
+
+    /// The initiator's identity key, as claimed. It is authenticated only once
+    /// the embedded message decrypts.
+    pub fn identity_key(&self) -> &IdentityKey {
+        &self.identity_key
+    }
+
+    /// The initiator's X3DH ephemeral key; it identifies the session.
+    pub fn base_key(&self) -> &PublicKey {
+        &self.base_key
+    }
+
+    /// The signed prekey the initiator used.
+    pub fn signed_prekey_id(&self) -> PreKeyId {
+        self.signed_prekey_id
+    }
+
+    /// The one-time prekey the initiator used, if any.
+    pub fn one_time_prekey_id(&self) -> Option<PreKeyId> {
+        self.one_time_prekey_id
+    }
+
+    /// The embedded ratchet message.
+    pub fn message(&self) -> &RatchetMessage<'a> {
+        &self.message
+    }
+}
+
+/// Writes the prekey message fields in front of an embedded ratchet message.
+pub(crate) fn encode_prekey_prefix(
+    out: &mut [u8; PREKEY_PREFIX_LEN],
+    identity_key: &IdentityKey,
+    base_key: &PublicKey,
+    signed_prekey_id: PreKeyId,
+    one_time_prekey_id: Option<PreKeyId>,
+) {
+    out[0] = PREKEY_MESSAGE_TAG;
+    out[1..33].copy_from_slice(&identity_key.to_bytes());
+    out[33..65].copy_from_slice(base_key.as_bytes());
+    out[65..69].copy_from_slice(&signed_prekey_id.to_be_bytes());
+    out[69] = u8::from(one_time_prekey_id.is_some());
+    out[70..74].copy_from_slice(&one_time_prekey_id.unwrap_or(0).to_be_bytes());
+}
+
+/// Either kind of incoming session message, told apart by its first byte.
+#[derive(Clone, Copy, Debug)]
+pub enum Message<'a> {
+    /// A prekey message (starts a session, or repeats until the peer replies).
+    PreKey(PreKeyMessage<'a>),
+    /// An ordinary ratchet message.
+    Ratchet(RatchetMessage<'a>),
+}
+
+impl<'a> Message<'a> {
+    /// Parses either message kind.
+    ///
+    /// # Errors
+    /// [`DecodeError`] if the bytes are neither a valid prekey message nor a
+    /// valid ratchet message.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        match bytes.first() {
+            Some(&PREKEY_MESSAGE_TAG) => PreKeyMessage::parse(bytes).map(Self::PreKey),
+            Some(_) => RatchetMessage::parse(bytes).map(Self::Ratchet),
+            None => Err(DecodeError::Truncated { field: "format tag" }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips() {
+        let h = Header {
+            ratchet_key: PublicKey::from_bytes([7; 32]),
+            previous_chain_length: 3,
+            message_number: 0x0102_0304,
+        };
+        let bytes = h.encode();
+        assert_eq!(&bytes[37..], &[1, 2, 3, 4]);
+        assert_eq!(Header::parse(&mut Reader::new(&bytes)), Ok(h));
+    }
+
+    #[test]
+    fn short_messages_are_typed_errors() {
+        assert_eq!(
+            RatchetMessage::parse(&[1; 56]).err(),
+            Some(DecodeError::Truncated { field: "ratchet message" })
+        );
+        assert_eq!(
+            RatchetMessage::parse(&[9; 60]).err(),
+            Some(DecodeError::UnknownFormat { expected: 1, found: 9 })
+        );
+        assert!(Message::parse(&[]).is_err());
+        assert!(PreKeyMessage::parse(&[2; 10]).is_err());
+    }
+}

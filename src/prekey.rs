@@ -1,0 +1,435 @@
+//! Signed and one-time prekeys, and the per-device store that holds them.
+//!
+//! A device publishes its current signed prekey and a batch of one-time prekeys.
+//! When it rotates the signed prekey, the old one is *retired*, not deleted:
+//! initiators that fetched the old bundle can still reach the device until the
+//! caller expires retired keys after a grace period of its choosing.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::codec::{Reader, Writer};
+use crate::crypto::{DhKeyPair, KEY_LEN, PublicKey, SIGNATURE_LEN};
+use crate::error::{DecodeError, Error};
+use crate::identity::{DeviceId, IdentityKeyPair};
+
+/// Prekey id type.
+pub type PreKeyId = u32;
+
+/// Most one-time prekeys a store holds. Bounds the stored state and what a
+/// decoder will accept; 10 000 keys is far beyond any server's upload batch.
+pub const MAX_ONE_TIME_PREKEYS: usize = 10_000;
+
+/// Most retired signed prekeys kept for their grace period. Rotating more often
+/// than this within one grace period drops the oldest retired key.
+pub const MAX_RETIRED_SIGNED_PREKEYS: usize = 4;
+
+const PREKEY_STATE_TAG: u8 = 0x50;
+const PREKEY_STATE_VERSION: u8 = 1;
+
+/// A signed prekey: an X25519 key pair, its id, and the identity's signature
+/// over `Encode(public key)`.
+pub struct SignedPreKey {
+    id: PreKeyId,
+    key_pair: DhKeyPair,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+impl SignedPreKey {
+    fn generate<R: CryptoRng + ?Sized>(rng: &mut R, identity: &IdentityKeyPair, id: PreKeyId) -> Self {
+        let key_pair = DhKeyPair::generate(rng);
+        let signature = identity.sign(&key_pair.public().signed_encoding());
+        Self {
+            id,
+            key_pair,
+            signature,
+        }
+    }
+
+    /// The prekey id.
+    pub fn id(&self) -> PreKeyId {
+        self.id
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> &PublicKey {
+        self.key_pair.public()
+    }
+
+    /// The identity's signature over `0x05 ‖ public key`.
+    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.signature
+    }
+
+    pub(crate) fn key_pair(&self) -> &DhKeyPair {
+        &self.key_pair
+    }
+}
+
+impl core::fmt::Debug for SignedPreKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SignedPreKey")
+            .field("id", &self.id)
+            .field("public", self.key_pair.public())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-time prekey: used by at most one session, then deleted.
+pub struct OneTimePreKey {
+    id: PreKeyId,
+    key_pair: DhKeyPair,
+}
+
+impl OneTimePreKey {
+    /// The prekey id.
+    pub fn id(&self) -> PreKeyId {
+        self.id
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> &PublicKey {
+        self.key_pair.public()
+    }
+
+    pub(crate) fn key_pair(&self) -> &DhKeyPair {
+        &self.key_pair
+    }
+}
+
+impl core::fmt::Debug for OneTimePreKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OneTimePreKey")
+            .field("id", &self.id)
+            .field("public", self.key_pair.public())
+            .finish_non_exhaustive()
+    }
+}
+
+struct RetiredSignedPreKey {
+    key: SignedPreKey,
+    retired_at: u64,
+}
+
+/// One device's prekeys: the current signed prekey, retired signed prekeys in
+/// their grace period, and unused one-time prekeys.
+pub struct PreKeyStore {
+    device_id: DeviceId,
+    signed: SignedPreKey,
+    retired: Vec<RetiredSignedPreKey>,
+    one_time: BTreeMap<PreKeyId, OneTimePreKey>,
+    next_one_time_id: PreKeyId,
+}
+
+impl PreKeyStore {
+    /// Creates a store for `device_id` with a fresh signed prekey (id 1) and no
+    /// one-time prekeys.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// let mut rng = ratchetbox::os_rng();
+    /// let bob = IdentityKeyPair::generate(&mut rng);
+    /// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let published = store.generate_one_time_prekeys(&mut rng, 10)?;
+    /// assert_eq!(published.len(), 10);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R, identity: &IdentityKeyPair, device_id: DeviceId) -> Self {
+        Self {
+            device_id,
+            signed: SignedPreKey::generate(rng, identity, 1),
+            retired: Vec::new(),
+            one_time: BTreeMap::new(),
+            next_one_time_id: 1,
+        }
+    }
+
+    /// The device these prekeys belong to.
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+
+    /// The current signed prekey.
+    pub fn signed_prekey(&self) -> &SignedPreKey {
+        &self.signed
+    }
+
+    /// Generates `count` one-time prekeys and returns their ids and public keys,
+    /// ready to upload.
+    ///
+    /// # Errors
+    /// [`Error::TooManyPreKeys`] if the store would exceed
+    /// [`MAX_ONE_TIME_PREKEYS`]; [`Error::PreKeyIdsExhausted`] when ids run out.
+    pub fn generate_one_time_prekeys<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        count: usize,
+    ) -> Result<Vec<(PreKeyId, PublicKey)>, Error> {
+        if self.one_time.len().saturating_add(count) > MAX_ONE_TIME_PREKEYS {
+            return Err(Error::TooManyPreKeys {
+                max: MAX_ONE_TIME_PREKEYS,
+            });
+        }
+        let count_u32 = u32::try_from(count).map_err(|_| Error::PreKeyIdsExhausted)?;
+        if self.next_one_time_id.checked_add(count_u32).is_none() {
+            return Err(Error::PreKeyIdsExhausted);
+        }
+        let mut published = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = self.next_one_time_id;
+            self.next_one_time_id += 1;
+            let key_pair = DhKeyPair::generate(rng);
+            published.push((id, *key_pair.public()));
+            self.one_time.insert(id, OneTimePreKey { id, key_pair });
+        }
+        Ok(published)
+    }
+
+    /// Replaces the signed prekey with a fresh one. The old key is retired at
+    /// `now` (seconds, any epoch the caller uses consistently) and keeps working
+    /// until [`expire_retired_signed_prekeys`](Self::expire_retired_signed_prekeys)
+    /// removes it.
+    ///
+    /// # Errors
+    /// [`Error::PreKeyIdsExhausted`] when signed prekey ids run out.
+    pub fn rotate_signed_prekey<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        identity: &IdentityKeyPair,
+        now: u64,
+    ) -> Result<&SignedPreKey, Error> {
+        let id = self.signed.id.checked_add(1).ok_or(Error::PreKeyIdsExhausted)?;
+        let fresh = SignedPreKey::generate(rng, identity, id);
+        let old = core::mem::replace(&mut self.signed, fresh);
+        if self.retired.len() == MAX_RETIRED_SIGNED_PREKEYS {
+            self.retired.remove(0);
+        }
+        self.retired.push(RetiredSignedPreKey {
+            key: old,
+            retired_at: now,
+        });
+        Ok(&self.signed)
+    }
+
+    /// Deletes retired signed prekeys retired at least `grace` seconds before
+    /// `now`. Returns how many were deleted.
+    pub fn expire_retired_signed_prekeys(&mut self, now: u64, grace: u64) -> usize {
+        let before = self.retired.len();
+        self.retired
+            .retain(|r| r.retired_at.saturating_add(grace) > now);
+        before - self.retired.len()
+    }
+
+    /// Looks a signed prekey up by id: the current one or a retired one.
+    pub fn find_signed_prekey(&self, id: PreKeyId) -> Option<&SignedPreKey> {
+        if self.signed.id == id {
+            return Some(&self.signed);
+        }
+        self.retired.iter().map(|r| &r.key).find(|k| k.id == id)
+    }
+
+    /// Looks a one-time prekey up by id, without removing it.
+    pub fn find_one_time_prekey(&self, id: PreKeyId) -> Option<&OneTimePreKey> {
+        self.one_time.get(&id)
+    }
+
+    /// Deletes a one-time prekey. Sessions call this only after the initial
+    /// message that used the key has decrypted.
+    pub fn remove_one_time_prekey(&mut self, id: PreKeyId) -> bool {
+        self.one_time.remove(&id).is_some()
+    }
+
+    /// How many one-time prekeys remain, so the app knows when to upload more.
+    pub fn one_time_prekey_count(&self) -> usize {
+        self.one_time.len()
+    }
+
+    /// Ids of the one-time prekeys that remain.
+    pub fn one_time_prekey_ids(&self) -> impl Iterator<Item = PreKeyId> + '_ {
+        self.one_time.keys().copied()
+    }
+
+    /// Encodes the store for persistence (SPEC.md §6.2). Holds secrets: store it
+    /// encrypted.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let per_signed = 4 + KEY_LEN + SIGNATURE_LEN;
+        let mut w = Writer::with_capacity(
+            16 + per_signed * (1 + self.retired.len()) + 12 * self.retired.len()
+                + (4 + KEY_LEN) * self.one_time.len(),
+        );
+        w.u8(PREKEY_STATE_TAG)
+            .u8(PREKEY_STATE_VERSION)
+            .u32(self.device_id);
+        encode_signed(&mut w, &self.signed);
+        w.u8(self.retired.len() as u8);
+        for r in &self.retired {
+            encode_signed(&mut w, &r.key);
+            w.u64(r.retired_at);
+        }
+        w.u32(self.next_one_time_id)
+            .u32(self.one_time.len() as u32);
+        for key in self.one_time.values() {
+            w.u32(key.id).bytes(key.key_pair.secret_bytes());
+        }
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Decodes what [`encode`](Self::encode) produced. Public keys are recomputed
+    /// from the secrets rather than trusted from storage.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for any malformed, truncated, over-limit or inconsistent blob.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(PREKEY_STATE_TAG)?;
+        let version = r.u8("version")?;
+        if version != PREKEY_STATE_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version });
+        }
+        let device_id = r.u32("device id")?;
+        let signed = decode_signed(&mut r)?;
+        let retired_count = usize::from(r.u8("retired count")?);
+        if retired_count > MAX_RETIRED_SIGNED_PREKEYS {
+            return Err(DecodeError::LimitExceeded {
+                field: "retired signed prekeys",
+                max: MAX_RETIRED_SIGNED_PREKEYS as u64,
+                found: retired_count as u64,
+            });
+        }
+        let mut retired = Vec::with_capacity(retired_count);
+        for _ in 0..retired_count {
+            let key = decode_signed(&mut r)?;
+            let retired_at = r.u64("retired at")?;
+            retired.push(RetiredSignedPreKey { key, retired_at });
+        }
+        let next_one_time_id = r.u32("next one-time prekey id")?;
+        let count = r.count_u32("one-time prekey count", MAX_ONE_TIME_PREKEYS)?;
+        let mut one_time = BTreeMap::new();
+        let mut previous: Option<PreKeyId> = None;
+        for _ in 0..count {
+            let id = r.u32("one-time prekey id")?;
+            // Ids are strictly increasing and below the next id to issue.
+            if previous.is_some_and(|p| p >= id) || id >= next_one_time_id {
+                return Err(DecodeError::InvalidValue {
+                    field: "one-time prekey id",
+                });
+            }
+            previous = Some(id);
+            let secret = Zeroizing::new(r.array::<KEY_LEN>("one-time prekey secret")?);
+            one_time.insert(
+                id,
+                OneTimePreKey {
+                    id,
+                    key_pair: DhKeyPair::from_secret_bytes(*secret),
+                },
+            );
+        }
+        r.finish()?;
+        Ok(Self {
+            device_id,
+            signed,
+            retired,
+            one_time,
+            next_one_time_id,
+        })
+    }
+}
+
+fn encode_signed(w: &mut Writer, key: &SignedPreKey) {
+    w.u32(key.id)
+        .bytes(key.key_pair.secret_bytes())
+        .bytes(&key.signature);
+}
+
+fn decode_signed(r: &mut Reader<'_>) -> Result<SignedPreKey, DecodeError> {
+    let id = r.u32("signed prekey id")?;
+    let secret = Zeroizing::new(r.array::<KEY_LEN>("signed prekey secret")?);
+    let signature = r.array::<SIGNATURE_LEN>("signed prekey signature")?;
+    Ok(SignedPreKey {
+        id,
+        key_pair: DhKeyPair::from_secret_bytes(*secret),
+        signature,
+    })
+}
+
+impl core::fmt::Debug for PreKeyStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreKeyStore")
+            .field("device_id", &self.device_id)
+            .field("signed_prekey_id", &self.signed.id)
+            .field("retired", &self.retired.len())
+            .field("one_time", &self.one_time.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng;
+
+    fn store() -> (IdentityKeyPair, PreKeyStore) {
+        let mut rng = test_rng(1);
+        let id = IdentityKeyPair::generate(&mut rng);
+        let mut store = PreKeyStore::generate(&mut rng, &id, 7);
+        store.generate_one_time_prekeys(&mut rng, 3).expect("fits");
+        (id, store)
+    }
+
+    #[test]
+    fn signed_prekey_signature_verifies() {
+        let (id, store) = store();
+        let spk = store.signed_prekey();
+        assert!(id
+            .public_key()
+            .verify(&spk.public_key().signed_encoding(), spk.signature())
+            .is_ok());
+    }
+
+    #[test]
+    fn rotation_keeps_retired_keys_until_expired() {
+        let (id, mut store) = store();
+        let mut rng = test_rng(2);
+        store.rotate_signed_prekey(&mut rng, &id, 1000).expect("rotates");
+        assert_eq!(store.signed_prekey().id(), 2);
+        assert!(store.find_signed_prekey(1).is_some());
+        assert_eq!(store.expire_retired_signed_prekeys(1099, 100), 0);
+        assert_eq!(store.expire_retired_signed_prekeys(1100, 100), 1);
+        assert!(store.find_signed_prekey(1).is_none());
+        for t in 0..10 {
+            store.rotate_signed_prekey(&mut rng, &id, t).expect("rotates");
+        }
+        assert_eq!(store.retired.len(), MAX_RETIRED_SIGNED_PREKEYS);
+    }
+
+    #[test]
+    fn store_round_trips() {
+        let (id, mut store) = store();
+        let mut rng = test_rng(3);
+        store.rotate_signed_prekey(&mut rng, &id, 5).expect("rotates");
+        store.remove_one_time_prekey(2);
+        let blob = store.encode();
+        let back = PreKeyStore::decode(&blob).expect("decodes");
+        assert_eq!(*back.encode(), *blob);
+        assert_eq!(back.one_time_prekey_ids().collect::<Vec<_>>(), [1, 3]);
+        for len in 0..blob.len() {
+            assert!(PreKeyStore::decode(&blob[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn one_time_prekey_capacity_is_enforced() {
+        let (_, mut store) = store();
+        let mut rng = test_rng(4);
+        assert_eq!(
+            store.generate_one_time_prekeys(&mut rng, MAX_ONE_TIME_PREKEYS),
+            Err(Error::TooManyPreKeys {
+                max: MAX_ONE_TIME_PREKEYS
+            })
+        );
+        assert_eq!(store.one_time_prekey_count(), 3);
+    }
+}

@@ -1,0 +1,87 @@
+//! Root, chain and message keys: one type per key role, each zeroized on drop.
+
+use crate::crypto::{self, DhOutput, KEY_LEN, SecretKey32, TAG_LEN, labels};
+use crate::error::Error;
+
+/// The root key RK. Each DH ratchet step replaces it.
+pub(crate) struct RootKey(SecretKey32);
+
+impl RootKey {
+    pub(crate) fn new(key: SecretKey32) -> Self {
+        Self(key)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        self.0.as_bytes()
+    }
+
+    /// KDF_RK: `HKDF(salt = RK, IKM = dh_out, info = ROOT_INFO)` → 64 bytes, split
+    /// into the next root key and a new chain key.
+    pub(crate) fn step(&self, dh_out: &DhOutput) -> (RootKey, ChainKey) {
+        let mut okm = zeroize::Zeroizing::new([0u8; 2 * KEY_LEN]);
+        crypto::hkdf_sha256(
+            self.0.as_bytes(),
+            &[dh_out.as_bytes()],
+            labels::ROOT_INFO,
+            okm.as_mut(),
+        );
+        let mut root = [0u8; KEY_LEN];
+        let mut chain = [0u8; KEY_LEN];
+        root.copy_from_slice(&okm[..KEY_LEN]);
+        chain.copy_from_slice(&okm[KEY_LEN..]);
+        (
+            RootKey(SecretKey32::from_bytes(root)),
+            ChainKey(SecretKey32::from_bytes(chain)),
+        )
+    }
+}
+
+/// A sending or receiving chain key CK.
+pub(crate) struct ChainKey(SecretKey32);
+
+impl ChainKey {
+    pub(crate) fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(SecretKey32::from_bytes(bytes))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        self.0.as_bytes()
+    }
+
+    /// KDF_CK: the message key for this position and the chain key for the next.
+    pub(crate) fn step(&self) -> (MessageKey, ChainKey) {
+        let (mk, next) = crypto::kdf_ck(self.0.as_bytes());
+        (
+            MessageKey(SecretKey32::from_bytes(mk)),
+            ChainKey(SecretKey32::from_bytes(next)),
+        )
+    }
+}
+
+/// A message key MK: encrypts or decrypts exactly one message. Both operations
+/// take `self`, so a key cannot be used twice.
+pub(crate) struct MessageKey(SecretKey32);
+
+impl MessageKey {
+    pub(crate) fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(SecretKey32::from_bytes(bytes))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        self.0.as_bytes()
+    }
+
+    pub(crate) fn seal(self, aad: &[u8], plaintext: &[u8], ciphertext: &mut [u8]) -> Result<[u8; TAG_LEN], Error> {
+        crypto::aead_seal(self.0.as_bytes(), aad, plaintext, ciphertext)
+    }
+
+    pub(crate) fn open(
+        self,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        plaintext: &mut [u8],
+    ) -> Result<(), Error> {
+        crypto::aead_open(self.0.as_bytes(), aad, ciphertext, tag, plaintext)
+    }
+}

@@ -1,0 +1,631 @@
+//! Double Ratchet sessions between two devices.
+//!
+//! A [`Session`] is created by the initiator from a [`VerifiedBundle`]
+//! ([`Session::initiate`]) or by the responder from the first
+//! [`PreKeyMessage`] ([`Responder::accept`]). It is explicit state: every
+//! operation is a synchronous method, and [`Session::encode`] persists it.
+//!
+//! Decryption is transactional. All work happens on staged values and is
+//! committed only after the AEAD tag verifies, so a forged, replayed, truncated
+//! or out-of-bounds message leaves the session exactly as it was.
+
+mod config;
+mod responder;
+mod state;
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+pub use config::SessionConfig;
+pub use responder::Responder;
+
+use crate::bundle::VerifiedBundle;
+use crate::crypto::{DhKeyPair, PublicKey};
+use crate::error::Error;
+use crate::identity::{IdentityKey, IdentityKeyPair};
+use crate::message::{
+    HEADER_LEN, Header, Message, PREKEY_PREFIX_LEN, PreKeyMessage, RATCHET_MESSAGE_OVERHEAD,
+    RatchetMessage, encode_prekey_prefix,
+};
+use crate::prekey::PreKeyId;
+use crate::ratchet::keys::{ChainKey, MessageKey, RootKey};
+use crate::ratchet::skipped::{SkippedKey, SkippedKeys};
+use crate::x3dh::{self, AD_LEN, EphemeralKeyPair, SharedSecret};
+
+/// Most previous remote ratchet keys remembered, so that a replayed message from
+/// an old chain is reported as a duplicate instead of costing a DH attempt.
+pub const MAX_PREVIOUS_RATCHET_KEYS: usize = 4;
+
+/// `len(AD)` as two big-endian bytes, then AD (SPEC.md §5.3).
+const AAD_PREFIX_LEN: usize = 2 + AD_LEN;
+const AAD_LEN: usize = AAD_PREFIX_LEN + HEADER_LEN;
+
+/// Which side of the X3DH handshake this session was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Fetched a bundle and sent the prekey message (Alice).
+    Initiator,
+    /// Accepted a prekey message (Bob).
+    Responder,
+}
+
+struct SendingChain {
+    ratchet: DhKeyPair,
+    chain: ChainKey,
+    next_number: u32,
+}
+
+struct ReceivingChain {
+    ratchet_key: PublicKey,
+    chain: ChainKey,
+    next_number: u32,
+}
+
+/// What the initiator repeats in front of every message until the responder
+/// replies, so that the responder can build the session from any of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingPreKey {
+    signed_prekey_id: PreKeyId,
+    one_time_prekey_id: Option<PreKeyId>,
+}
+
+/// A Double Ratchet session with one remote device.
+pub struct Session {
+    config: SessionConfig,
+    role: Role,
+    local_identity: IdentityKey,
+    remote_identity: IdentityKey,
+    base_key: PublicKey,
+    aad_prefix: [u8; AAD_PREFIX_LEN],
+    root: RootKey,
+    sending: SendingChain,
+    previous_chain_length: u32,
+    receiving: Option<ReceivingChain>,
+    previous_ratchet_keys: Vec<PublicKey>,
+    pending_prekey: Option<PendingPreKey>,
+    skipped: SkippedKeys,
+}
+
+/// Keys derived for an incoming message, not yet committed.
+struct StagedReceive {
+    message_key: MessageKey,
+    chain_after: ChainKey,
+    skipped: Vec<SkippedKey>,
+}
+
+/// Derives keys `from..to` of a chain into `skipped` and returns the key for
+/// position `to` with the chain key after it.
+fn advance_chain(
+    chain: &ChainKey,
+    ratchet_key: &PublicKey,
+    from: u32,
+    to: u32,
+    skipped: &mut Vec<SkippedKey>,
+) -> (MessageKey, ChainKey) {
+    let (mut message_key, mut next) = chain.step();
+    for number in from..to {
+        skipped.push(SkippedKey::new(*ratchet_key, number, message_key));
+        (message_key, next) = next.step();
+    }
+    (message_key, next)
+}
+
+impl Session {
+    /// Starts a session as the initiator from a verified bundle. Messages from
+    /// this session are prekey messages until the responder replies.
+    ///
+    /// ```
+    /// use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, Session};
+    /// let mut rng = ratchetbox::os_rng();
+    /// let alice = IdentityKeyPair::generate(&mut rng);
+    /// let bob = IdentityKeyPair::generate(&mut rng);
+    /// let bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
+    ///
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, None).verify()?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &bundle)?;
+    /// let first = session.encrypt(b"hi Bob")?;
+    /// assert!(session.is_awaiting_reply());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NonContributoryDh`] if a key in the bundle has small order.
+    pub fn initiate<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &IdentityKeyPair,
+        bundle: &VerifiedBundle,
+    ) -> Result<Self, Error> {
+        Self::initiate_with_config(rng, identity, bundle, SessionConfig::default())
+    }
+
+    /// [`initiate`](Self::initiate) with explicit limits.
+    ///
+    /// # Errors
+    /// As [`initiate`](Self::initiate).
+    pub fn initiate_with_config<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &IdentityKeyPair,
+        bundle: &VerifiedBundle,
+        config: SessionConfig,
+    ) -> Result<Self, Error> {
+        let handshake = x3dh::initiate(identity, bundle, EphemeralKeyPair::generate(rng))?;
+        let (_, responder_ratchet_key) = bundle.signed_prekey();
+        // Alice ratchets once at the start, against Bob's signed prekey.
+        let ratchet = DhKeyPair::generate(rng);
+        let dh = ratchet.dh(responder_ratchet_key)?;
+        let (root, chain) = RootKey::new(handshake.secret.into_bytes()).step(&dh);
+        Ok(Self {
+            config,
+            role: Role::Initiator,
+            local_identity: *identity.public_key(),
+            remote_identity: *bundle.identity_key(),
+            base_key: handshake.base_key,
+            aad_prefix: aad_prefix(&handshake.associated_data),
+            root,
+            sending: SendingChain {
+                ratchet,
+                chain,
+                next_number: 0,
+            },
+            previous_chain_length: 0,
+            receiving: None,
+            previous_ratchet_keys: Vec::new(),
+            pending_prekey: Some(PendingPreKey {
+                signed_prekey_id: handshake.signed_prekey_id,
+                one_time_prekey_id: handshake.one_time_prekey_id,
+            }),
+            skipped: SkippedKeys::default(),
+        })
+    }
+
+    /// Builds the responder's session from the X3DH secret and decrypts the first
+    /// message in one step; nothing exists unless that message authenticates.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn respond_and_decrypt<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        config: SessionConfig,
+        identity: &IdentityKeyPair,
+        signed_prekey: &DhKeyPair,
+        secret: SharedSecret,
+        associated_data: &[u8; AD_LEN],
+        message: &PreKeyMessage<'_>,
+        out: &mut [u8],
+    ) -> Result<(Self, usize), Error> {
+        let inner = message.message();
+        let len = check_output(inner, out)?;
+        let header = inner.header();
+        let aad_prefix = aad_prefix(associated_data);
+        let aad = build_aad(&aad_prefix, inner.header_bytes());
+        let requested = u64::from(header.message_number);
+        check_skip(requested, &config, header.message_number)?;
+
+        // Bob's first ratchet key is his signed prekey.
+        let dh = signed_prekey.dh(&header.ratchet_key)?;
+        let (root, receiving_chain) = RootKey::new(secret.into_bytes()).step(&dh);
+        let staged = stage_chain(&receiving_chain, header, 0, Vec::new());
+        staged
+            .message_key
+            .open(&aad, inner.ciphertext(), inner.tag(), &mut out[..len])?;
+
+        let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
+        let mut skipped = SkippedKeys::default();
+        skipped.append(staged.skipped, config.max_skipped_keys() as usize);
+        let session = Self {
+            config,
+            role: Role::Responder,
+            local_identity: *identity.public_key(),
+            remote_identity: *message.identity_key(),
+            base_key: *message.base_key(),
+            aad_prefix,
+            root,
+            sending,
+            previous_chain_length: 0,
+            receiving: Some(ReceivingChain {
+                ratchet_key: header.ratchet_key,
+                chain: staged.chain_after,
+                next_number: header.message_number + 1,
+            }),
+            previous_ratchet_keys: Vec::new(),
+            pending_prekey: None,
+            skipped,
+        };
+        Ok((session, len))
+    }
+
+    /// Bytes [`encrypt_into`](Self::encrypt_into) writes for a plaintext of
+    /// `plaintext_len` bytes.
+    pub fn encrypted_len(&self, plaintext_len: usize) -> usize {
+        let prefix = if self.pending_prekey.is_some() {
+            PREKEY_PREFIX_LEN
+        } else {
+            0
+        };
+        prefix + RATCHET_MESSAGE_OVERHEAD + plaintext_len
+    }
+
+    /// Encrypts `plaintext` into `out` without allocating and returns the number
+    /// of bytes written: a prekey message while
+    /// [`is_awaiting_reply`](Self::is_awaiting_reply), a ratchet message after.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, Session};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let alice = IdentityKeyPair::generate(&mut rng);
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &bundle)?;
+    /// let mut buffer = [0u8; 256];
+    /// let written = session.encrypt_into(b"hello", &mut buffer)?;
+    /// assert_eq!(written, session.encrypted_len(5));
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] if `out` is shorter than
+    /// [`encrypted_len`](Self::encrypted_len); [`Error::CounterExhausted`] after
+    /// 2^32 − 1 messages in one chain.
+    pub fn encrypt_into(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        let needed = self.encrypted_len(plaintext.len());
+        if out.len() < needed {
+            return Err(Error::BufferTooSmall {
+                needed,
+                available: out.len(),
+            });
+        }
+        let number = self.sending.next_number;
+        if number == u32::MAX {
+            return Err(Error::CounterExhausted);
+        }
+        let mut offset = 0;
+        if let Some(pending) = &self.pending_prekey {
+            let mut prefix = [0u8; PREKEY_PREFIX_LEN];
+            encode_prekey_prefix(
+                &mut prefix,
+                &self.local_identity,
+                &self.base_key,
+                pending.signed_prekey_id,
+                pending.one_time_prekey_id,
+            );
+            out[..PREKEY_PREFIX_LEN].copy_from_slice(&prefix);
+            offset = PREKEY_PREFIX_LEN;
+        }
+        let header = Header {
+            ratchet_key: *self.sending.ratchet.public(),
+            previous_chain_length: self.previous_chain_length,
+            message_number: number,
+        }
+        .encode();
+        let (header_out, body) = out[offset..needed].split_at_mut(HEADER_LEN);
+        header_out.copy_from_slice(&header);
+        let (ciphertext, tag_out) = body.split_at_mut(plaintext.len());
+        let aad = build_aad(&self.aad_prefix, &header);
+        let (message_key, next) = self.sending.chain.step();
+        let tag = message_key.seal(&aad, plaintext, ciphertext)?;
+        tag_out.copy_from_slice(&tag);
+        self.sending.chain = next;
+        self.sending.next_number = number + 1;
+        Ok(needed)
+    }
+
+    /// Encrypts `plaintext` into a new `Vec`.
+    ///
+    /// # Errors
+    /// As [`encrypt_into`](Self::encrypt_into).
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = vec![0u8; self.encrypted_len(plaintext.len())];
+        let written = self.encrypt_into(plaintext, &mut out)?;
+        out.truncate(written);
+        Ok(out)
+    }
+
+    /// Decrypts a ratchet message into `out` and returns the plaintext length.
+    /// Allocates nothing for an in-order message; `rng` is used only when the
+    /// message starts a new DH ratchet step.
+    ///
+    /// On any error the session is unchanged (its encoding is byte-for-byte the
+    /// same) and `out` holds no plaintext.
+    ///
+    /// # Errors
+    /// - [`Error::BufferTooSmall`] if `out` is shorter than the plaintext;
+    /// - [`Error::DuplicateMessage`] for a message already decrypted;
+    /// - [`Error::TooManySkippedMessages`] beyond [`SessionConfig::max_skip`];
+    /// - [`Error::NonContributoryDh`] for a small-order ratchet key;
+    /// - [`Error::CounterExhausted`] for message number 2^32 − 1;
+    /// - [`Error::DecryptionFailed`] for anything that does not authenticate.
+    pub fn decrypt_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        message: &RatchetMessage<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let len = check_output(message, out)?;
+        let out = &mut out[..len];
+        let header = message.header();
+        let aad = build_aad(&self.aad_prefix, message.header_bytes());
+
+        if let Some(receiving) = &self.receiving {
+            if receiving.ratchet_key == header.ratchet_key {
+                if header.message_number < receiving.next_number {
+                    return self.decrypt_skipped(header, &aad, message, out);
+                }
+                let from = receiving.next_number;
+                check_skip(
+                    u64::from(header.message_number - from),
+                    &self.config,
+                    header.message_number,
+                )?;
+                let staged = stage_chain(&receiving.chain, header, from, Vec::new());
+                staged
+                    .message_key
+                    .open(&aad, message.ciphertext(), message.tag(), out)?;
+                if let Some(receiving) = &mut self.receiving {
+                    receiving.chain = staged.chain_after;
+                    receiving.next_number = header.message_number + 1;
+                }
+                self.commit_skipped(staged.skipped);
+                self.pending_prekey = None;
+                return Ok(len);
+            }
+        }
+        if self.skipped.find(&header.ratchet_key, header.message_number).is_some()
+            || self.previous_ratchet_keys.contains(&header.ratchet_key)
+        {
+            return self.decrypt_skipped(header, &aad, message, out);
+        }
+        self.decrypt_new_ratchet(rng, header, &aad, message, out)
+    }
+
+    /// A message whose key was derived earlier: use the stored key, or report a
+    /// duplicate if there is none.
+    fn decrypt_skipped(
+        &mut self,
+        header: &Header,
+        aad: &[u8],
+        message: &RatchetMessage<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let index = self
+            .skipped
+            .find(&header.ratchet_key, header.message_number)
+            .ok_or(Error::DuplicateMessage)?;
+        let key = self.skipped.message_key(index).ok_or(Error::DuplicateMessage)?;
+        key.open(aad, message.ciphertext(), message.tag(), out)?;
+        self.skipped.remove(index);
+        self.pending_prekey = None;
+        Ok(out.len())
+    }
+
+    /// A message under a new remote ratchet key: finish the old receiving chain
+    /// into skipped keys, step the root twice, and commit only if it decrypts.
+    fn decrypt_new_ratchet<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        header: &Header,
+        aad: &[u8],
+        message: &RatchetMessage<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let old_gap = self.receiving.as_ref().map_or(0, |r| {
+            header.previous_chain_length.saturating_sub(r.next_number)
+        });
+        let requested = u64::from(old_gap) + u64::from(header.message_number);
+        check_skip(requested, &self.config, header.message_number)?;
+
+        let mut skipped = Vec::with_capacity(requested as usize);
+        if let Some(old) = self.receiving.as_ref().filter(|_| old_gap > 0) {
+            // Keys old.next_number ..= PN − 1: the rest of the peer's previous chain.
+            let last = header.previous_chain_length - 1;
+            let (key, _) = advance_chain(
+                &old.chain,
+                &old.ratchet_key,
+                old.next_number,
+                last,
+                &mut skipped,
+            );
+            skipped.push(SkippedKey::new(old.ratchet_key, last, key));
+        }
+        let dh = self.sending.ratchet.dh(&header.ratchet_key)?;
+        let (root, receiving_chain) = self.root.step(&dh);
+        let staged = stage_chain(&receiving_chain, header, 0, skipped);
+        staged
+            .message_key
+            .open(aad, message.ciphertext(), message.tag(), out)?;
+
+        let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
+        // Commit.
+        if let Some(old) = self.receiving.take() {
+            if self.previous_ratchet_keys.len() == MAX_PREVIOUS_RATCHET_KEYS {
+                self.previous_ratchet_keys.remove(0);
+            }
+            self.previous_ratchet_keys.push(old.ratchet_key);
+        }
+        self.receiving = Some(ReceivingChain {
+            ratchet_key: header.ratchet_key,
+            chain: staged.chain_after,
+            next_number: header.message_number + 1,
+        });
+        self.previous_chain_length = self.sending.next_number;
+        self.sending = sending;
+        self.root = root;
+        self.commit_skipped(staged.skipped);
+        self.pending_prekey = None;
+        Ok(out.len())
+    }
+
+    fn commit_skipped(&mut self, skipped: Vec<SkippedKey>) {
+        if !skipped.is_empty() {
+            self.skipped
+                .append(skipped, self.config.max_skipped_keys() as usize);
+        }
+    }
+
+    /// Parses and decrypts either message kind into a new `Vec`.
+    ///
+    /// A prekey message is accepted only if it belongs to this session (same
+    /// initiator identity and base key): that happens while the initiator has not
+    /// yet seen a reply. A prekey message for a new session goes to
+    /// [`Responder::accept`] instead.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for malformed bytes, [`Error::WrongSession`] for a prekey
+    /// message of another session, otherwise as [`decrypt_into`](Self::decrypt_into).
+    pub fn decrypt<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        let message = match Message::parse(bytes)? {
+            Message::Ratchet(m) => m,
+            Message::PreKey(p) => {
+                if !self.owns_prekey_message(&p) {
+                    return Err(Error::WrongSession);
+                }
+                *p.message()
+            }
+        };
+        let mut out = vec![0u8; message.plaintext_len()];
+        let len = self.decrypt_into(rng, &message, &mut out)?;
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Whether `message` is a repeat of the prekey message that created this
+    /// (responder) session.
+    pub fn owns_prekey_message(&self, message: &PreKeyMessage<'_>) -> bool {
+        self.role == Role::Responder
+            && self.base_key == *message.base_key()
+            && self.remote_identity == *message.identity_key()
+    }
+
+    /// True while this initiator session has not yet decrypted a reply, so its
+    /// messages are still prekey messages.
+    pub fn is_awaiting_reply(&self) -> bool {
+        self.pending_prekey.is_some()
+    }
+
+    /// This device's identity key.
+    pub fn local_identity(&self) -> &IdentityKey {
+        &self.local_identity
+    }
+
+    /// The remote device's identity key.
+    pub fn remote_identity(&self) -> &IdentityKey {
+        &self.remote_identity
+    }
+
+    /// The initiator's X3DH ephemeral key, which names the session.
+    pub fn base_key(&self) -> &PublicKey {
+        &self.base_key
+    }
+
+    /// Which side of the handshake this session was.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The session's limits.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// How many skipped message keys are stored.
+    pub fn skipped_key_count(&self) -> usize {
+        self.skipped.len()
+    }
+}
+
+fn check_output(message: &RatchetMessage<'_>, out: &[u8]) -> Result<usize, Error> {
+    let len = message.plaintext_len();
+    if out.len() < len {
+        return Err(Error::BufferTooSmall {
+            needed: len,
+            available: out.len(),
+        });
+    }
+    Ok(len)
+}
+
+fn check_skip(requested: u64, config: &SessionConfig, number: u32) -> Result<(), Error> {
+    if number == u32::MAX {
+        return Err(Error::CounterExhausted);
+    }
+    if requested > u64::from(config.max_skip()) {
+        return Err(Error::TooManySkippedMessages {
+            requested,
+            max: config.max_skip(),
+        });
+    }
+    Ok(())
+}
+
+/// Walks a receiving chain from position `from` to the header's message number.
+fn stage_chain(
+    chain: &ChainKey,
+    header: &Header,
+    from: u32,
+    mut skipped: Vec<SkippedKey>,
+) -> StagedReceive {
+    let gap = (header.message_number - from) as usize;
+    if gap > 0 {
+        skipped.reserve_exact(gap);
+    }
+    let (message_key, chain_after) = advance_chain(
+        chain,
+        &header.ratchet_key,
+        from,
+        header.message_number,
+        &mut skipped,
+    );
+    StagedReceive {
+        message_key,
+        chain_after,
+        skipped,
+    }
+}
+
+/// The sending half of a DH ratchet step: a fresh ratchet key pair and the
+/// root/chain keys from `DH(new, remote)`.
+fn ratchet_sending<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    root: &RootKey,
+    remote: &PublicKey,
+) -> Result<(RootKey, SendingChain), Error> {
+    let ratchet = DhKeyPair::generate(rng);
+    let dh = ratchet.dh(remote)?;
+    let (root, chain) = root.step(&dh);
+    Ok((
+        root,
+        SendingChain {
+            ratchet,
+            chain,
+            next_number: 0,
+        },
+    ))
+}
+
+fn aad_prefix(associated_data: &[u8; AD_LEN]) -> [u8; AAD_PREFIX_LEN] {
+    let mut prefix = [0u8; AAD_PREFIX_LEN];
+    prefix[..2].copy_from_slice(&(AD_LEN as u16).to_be_bytes());
+    prefix[2..].copy_from_slice(associated_data);
+    prefix
+}
+
+fn build_aad(prefix: &[u8; AAD_PREFIX_LEN], header: &[u8]) -> [u8; AAD_LEN] {
+    let mut aad = [0u8; AAD_LEN];
+    aad[..AAD_PREFIX_LEN].copy_from_slice(prefix);
+    aad[AAD_PREFIX_LEN..].copy_from_slice(header);
+    aad
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("local_identity", &self.local_identity)
+            .field("remote_identity", &self.remote_identity)
+            .field("sending_ratchet_key", self.sending.ratchet.public())
+            .field("sent", &self.sending.next_number)
+            .field("skipped_keys", &self.skipped.len())
+            .field("awaiting_reply", &self.pending_prekey.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,207 @@
+//! The stored form of a session (SPEC.md §6.3).
+//!
+//! Only this module sees both the live session and its bytes. Public keys are
+//! recomputed from secrets on decode, never trusted from storage, and every
+//! count is bounded before anything is allocated for it.
+
+use alloc::vec::Vec;
+
+use zeroize::Zeroizing;
+
+use super::{
+    MAX_PREVIOUS_RATCHET_KEYS, PendingPreKey, ReceivingChain, Role, SendingChain, Session,
+    SessionConfig, aad_prefix,
+};
+use crate::codec::{Reader, Writer};
+use crate::crypto::{DhKeyPair, KEY_LEN, PublicKey, SecretKey32};
+use crate::error::{DecodeError, Error};
+use crate::identity::IdentityKey;
+use crate::ratchet::keys::{ChainKey, RootKey};
+use crate::ratchet::skipped::{SkippedKey, SkippedKeys};
+use crate::x3dh;
+
+const SESSION_STATE_TAG: u8 = 0x53;
+const SESSION_STATE_VERSION: u8 = 1;
+
+/// Size of a stored skipped key: ratchet key, number, message key.
+const SKIPPED_ENTRY_LEN: usize = KEY_LEN + 4 + KEY_LEN;
+/// Fixed part of a stored session before the variable-length lists.
+const FIXED_LEN: usize = 2 + 8 + 1 + 3 * KEY_LEN + KEY_LEN + (2 * KEY_LEN + 4) + 4 + 1;
+
+impl Session {
+    /// Encodes the whole session, skipped keys included. The result holds
+    /// secrets (zeroized when dropped): store it encrypted.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, Session};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let alice = IdentityKeyPair::generate(&mut rng);
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
+    /// let session = Session::initiate(&mut rng, &alice, &bundle)?;
+    /// let saved = session.encode();
+    /// let restored = Session::decode(&saved)?;
+    /// assert_eq!(*restored.encode(), *saved);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let capacity = FIXED_LEN
+            + 1
+            + KEY_LEN * self.previous_ratchet_keys.len()
+            + 10
+            + 4
+            + SKIPPED_ENTRY_LEN * self.skipped.len();
+        let mut w = Writer::with_capacity(capacity);
+        w.u8(SESSION_STATE_TAG)
+            .u8(SESSION_STATE_VERSION)
+            .u32(self.config.max_skip())
+            .u32(self.config.max_skipped_keys())
+            .u8(match self.role {
+                Role::Initiator => 0,
+                Role::Responder => 1,
+            })
+            .bytes(&self.local_identity.to_bytes())
+            .bytes(&self.remote_identity.to_bytes())
+            .bytes(self.base_key.as_bytes())
+            .bytes(self.root.as_bytes())
+            .bytes(self.sending.ratchet.secret_bytes())
+            .bytes(self.sending.chain.as_bytes())
+            .u32(self.sending.next_number)
+            .u32(self.previous_chain_length);
+        match &self.receiving {
+            Some(r) => {
+                w.flag(true)
+                    .bytes(r.ratchet_key.as_bytes())
+                    .bytes(r.chain.as_bytes())
+                    .u32(r.next_number);
+            }
+            None => {
+                w.flag(false);
+            }
+        }
+        w.u8(self.previous_ratchet_keys.len() as u8);
+        for key in &self.previous_ratchet_keys {
+            w.bytes(key.as_bytes());
+        }
+        match &self.pending_prekey {
+            Some(p) => {
+                w.flag(true)
+                    .u32(p.signed_prekey_id)
+                    .flag(p.one_time_prekey_id.is_some())
+                    .u32(p.one_time_prekey_id.unwrap_or(0));
+            }
+            None => {
+                w.flag(false);
+            }
+        }
+        w.u32(self.skipped.len() as u32);
+        for entry in self.skipped.iter() {
+            w.bytes(entry.ratchet_key.as_bytes())
+                .u32(entry.number)
+                .bytes(entry.key_bytes());
+        }
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Decodes what [`encode`](Self::encode) produced.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for a wrong tag, unknown version, truncation, trailing
+    /// bytes, an invalid identity key or flag, or a count above the stored
+    /// limits; [`Error::InvalidConfig`] if the stored limits are out of range.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        r.tag(SESSION_STATE_TAG)?;
+        let version = r.u8("version")?;
+        if version != SESSION_STATE_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version }.into());
+        }
+        let config = SessionConfig::new(r.u32("max skip")?, r.u32("max skipped keys")?)?;
+        let role = match r.u8("role")? {
+            0 => Role::Initiator,
+            1 => Role::Responder,
+            _ => return Err(DecodeError::InvalidValue { field: "role" }.into()),
+        };
+        let local_identity = IdentityKey::from_bytes(&r.array("local identity")?)?;
+        let remote_identity = IdentityKey::from_bytes(&r.array("remote identity")?)?;
+        let base_key = PublicKey::from_bytes(r.array("base key")?);
+        let root = RootKey::new(SecretKey32::from_bytes(r.array("root key")?));
+        let ratchet_secret = Zeroizing::new(r.array::<KEY_LEN>("sending ratchet secret")?);
+        let sending = SendingChain {
+            ratchet: DhKeyPair::from_secret_bytes(*ratchet_secret),
+            chain: ChainKey::from_bytes(r.array("sending chain key")?),
+            next_number: r.u32("sending counter")?,
+        };
+        let previous_chain_length = r.u32("previous chain length")?;
+        let receiving = if r.flag("receiving chain flag")? {
+            Some(ReceivingChain {
+                ratchet_key: PublicKey::from_bytes(r.array("receiving ratchet key")?),
+                chain: ChainKey::from_bytes(r.array("receiving chain key")?),
+                next_number: r.u32("receiving counter")?,
+            })
+        } else {
+            None
+        };
+        let previous_count = usize::from(r.u8("previous ratchet key count")?);
+        if previous_count > MAX_PREVIOUS_RATCHET_KEYS {
+            return Err(DecodeError::LimitExceeded {
+                field: "previous ratchet keys",
+                max: MAX_PREVIOUS_RATCHET_KEYS as u64,
+                found: previous_count as u64,
+            }
+            .into());
+        }
+        let mut previous_ratchet_keys = Vec::with_capacity(MAX_PREVIOUS_RATCHET_KEYS);
+        for _ in 0..previous_count {
+            previous_ratchet_keys.push(PublicKey::from_bytes(r.array("previous ratchet key")?));
+        }
+        let pending_prekey = if r.flag("pending prekey flag")? {
+            let signed_prekey_id = r.u32("pending signed prekey id")?;
+            let has_one_time = r.flag("pending one-time prekey flag")?;
+            let id = r.u32("pending one-time prekey id")?;
+            if role != Role::Initiator || (!has_one_time && id != 0) {
+                return Err(DecodeError::InvalidValue {
+                    field: "pending prekey",
+                }
+                .into());
+            }
+            Some(PendingPreKey {
+                signed_prekey_id,
+                one_time_prekey_id: has_one_time.then_some(id),
+            })
+        } else {
+            None
+        };
+        let skipped_count =
+            r.count_u32("skipped key count", config.max_skipped_keys() as usize)?;
+        let mut skipped = SkippedKeys::default();
+        for _ in 0..skipped_count {
+            let ratchet_key = PublicKey::from_bytes(r.array("skipped ratchet key")?);
+            let number = r.u32("skipped message number")?;
+            let key = Zeroizing::new(r.array::<KEY_LEN>("skipped message key")?);
+            skipped.push(SkippedKey::from_parts(ratchet_key, number, *key));
+        }
+        r.finish()?;
+
+        let associated_data = match role {
+            Role::Initiator => x3dh::associated_data(&local_identity, &remote_identity),
+            Role::Responder => x3dh::associated_data(&remote_identity, &local_identity),
+        };
+        Ok(Self {
+            config,
+            role,
+            local_identity,
+            remote_identity,
+            base_key,
+            aad_prefix: aad_prefix(&associated_data),
+            root,
+            sending,
+            previous_chain_length,
+            receiving,
+            previous_ratchet_keys,
+            pending_prekey,
+            skipped,
+        })
+    }
+}
