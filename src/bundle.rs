@@ -80,6 +80,26 @@ impl PreKeyBundle {
         self.device_id
     }
 
+    /// The signed prekey's id.
+    pub fn signed_prekey_id(&self) -> PreKeyId {
+        self.signed_prekey_id
+    }
+
+    /// The signed prekey.
+    pub fn signed_prekey(&self) -> &PublicKey {
+        &self.signed_prekey
+    }
+
+    /// The identity's signature over `0x05 ‖ signed prekey`.
+    pub fn signed_prekey_signature(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.signed_prekey_signature
+    }
+
+    /// The one-time prekey's id and key, if the bundle has one.
+    pub fn one_time_prekey(&self) -> Option<(PreKeyId, &PublicKey)> {
+        self.one_time_prekey.as_ref().map(|(id, k)| (*id, k))
+    }
+
     /// Checks the signed prekey's signature strictly against the bundle's
     /// identity key.
     ///
@@ -176,12 +196,14 @@ impl VerifiedBundle {
         self.0.device_id
     }
 
-    pub(crate) fn signed_prekey(&self) -> (PreKeyId, &PublicKey) {
+    /// The signed prekey's id and key.
+    pub fn signed_prekey(&self) -> (PreKeyId, &PublicKey) {
         (self.0.signed_prekey_id, &self.0.signed_prekey)
     }
 
-    pub(crate) fn one_time_prekey(&self) -> Option<(PreKeyId, &PublicKey)> {
-        self.0.one_time_prekey.as_ref().map(|(id, k)| (*id, k))
+    /// The one-time prekey's id and key, if the bundle has one.
+    pub fn one_time_prekey(&self) -> Option<(PreKeyId, &PublicKey)> {
+        self.0.one_time_prekey()
     }
 }
 

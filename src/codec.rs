@@ -18,7 +18,11 @@ impl<'a> Reader<'a> {
         Self { bytes }
     }
 
-    pub(crate) fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(
+        &mut self,
+        len: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() < len {
             return Err(DecodeError::Truncated { field });
         }
@@ -27,7 +31,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, field)?);
         Ok(out)
@@ -64,7 +71,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A count, bounded by `max` before anything is allocated for it.
-    pub(crate) fn count_u32(&mut self, field: &'static str, max: usize) -> Result<usize, DecodeError> {
+    pub(crate) fn count_u32(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<usize, DecodeError> {
         let found = self.u32(field)?;
         if found as u64 > max as u64 {
             return Err(DecodeError::LimitExceeded {
@@ -151,7 +162,11 @@ mod tests {
         let mut r = Reader::new(&[0, 0, 0, 11]);
         assert!(matches!(
             r.count_u32("n", 10),
-            Err(DecodeError::LimitExceeded { max: 10, found: 11, .. })
+            Err(DecodeError::LimitExceeded {
+                max: 10,
+                found: 11,
+                ..
+            })
         ));
     }
 }

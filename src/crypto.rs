@@ -102,6 +102,16 @@ impl DhKeyPair {
         Self { secret, public }
     }
 
+    /// Rebuilds a key pair from a stored scalar, which must already be clamped:
+    /// stored forms are canonical, so decoding and re-encoding is the identity.
+    pub(crate) fn from_stored_secret(bytes: [u8; KEY_LEN]) -> Option<Self> {
+        let mut clamped = bytes;
+        clamp(&mut clamped);
+        let canonical = clamped == bytes;
+        clamped.zeroize();
+        canonical.then(|| Self::from_secret_bytes(bytes))
+    }
+
     pub(crate) fn public(&self) -> &PublicKey {
         &self.public
     }

@@ -101,7 +101,12 @@ pub enum Error {
     },
     /// The identity key differs from the one the caller expected.
     IdentityMismatch,
-    /// The message could not be decrypted. Deliberately uninformative.
+    /// The message could not be decrypted. Deliberately uninformative about why
+    /// (tag, key or ciphertext). Headers are cleartext and are checked first, so a
+    /// header naming a used or out-of-bounds position gets
+    /// [`DuplicateMessage`](Self::DuplicateMessage) or
+    /// [`TooManySkippedMessages`](Self::TooManySkippedMessages) instead; those
+    /// reveal nothing a relay could not already read from the header.
     DecryptionFailed,
     /// The message was already decrypted (or its key was evicted).
     DuplicateMessage,

@@ -59,8 +59,10 @@ mod ratchet;
 mod session;
 mod x3dh;
 
-pub use bundle::{BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, PreKeyBundle, VerifiedBundle};
-pub use crypto::PublicKey;
+pub use bundle::{
+    BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, PreKeyBundle, VerifiedBundle,
+};
+pub use crypto::{KEY_LEN, PublicKey, SIGNATURE_LEN, TAG_LEN};
 pub use error::{DecodeError, Error};
 pub use identity::{DeviceId, IdentityKey, IdentityKeyPair};
 pub use message::{
@@ -73,6 +75,19 @@ pub use prekey::{
 };
 pub use rand_core;
 pub use session::{MAX_PREVIOUS_RATCHET_KEYS, Responder, Role, Session, SessionConfig};
+
+/// Internal values for known-answer vectors and fuzzing. Not a stable API;
+/// never enable the `hazmat` feature in an application.
+#[cfg(feature = "hazmat")]
+#[doc(hidden)]
+pub mod hazmat {
+    pub use crate::session::hazmat::*;
+}
+
+/// Entry points for the fuzz targets and the corpus replay test. Not a stable API.
+#[cfg(all(feature = "hazmat", feature = "std"))]
+#[doc(hidden)]
+pub mod fuzzing;
 
 /// The operating system's random number generator, as a [`rand_core::CryptoRng`].
 ///

@@ -74,15 +74,17 @@ impl<'a> RatchetMessage<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < RATCHET_MESSAGE_OVERHEAD {
             // Report the tag first, so a wrong message type is named as such.
-            if let Some(&found) = bytes.first() {
-                if found != RATCHET_MESSAGE_TAG {
-                    return Err(DecodeError::UnknownFormat {
-                        expected: RATCHET_MESSAGE_TAG,
-                        found,
-                    });
-                }
+            if let Some(&found) = bytes.first()
+                && found != RATCHET_MESSAGE_TAG
+            {
+                return Err(DecodeError::UnknownFormat {
+                    expected: RATCHET_MESSAGE_TAG,
+                    found,
+                });
             }
-            return Err(DecodeError::Truncated { field: "ratchet message" });
+            return Err(DecodeError::Truncated {
+                field: "ratchet message",
+            });
         }
         let (header_bytes, rest) = bytes.split_at(HEADER_LEN);
         let header = Header::parse(&mut Reader::new(header_bytes))?;
@@ -208,6 +210,9 @@ pub(crate) fn encode_prekey_prefix(
 }
 
 /// Either kind of incoming session message, told apart by its first byte.
+// A short-lived view on the stack; boxing the larger variant would put an
+// allocation on the parse path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum Message<'a> {
     /// A prekey message (starts a session, or repeats until the peer replies).
@@ -226,7 +231,9 @@ impl<'a> Message<'a> {
         match bytes.first() {
             Some(&PREKEY_MESSAGE_TAG) => PreKeyMessage::parse(bytes).map(Self::PreKey),
             Some(_) => RatchetMessage::parse(bytes).map(Self::Ratchet),
-            None => Err(DecodeError::Truncated { field: "format tag" }),
+            None => Err(DecodeError::Truncated {
+                field: "format tag",
+            }),
         }
     }
 }
@@ -251,11 +258,16 @@ mod tests {
     fn short_messages_are_typed_errors() {
         assert_eq!(
             RatchetMessage::parse(&[1; 56]).err(),
-            Some(DecodeError::Truncated { field: "ratchet message" })
+            Some(DecodeError::Truncated {
+                field: "ratchet message"
+            })
         );
         assert_eq!(
             RatchetMessage::parse(&[9; 60]).err(),
-            Some(DecodeError::UnknownFormat { expected: 1, found: 9 })
+            Some(DecodeError::UnknownFormat {
+                expected: 1,
+                found: 9
+            })
         );
         assert!(Message::parse(&[]).is_err());
         assert!(PreKeyMessage::parse(&[2; 10]).is_err());

@@ -39,7 +39,11 @@ pub struct SignedPreKey {
 }
 
 impl SignedPreKey {
-    fn generate<R: CryptoRng + ?Sized>(rng: &mut R, identity: &IdentityKeyPair, id: PreKeyId) -> Self {
+    fn generate<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &IdentityKeyPair,
+        id: PreKeyId,
+    ) -> Self {
         let key_pair = DhKeyPair::generate(rng);
         let signature = identity.sign(&key_pair.public().signed_encoding());
         Self {
@@ -137,7 +141,11 @@ impl PreKeyStore {
     /// assert_eq!(published.len(), 10);
     /// # Ok::<(), ratchetbox::Error>(())
     /// ```
-    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R, identity: &IdentityKeyPair, device_id: DeviceId) -> Self {
+    pub fn generate<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &IdentityKeyPair,
+        device_id: DeviceId,
+    ) -> Self {
         Self {
             device_id,
             signed: SignedPreKey::generate(rng, identity, 1),
@@ -201,7 +209,11 @@ impl PreKeyStore {
         identity: &IdentityKeyPair,
         now: u64,
     ) -> Result<&SignedPreKey, Error> {
-        let id = self.signed.id.checked_add(1).ok_or(Error::PreKeyIdsExhausted)?;
+        let id = self
+            .signed
+            .id
+            .checked_add(1)
+            .ok_or(Error::PreKeyIdsExhausted)?;
         let fresh = SignedPreKey::generate(rng, identity, id);
         let old = core::mem::replace(&mut self.signed, fresh);
         if self.retired.len() == MAX_RETIRED_SIGNED_PREKEYS {
@@ -257,7 +269,8 @@ impl PreKeyStore {
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let per_signed = 4 + KEY_LEN + SIGNATURE_LEN;
         let mut w = Writer::with_capacity(
-            16 + per_signed * (1 + self.retired.len()) + 12 * self.retired.len()
+            16 + per_signed * (1 + self.retired.len())
+                + 12 * self.retired.len()
                 + (4 + KEY_LEN) * self.one_time.len(),
         );
         w.u8(PREKEY_STATE_TAG)
@@ -269,8 +282,7 @@ impl PreKeyStore {
             encode_signed(&mut w, &r.key);
             w.u64(r.retired_at);
         }
-        w.u32(self.next_one_time_id)
-            .u32(self.one_time.len() as u32);
+        w.u32(self.next_one_time_id).u32(self.one_time.len() as u32);
         for key in self.one_time.values() {
             w.u32(key.id).bytes(key.key_pair.secret_bytes());
         }
@@ -319,13 +331,8 @@ impl PreKeyStore {
             }
             previous = Some(id);
             let secret = Zeroizing::new(r.array::<KEY_LEN>("one-time prekey secret")?);
-            one_time.insert(
-                id,
-                OneTimePreKey {
-                    id,
-                    key_pair: DhKeyPair::from_secret_bytes(*secret),
-                },
-            );
+            let key_pair = stored_key_pair(*secret, "one-time prekey secret")?;
+            one_time.insert(id, OneTimePreKey { id, key_pair });
         }
         r.finish()?;
         Ok(Self {
@@ -350,9 +357,13 @@ fn decode_signed(r: &mut Reader<'_>) -> Result<SignedPreKey, DecodeError> {
     let signature = r.array::<SIGNATURE_LEN>("signed prekey signature")?;
     Ok(SignedPreKey {
         id,
-        key_pair: DhKeyPair::from_secret_bytes(*secret),
+        key_pair: stored_key_pair(*secret, "signed prekey secret")?,
         signature,
     })
+}
+
+fn stored_key_pair(secret: [u8; KEY_LEN], field: &'static str) -> Result<DhKeyPair, DecodeError> {
+    DhKeyPair::from_stored_secret(secret).ok_or(DecodeError::InvalidValue { field })
 }
 
 impl core::fmt::Debug for PreKeyStore {
@@ -383,24 +394,29 @@ mod tests {
     fn signed_prekey_signature_verifies() {
         let (id, store) = store();
         let spk = store.signed_prekey();
-        assert!(id
-            .public_key()
-            .verify(&spk.public_key().signed_encoding(), spk.signature())
-            .is_ok());
+        assert!(
+            id.public_key()
+                .verify(&spk.public_key().signed_encoding(), spk.signature())
+                .is_ok()
+        );
     }
 
     #[test]
     fn rotation_keeps_retired_keys_until_expired() {
         let (id, mut store) = store();
         let mut rng = test_rng(2);
-        store.rotate_signed_prekey(&mut rng, &id, 1000).expect("rotates");
+        store
+            .rotate_signed_prekey(&mut rng, &id, 1000)
+            .expect("rotates");
         assert_eq!(store.signed_prekey().id(), 2);
         assert!(store.find_signed_prekey(1).is_some());
         assert_eq!(store.expire_retired_signed_prekeys(1099, 100), 0);
         assert_eq!(store.expire_retired_signed_prekeys(1100, 100), 1);
         assert!(store.find_signed_prekey(1).is_none());
         for t in 0..10 {
-            store.rotate_signed_prekey(&mut rng, &id, t).expect("rotates");
+            store
+                .rotate_signed_prekey(&mut rng, &id, t)
+                .expect("rotates");
         }
         assert_eq!(store.retired.len(), MAX_RETIRED_SIGNED_PREKEYS);
     }
@@ -409,7 +425,9 @@ mod tests {
     fn store_round_trips() {
         let (id, mut store) = store();
         let mut rng = test_rng(3);
-        store.rotate_signed_prekey(&mut rng, &id, 5).expect("rotates");
+        store
+            .rotate_signed_prekey(&mut rng, &id, 5)
+            .expect("rotates");
         store.remove_one_time_prekey(2);
         let blob = store.encode();
         let back = PreKeyStore::decode(&blob).expect("decodes");

@@ -10,6 +10,8 @@
 //! or out-of-bounds message leaves the session exactly as it was.
 
 mod config;
+#[cfg(feature = "hazmat")]
+pub(crate) mod hazmat;
 mod responder;
 mod state;
 
@@ -151,6 +153,17 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Self, Error> {
         let handshake = x3dh::initiate(identity, bundle, EphemeralKeyPair::generate(rng))?;
+        Self::from_handshake(rng, identity, bundle, config, handshake)
+    }
+
+    /// The initiator's session from a completed X3DH.
+    pub(crate) fn from_handshake<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &IdentityKeyPair,
+        bundle: &VerifiedBundle,
+        config: SessionConfig,
+        handshake: x3dh::InitiatorOutput,
+    ) -> Result<Self, Error> {
         let (_, responder_ratchet_key) = bundle.signed_prekey();
         // Alice ratchets once at the start, against Bob's signed prekey.
         let ratchet = DhKeyPair::generate(rng);
@@ -328,6 +341,10 @@ impl Session {
     /// On any error the session is unchanged (its encoding is byte-for-byte the
     /// same) and `out` holds no plaintext.
     ///
+    /// The header (sender ratchet key, PN, N) travels in the clear, as in the
+    /// Double Ratchet spec without header encryption: a relay can read it, and it
+    /// is checked against the session's bounds before any key is tried.
+    ///
     /// # Errors
     /// - [`Error::BufferTooSmall`] if `out` is shorter than the plaintext;
     /// - [`Error::DuplicateMessage`] for a message already decrypted;
@@ -346,36 +363,54 @@ impl Session {
         let header = message.header();
         let aad = build_aad(&self.aad_prefix, message.header_bytes());
 
-        if let Some(receiving) = &self.receiving {
-            if receiving.ratchet_key == header.ratchet_key {
-                if header.message_number < receiving.next_number {
-                    return self.decrypt_skipped(header, &aad, message, out);
-                }
-                let from = receiving.next_number;
-                check_skip(
-                    u64::from(header.message_number - from),
-                    &self.config,
-                    header.message_number,
-                )?;
-                let staged = stage_chain(&receiving.chain, header, from, Vec::new());
-                staged
-                    .message_key
-                    .open(&aad, message.ciphertext(), message.tag(), out)?;
-                if let Some(receiving) = &mut self.receiving {
-                    receiving.chain = staged.chain_after;
-                    receiving.next_number = header.message_number + 1;
-                }
-                self.commit_skipped(staged.skipped);
-                self.pending_prekey = None;
-                return Ok(len);
-            }
+        let on_current_chain = self
+            .receiving
+            .as_ref()
+            .is_some_and(|r| r.ratchet_key == header.ratchet_key);
+        if on_current_chain {
+            return self.decrypt_current_chain(header, &aad, message, out);
         }
-        if self.skipped.find(&header.ratchet_key, header.message_number).is_some()
+        if self
+            .skipped
+            .find(&header.ratchet_key, header.message_number)
+            .is_some()
             || self.previous_ratchet_keys.contains(&header.ratchet_key)
         {
             return self.decrypt_skipped(header, &aad, message, out);
         }
         self.decrypt_new_ratchet(rng, header, &aad, message, out)
+    }
+
+    /// A message on the current receiving chain: the steady-state path. In order,
+    /// it is one KDF_CK and one AEAD open, with no allocation.
+    fn decrypt_current_chain(
+        &mut self,
+        header: &Header,
+        aad: &[u8],
+        message: &RatchetMessage<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let Some(receiving) = &mut self.receiving else {
+            return Err(Error::DecryptionFailed);
+        };
+        if header.message_number < receiving.next_number {
+            return self.decrypt_skipped(header, aad, message, out);
+        }
+        let from = receiving.next_number;
+        check_skip(
+            u64::from(header.message_number - from),
+            &self.config,
+            header.message_number,
+        )?;
+        let staged = stage_chain(&receiving.chain, header, from, Vec::new());
+        staged
+            .message_key
+            .open(aad, message.ciphertext(), message.tag(), out)?;
+        receiving.chain = staged.chain_after;
+        receiving.next_number = header.message_number + 1;
+        self.commit_skipped(staged.skipped);
+        self.pending_prekey = None;
+        Ok(out.len())
     }
 
     /// A message whose key was derived earlier: use the stored key, or report a
@@ -391,7 +426,10 @@ impl Session {
             .skipped
             .find(&header.ratchet_key, header.message_number)
             .ok_or(Error::DuplicateMessage)?;
-        let key = self.skipped.message_key(index).ok_or(Error::DuplicateMessage)?;
+        let key = self
+            .skipped
+            .message_key(index)
+            .ok_or(Error::DuplicateMessage)?;
         key.open(aad, message.ciphertext(), message.tag(), out)?;
         self.skipped.remove(index);
         self.pending_prekey = None;
@@ -472,7 +510,11 @@ impl Session {
     /// # Errors
     /// [`Error::Decode`] for malformed bytes, [`Error::WrongSession`] for a prekey
     /// message of another session, otherwise as [`decrypt_into`](Self::decrypt_into).
-    pub fn decrypt<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn decrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let message = match Message::parse(bytes)? {
             Message::Ratchet(m) => m,
             Message::PreKey(p) => {

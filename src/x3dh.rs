@@ -55,7 +55,12 @@ pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) 
 }
 
 /// `SK = HKDF(salt = 0^32, IKM = 0xFF^32 ‖ DH1 ‖ DH2 ‖ DH3 [‖ DH4], info)`.
-fn derive_secret(dh1: &DhOutput, dh2: &DhOutput, dh3: &DhOutput, dh4: Option<&DhOutput>) -> SharedSecret {
+fn derive_secret(
+    dh1: &DhOutput,
+    dh2: &DhOutput,
+    dh3: &DhOutput,
+    dh4: Option<&DhOutput>,
+) -> SharedSecret {
     let mut sk = [0u8; KEY_LEN];
     let prefix = labels::X3DH_PREFIX;
     let parts: [&[u8]; 5] = [
@@ -134,7 +139,8 @@ mod tests {
             let bundle = PreKeyBundle::from_store(bob.public_key(), &store, opk)
                 .verify()
                 .expect("valid");
-            let out = initiate(&alice, &bundle, EphemeralKeyPair::generate(&mut rng)).expect("agrees");
+            let out =
+                initiate(&alice, &bundle, EphemeralKeyPair::generate(&mut rng)).expect("agrees");
             let (sk, ad) = respond(
                 &bob,
                 store.signed_prekey(),

@@ -71,7 +71,12 @@ impl MessageKey {
         self.0.as_bytes()
     }
 
-    pub(crate) fn seal(self, aad: &[u8], plaintext: &[u8], ciphertext: &mut [u8]) -> Result<[u8; TAG_LEN], Error> {
+    pub(crate) fn seal(
+        self,
+        aad: &[u8],
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Error> {
         crypto::aead_seal(self.0.as_bytes(), aad, plaintext, ciphertext)
     }
 

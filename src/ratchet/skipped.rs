@@ -7,11 +7,15 @@
 //! `max_skipped_keys` in total.
 //!
 //! The store never leaves stale copies of keys in freed or spare heap memory:
-//! it grows by copying into a fresh buffer and then zeroizing the old entries,
-//! and removes by rotating the entry to the end before dropping it.
+//! entries are zeroized in place before they are popped (a pop moves the bytes
+//! out and leaves the slot as it was), new entries are copied in rather than
+//! moved out of the caller's buffer, and growth copies into a fresh buffer and
+//! then zeroizes the old entries in place.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+
+use zeroize::Zeroize;
 
 use crate::crypto::{KEY_LEN, PublicKey, SecretKey32};
 use crate::ratchet::keys::MessageKey;
@@ -89,7 +93,21 @@ impl SkippedKeys {
         for i in index..self.entries.len() - 1 {
             self.entries.swap(i, i + 1);
         }
+        self.pop_back_zeroized();
+    }
+
+    fn pop_back_zeroized(&mut self) {
+        if let Some(entry) = self.entries.back_mut() {
+            entry.key.zeroize();
+        }
         self.entries.pop_back();
+    }
+
+    fn pop_front_zeroized(&mut self) {
+        if let Some(entry) = self.entries.front_mut() {
+            entry.key.zeroize();
+        }
+        self.entries.pop_front();
     }
 
     /// Appends newly skipped keys (oldest first), evicting the oldest stored keys
@@ -98,11 +116,13 @@ impl SkippedKeys {
         let keep_new = new.len().min(cap);
         let evict = (self.entries.len() + keep_new).saturating_sub(cap);
         for _ in 0..evict {
-            self.entries.pop_front();
+            self.pop_front_zeroized();
         }
         self.reserve_zeroizing(keep_new);
         let skip = new.len() - keep_new;
-        self.entries.extend(new.into_iter().skip(skip));
+        self.entries
+            .extend(new.iter().skip(skip).map(SkippedKey::duplicate));
+        // `new` drops here, zeroizing each of its entries in place.
     }
 
     /// Adds one key at the back; used by the state decoder, which bounds the count.
@@ -142,7 +162,10 @@ mod tests {
         s.remove(1);
         assert_eq!(s.iter().map(|e| e.number).collect::<Vec<_>>(), [1, 3, 4]);
         s.append((10..12).map(key).collect(), 4);
-        assert_eq!(s.iter().map(|e| e.number).collect::<Vec<_>>(), [3, 4, 10, 11]);
+        assert_eq!(
+            s.iter().map(|e| e.number).collect::<Vec<_>>(),
+            [3, 4, 10, 11]
+        );
         let pk = PublicKey::from_bytes([1; 32]);
         assert_eq!(s.find(&pk, 10), Some(2));
         assert_eq!(s.find(&pk, 1), None);

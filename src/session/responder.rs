@@ -83,10 +83,10 @@ impl<'a> Responder<'a> {
         message: &PreKeyMessage<'_>,
         out: &mut [u8],
     ) -> Result<(Session, usize), Error> {
-        if let Some(expected) = &self.expected_initiator {
-            if expected != message.identity_key() {
-                return Err(Error::IdentityMismatch);
-            }
+        if let Some(expected) = &self.expected_initiator
+            && expected != message.identity_key()
+        {
+            return Err(Error::IdentityMismatch);
         }
         let signed_id = message.signed_prekey_id();
         let signed_prekey = self

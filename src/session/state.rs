@@ -129,7 +129,11 @@ impl Session {
         let root = RootKey::new(SecretKey32::from_bytes(r.array("root key")?));
         let ratchet_secret = Zeroizing::new(r.array::<KEY_LEN>("sending ratchet secret")?);
         let sending = SendingChain {
-            ratchet: DhKeyPair::from_secret_bytes(*ratchet_secret),
+            ratchet: DhKeyPair::from_stored_secret(*ratchet_secret).ok_or(
+                DecodeError::InvalidValue {
+                    field: "sending ratchet secret",
+                },
+            )?,
             chain: ChainKey::from_bytes(r.array("sending chain key")?),
             next_number: r.u32("sending counter")?,
         };
@@ -173,8 +177,7 @@ impl Session {
         } else {
             None
         };
-        let skipped_count =
-            r.count_u32("skipped key count", config.max_skipped_keys() as usize)?;
+        let skipped_count = r.count_u32("skipped key count", config.max_skipped_keys() as usize)?;
         let mut skipped = SkippedKeys::default();
         for _ in 0..skipped_count {
             let ratchet_key = PublicKey::from_bytes(r.array("skipped ratchet key")?);

@@ -1,0 +1,342 @@
+//! Alice and Bob chat end to end through an untrusted server.
+//!
+//! The "server" is two small in-memory structs: a prekey directory that stores
+//! each device's published bundle parts and hands out one one-time prekey per
+//! request, and a mailbox that queues opaque byte strings per recipient. Every
+//! message is printed twice, side by side: what the server sees (recipient,
+//! message kind, length, first bytes) and what the receiving endpoint reads.
+//!
+//! It walks through:
+//! 1. bundle publication (identity, signed prekey, one-time prekeys; the
+//!    bundle travels in its wire form and Alice verifies its signature);
+//! 2. session setup with X3DH (Alice's first message is a prekey message; Bob
+//!    accepts it and spends the one-time prekey it names);
+//! 3. a conversation in both directions (Double Ratchet);
+//! 4. out-of-order delivery (3 messages delivered as 3, 1, 2);
+//! 5. a tampered message rejected with a typed error, leaving the session
+//!    byte-for-byte unchanged;
+//! 6. saving and restoring Bob's session mid-conversation.
+//!
+//! Run it with:
+//!
+//! ```text
+//! cargo run --release --example chat
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::error::Error as StdError;
+
+use ratchetbox::{
+    DeviceId, Error, HEADER_LEN, IdentityKey, IdentityKeyPair, Message, PreKeyBundle, PreKeyId,
+    PreKeyStore, PublicKey, Responder, Session,
+};
+
+type Result<T> = std::result::Result<T, Box<dyn StdError>>;
+
+/// What a device uploads to the directory. All of it is public.
+struct PublishedKeys {
+    identity_key: IdentityKey,
+    device_id: DeviceId,
+    signed_prekey_id: PreKeyId,
+    signed_prekey: PublicKey,
+    signed_prekey_signature: [u8; 64],
+    one_time_prekeys: VecDeque<(PreKeyId, PublicKey)>,
+}
+
+/// The server's prekey directory: one set of published keys per user.
+#[derive(Default)]
+struct Directory {
+    users: BTreeMap<&'static str, PublishedKeys>,
+}
+
+impl Directory {
+    fn publish(&mut self, user: &'static str, keys: PublishedKeys) {
+        self.users.insert(user, keys);
+    }
+
+    /// An encoded bundle for `user`, with one one-time prekey (removed from the
+    /// directory so that no one else gets it) while any are left.
+    fn fetch_bundle(&mut self, user: &str) -> Result<Vec<u8>> {
+        let keys = self
+            .users
+            .get_mut(user)
+            .ok_or_else(|| format!("no bundle published for {user}"))?;
+        let bundle = PreKeyBundle::new(
+            keys.identity_key,
+            keys.device_id,
+            keys.signed_prekey_id,
+            keys.signed_prekey,
+            keys.signed_prekey_signature,
+            keys.one_time_prekeys.pop_front(),
+        );
+        Ok(bundle.encode())
+    }
+
+    fn one_time_prekeys_left(&self, user: &str) -> usize {
+        self.users
+            .get(user)
+            .map_or(0, |keys| keys.one_time_prekeys.len())
+    }
+}
+
+/// The server's mailbox: opaque messages queued per recipient.
+#[derive(Default)]
+struct Mailbox {
+    queues: BTreeMap<&'static str, VecDeque<Vec<u8>>>,
+}
+
+impl Mailbox {
+    fn post(&mut self, to: &'static str, message: Vec<u8>) {
+        self.queues.entry(to).or_default().push_back(message);
+    }
+
+    fn take_all(&mut self, to: &str) -> Vec<Vec<u8>> {
+        self.queues
+            .get_mut(to)
+            .map(|queue| queue.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    fn take_one(&mut self, to: &str) -> Result<Vec<u8>> {
+        self.queues
+            .get_mut(to)
+            .and_then(VecDeque::pop_front)
+            .ok_or_else(|| format!("mailbox of {to} is empty").into())
+    }
+}
+
+/// The first `n` bytes in hex, with an ellipsis if there are more.
+fn hex_prefix(bytes: &[u8], n: usize) -> String {
+    let mut out: String = bytes.iter().take(n).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > n {
+        out.push('…');
+    }
+    out
+}
+
+/// What the server can tell about a message: its kind and the cleartext header
+/// (sender ratchet key and message number); the body is opaque.
+fn server_view(wire: &[u8]) -> (&'static str, String) {
+    match Message::parse(wire) {
+        Ok(Message::PreKey(m)) => ("prekey", m.message().header().message_number.to_string()),
+        Ok(Message::Ratchet(m)) => ("ratchet", m.header().message_number.to_string()),
+        Err(_) => ("malformed", "?".to_string()),
+    }
+}
+
+/// One line: the server's view on the left, the endpoint's on the right.
+fn show(to: &str, wire: &[u8], endpoint_view: &str) {
+    let (kind, number) = server_view(wire);
+    println!(
+        "  to={to:<5} kind={kind:<7} n={number} len={:<3} bytes={:<17} | {endpoint_view}",
+        wire.len(),
+        hex_prefix(wire, 8),
+    );
+}
+
+/// The recipient decrypts one message from its mailbox; prints both views.
+fn deliver(
+    rng: &mut impl ratchetbox::rand_core::CryptoRng,
+    session: &mut Session,
+    wire: &[u8],
+    to: &str,
+) -> Result<()> {
+    let plaintext = session.decrypt(rng, wire)?;
+    show(
+        to,
+        wire,
+        &format!("{to} reads {:?}", String::from_utf8_lossy(&plaintext)),
+    );
+    Ok(())
+}
+
+fn section(title: &str) {
+    println!("\n== {title} ==");
+}
+
+fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let mut rng = ratchetbox::os_rng();
+    let mut directory = Directory::default();
+    let mut mailbox = Mailbox::default();
+    println!("Message lines: what the server sees | what the recipient reads.");
+
+    // ---------------------------------------------------------------------
+    section("1. Bob publishes a prekey bundle");
+    let alice = IdentityKeyPair::generate(&mut rng);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let bob_device: DeviceId = 1;
+    let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob, bob_device);
+    let one_time = bob_prekeys.generate_one_time_prekeys(&mut rng, 5)?;
+    let spk = bob_prekeys.signed_prekey();
+    directory.publish(
+        "bob",
+        PublishedKeys {
+            identity_key: *bob.public_key(),
+            device_id: bob_prekeys.device_id(),
+            signed_prekey_id: spk.id(),
+            signed_prekey: *spk.public_key(),
+            signed_prekey_signature: *spk.signature(),
+            one_time_prekeys: one_time.into_iter().collect(),
+        },
+    );
+    println!(
+        "bob uploads identity {:?}, device {bob_device}, signed prekey #{}, {} one-time prekeys",
+        bob.public_key(),
+        spk.id(),
+        directory.one_time_prekeys_left("bob"),
+    );
+
+    let wire_bundle = directory.fetch_bundle("bob")?;
+    println!(
+        "server -> alice: bundle len={} bytes={} (one-time prekeys left on server: {})",
+        wire_bundle.len(),
+        hex_prefix(&wire_bundle, 8),
+        directory.one_time_prekeys_left("bob"),
+    );
+    let bundle = PreKeyBundle::decode(&wire_bundle)?.verify()?;
+    println!(
+        "alice decodes and verifies it: identity {:?}, device {}, signature ok",
+        bundle.identity_key(),
+        bundle.device_id(),
+    );
+    // A server that swaps in its own signed prekey is caught by the signature.
+    let mut forged = wire_bundle.clone();
+    forged[1 + 32 + 4 + 4] ^= 0x01; // first byte of the signed prekey
+    match PreKeyBundle::decode(&forged)?.verify() {
+        Err(e @ Error::InvalidSignature) => println!("a bundle with a swapped signed prekey: {e}"),
+        other => return Err(format!("forged bundle not rejected: {other:?}").into()),
+    }
+
+    // ---------------------------------------------------------------------
+    section("2. Alice starts a session (X3DH); Bob accepts it");
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle)?;
+    let hello = "Hi Bob, it's Alice.";
+    mailbox.post("bob", alice_session.encrypt(hello.as_bytes())?);
+    println!(
+        "alice sends {hello:?} (awaiting reply: {})",
+        alice_session.is_awaiting_reply()
+    );
+
+    let wire = mailbox.take_one("bob")?;
+    let Message::PreKey(first) = Message::parse(&wire)? else {
+        return Err("expected a prekey message".into());
+    };
+    let before = bob_prekeys.one_time_prekey_count();
+    let (mut bob_session, plaintext) =
+        Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &first)?;
+    show(
+        "bob",
+        &wire,
+        &format!("bob reads {:?}", String::from_utf8_lossy(&plaintext)),
+    );
+    println!(
+        "bob accepted it with signed prekey #{} and one-time prekey #{}; his one-time prekeys: {before} -> {}",
+        first.signed_prekey_id(),
+        first
+            .one_time_prekey_id()
+            .map_or_else(|| "-".to_string(), |id| id.to_string()),
+        bob_prekeys.one_time_prekey_count(),
+    );
+    println!(
+        "bob's session names alice's identity as the peer: {}",
+        bob_session.remote_identity() == alice.public_key()
+    );
+
+    // ---------------------------------------------------------------------
+    section("3. Conversation in both directions");
+    mailbox.post(
+        "alice",
+        bob_session.encrypt(b"Hey Alice! Got your message.")?,
+    );
+    for wire in mailbox.take_all("alice") {
+        deliver(&mut rng, &mut alice_session, &wire, "alice")?;
+    }
+    println!(
+        "alice got a reply (awaiting reply: {}), so she now sends ratchet messages",
+        alice_session.is_awaiting_reply()
+    );
+    mailbox.post("bob", alice_session.encrypt(b"Great. Lunch tomorrow?")?);
+    for wire in mailbox.take_all("bob") {
+        deliver(&mut rng, &mut bob_session, &wire, "bob")?;
+    }
+    mailbox.post("alice", bob_session.encrypt(b"Sure, noon works.")?);
+    for wire in mailbox.take_all("alice") {
+        deliver(&mut rng, &mut alice_session, &wire, "alice")?;
+    }
+
+    // ---------------------------------------------------------------------
+    section("4. Out-of-order delivery: sent 1,2,3, delivered 3,1,2");
+    for text in [
+        "(1) Where?",
+        "(2) The usual place?",
+        "(3) Bring the slides.",
+    ] {
+        mailbox.post("bob", alice_session.encrypt(text.as_bytes())?);
+    }
+    let mut queued = mailbox.take_all("bob");
+    queued.rotate_right(1); // 1,2,3 -> 3,1,2
+    for wire in &queued {
+        deliver(&mut rng, &mut bob_session, wire, "bob")?;
+        println!(
+            "    bob holds {} skipped message key(s)",
+            bob_session.skipped_key_count()
+        );
+    }
+
+    // ---------------------------------------------------------------------
+    section("5. A tampered message is rejected; the session is unaffected");
+    mailbox.post("bob", alice_session.encrypt(b"See you at noon.")?);
+    let genuine = mailbox.take_one("bob")?;
+    let mut tampered = genuine.clone();
+    tampered[HEADER_LEN] ^= 0x01; // first ciphertext byte of a ratchet message
+    let state_before = bob_session.encode();
+    match bob_session.decrypt(&mut rng, &tampered) {
+        Err(e @ Error::DecryptionFailed) => {
+            show(
+                "bob",
+                &tampered,
+                &format!("bob rejects it: Error::{e:?} ({e})"),
+            );
+        }
+        Ok(_) => return Err("tampered message was accepted".into()),
+        Err(e) => return Err(e.into()),
+    }
+    let unchanged = *state_before == *bob_session.encode();
+    println!(
+        "Session::encode() before and after the failed decrypt is identical: {unchanged} ({} bytes)",
+        state_before.len(),
+    );
+    if !unchanged {
+        return Err("a failed decrypt changed the session".into());
+    }
+    deliver(&mut rng, &mut bob_session, &genuine, "bob")?;
+
+    // ---------------------------------------------------------------------
+    section("6. Bob saves and restores his session mid-conversation");
+    mailbox.post("bob", alice_session.encrypt(b"Did your phone restart?")?);
+    let saved = bob_session.encode(); // holds secrets: store it encrypted
+    drop(bob_session);
+    println!(
+        "bob's app stores {} bytes of session state and restarts",
+        saved.len()
+    );
+    let mut bob_session = Session::decode(&saved)?;
+    println!(
+        "restored: role {:?}, peer {:?}, re-encodes identically: {}",
+        bob_session.role(),
+        bob_session.remote_identity(),
+        *bob_session.encode() == *saved,
+    );
+    for wire in mailbox.take_all("bob") {
+        deliver(&mut rng, &mut bob_session, &wire, "bob")?;
+    }
+    mailbox.post("alice", bob_session.encrypt(b"Yes, but I'm still here.")?);
+    for wire in mailbox.take_all("alice") {
+        deliver(&mut rng, &mut alice_session, &wire, "alice")?;
+    }
+    mailbox.post("bob", alice_session.encrypt(b"Good. Bye!")?);
+    for wire in mailbox.take_all("bob") {
+        deliver(&mut rng, &mut bob_session, &wire, "bob")?;
+    }
+    Ok(())
+}
