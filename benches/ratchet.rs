@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
         });
 
         // Session: one-way encrypt; decrypt of pre-encrypted in-order messages.
-        let (mut a, mut b) = session_pair(&mut rng);
+        let (mut a, _) = session_pair(&mut rng);
         group.bench_function(BenchmarkId::new("session", "encrypt"), |bench| {
             bench.iter(|| black_box(a.encrypt_into(&plaintext, &mut wire).expect("encrypt")))
         });

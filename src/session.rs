@@ -65,10 +65,11 @@ struct ReceivingChain {
     next_number: u32,
 }
 
-/// What the initiator repeats in front of every message until the responder
-/// replies, so that the responder can build the session from any of them.
+/// The prekeys the handshake used. The initiator repeats them in front of every
+/// message until the responder replies; the responder keeps them so that a
+/// repeated prekey message must match exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PendingPreKey {
+struct HandshakePreKeys {
     signed_prekey_id: PreKeyId,
     one_time_prekey_id: Option<PreKeyId>,
 }
@@ -86,7 +87,8 @@ pub struct Session {
     previous_chain_length: u32,
     receiving: Option<ReceivingChain>,
     previous_ratchet_keys: Vec<PublicKey>,
-    pending_prekey: Option<PendingPreKey>,
+    handshake_prekeys: HandshakePreKeys,
+    awaiting_reply: bool,
     skipped: SkippedKeys,
 }
 
@@ -185,10 +187,11 @@ impl Session {
             previous_chain_length: 0,
             receiving: None,
             previous_ratchet_keys: Vec::new(),
-            pending_prekey: Some(PendingPreKey {
+            handshake_prekeys: HandshakePreKeys {
                 signed_prekey_id: handshake.signed_prekey_id,
                 one_time_prekey_id: handshake.one_time_prekey_id,
-            }),
+            },
+            awaiting_reply: true,
             skipped: SkippedKeys::default(),
         })
     }
@@ -241,7 +244,11 @@ impl Session {
                 next_number: header.message_number + 1,
             }),
             previous_ratchet_keys: Vec::new(),
-            pending_prekey: None,
+            handshake_prekeys: HandshakePreKeys {
+                signed_prekey_id: message.signed_prekey_id(),
+                one_time_prekey_id: message.one_time_prekey_id(),
+            },
+            awaiting_reply: false,
             skipped,
         };
         Ok((session, len))
@@ -250,7 +257,7 @@ impl Session {
     /// Bytes [`encrypt_into`](Self::encrypt_into) writes for a plaintext of
     /// `plaintext_len` bytes.
     pub fn encrypted_len(&self, plaintext_len: usize) -> usize {
-        let prefix = if self.pending_prekey.is_some() {
+        let prefix = if self.awaiting_reply {
             PREKEY_PREFIX_LEN
         } else {
             0
@@ -293,7 +300,8 @@ impl Session {
             return Err(Error::CounterExhausted);
         }
         let mut offset = 0;
-        if let Some(pending) = &self.pending_prekey {
+        if self.awaiting_reply {
+            let pending = &self.handshake_prekeys;
             let mut prefix = [0u8; PREKEY_PREFIX_LEN];
             encode_prekey_prefix(
                 &mut prefix,
@@ -409,7 +417,7 @@ impl Session {
         receiving.chain = staged.chain_after;
         receiving.next_number = header.message_number + 1;
         self.commit_skipped(staged.skipped);
-        self.pending_prekey = None;
+        self.awaiting_reply = false;
         Ok(out.len())
     }
 
@@ -432,7 +440,7 @@ impl Session {
             .ok_or(Error::DuplicateMessage)?;
         key.open(aad, message.ciphertext(), message.tag(), out)?;
         self.skipped.remove(index);
-        self.pending_prekey = None;
+        self.awaiting_reply = false;
         Ok(out.len())
     }
 
@@ -489,7 +497,7 @@ impl Session {
         self.sending = sending;
         self.root = root;
         self.commit_skipped(staged.skipped);
-        self.pending_prekey = None;
+        self.awaiting_reply = false;
         Ok(out.len())
     }
 
@@ -531,17 +539,19 @@ impl Session {
     }
 
     /// Whether `message` is a repeat of the prekey message that created this
-    /// (responder) session.
+    /// (responder) session: same initiator identity, base key and prekey ids.
     pub fn owns_prekey_message(&self, message: &PreKeyMessage<'_>) -> bool {
         self.role == Role::Responder
             && self.base_key == *message.base_key()
             && self.remote_identity == *message.identity_key()
+            && self.handshake_prekeys.signed_prekey_id == message.signed_prekey_id()
+            && self.handshake_prekeys.one_time_prekey_id == message.one_time_prekey_id()
     }
 
     /// True while this initiator session has not yet decrypted a reply, so its
     /// messages are still prekey messages.
     pub fn is_awaiting_reply(&self) -> bool {
-        self.pending_prekey.is_some()
+        self.awaiting_reply
     }
 
     /// This device's identity key.
@@ -667,7 +677,7 @@ impl core::fmt::Debug for Session {
             .field("sending_ratchet_key", self.sending.ratchet.public())
             .field("sent", &self.sending.next_number)
             .field("skipped_keys", &self.skipped.len())
-            .field("awaiting_reply", &self.pending_prekey.is_some())
+            .field("awaiting_reply", &self.awaiting_reply)
             .finish_non_exhaustive()
     }
 }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 use super::{
-    MAX_PREVIOUS_RATCHET_KEYS, PendingPreKey, ReceivingChain, Role, SendingChain, Session,
+    HandshakePreKeys, MAX_PREVIOUS_RATCHET_KEYS, ReceivingChain, Role, SendingChain, Session,
     SessionConfig, aad_prefix,
 };
 use crate::codec::{Reader, Writer};
@@ -26,7 +26,7 @@ const SESSION_STATE_VERSION: u8 = 1;
 /// Size of a stored skipped key: ratchet key, number, message key.
 const SKIPPED_ENTRY_LEN: usize = KEY_LEN + 4 + KEY_LEN;
 /// Fixed part of a stored session before the variable-length lists.
-const FIXED_LEN: usize = 2 + 8 + 1 + 3 * KEY_LEN + KEY_LEN + (2 * KEY_LEN + 4) + 4 + 1;
+const FIXED_LEN: usize = 2 + 8 + 1 + 3 * KEY_LEN + KEY_LEN + (2 * KEY_LEN + 4) + 4 + 1 + 10;
 
 impl Session {
     /// Encodes the whole session, skipped keys included. The result holds
@@ -49,7 +49,6 @@ impl Session {
         let capacity = FIXED_LEN
             + 1
             + KEY_LEN * self.previous_ratchet_keys.len()
-            + 10
             + 4
             + SKIPPED_ENTRY_LEN * self.skipped.len();
         let mut w = Writer::with_capacity(capacity);
@@ -84,17 +83,11 @@ impl Session {
         for key in &self.previous_ratchet_keys {
             w.bytes(key.as_bytes());
         }
-        match &self.pending_prekey {
-            Some(p) => {
-                w.flag(true)
-                    .u32(p.signed_prekey_id)
-                    .flag(p.one_time_prekey_id.is_some())
-                    .u32(p.one_time_prekey_id.unwrap_or(0));
-            }
-            None => {
-                w.flag(false);
-            }
-        }
+        let prekeys = &self.handshake_prekeys;
+        w.u32(prekeys.signed_prekey_id)
+            .flag(prekeys.one_time_prekey_id.is_some())
+            .u32(prekeys.one_time_prekey_id.unwrap_or(0))
+            .flag(self.awaiting_reply);
         w.u32(self.skipped.len() as u32);
         for entry in self.skipped.iter() {
             w.bytes(entry.ratchet_key.as_bytes())
@@ -160,23 +153,26 @@ impl Session {
         for _ in 0..previous_count {
             previous_ratchet_keys.push(PublicKey::from_bytes(r.array("previous ratchet key")?));
         }
-        let pending_prekey = if r.flag("pending prekey flag")? {
-            let signed_prekey_id = r.u32("pending signed prekey id")?;
-            let has_one_time = r.flag("pending one-time prekey flag")?;
-            let id = r.u32("pending one-time prekey id")?;
-            if role != Role::Initiator || (!has_one_time && id != 0) {
-                return Err(DecodeError::InvalidValue {
-                    field: "pending prekey",
-                }
-                .into());
+        let signed_prekey_id = r.u32("handshake signed prekey id")?;
+        let has_one_time = r.flag("handshake one-time prekey flag")?;
+        let one_time_id = r.u32("handshake one-time prekey id")?;
+        if !has_one_time && one_time_id != 0 {
+            return Err(DecodeError::InvalidFlag {
+                field: "handshake one-time prekey id",
             }
-            Some(PendingPreKey {
-                signed_prekey_id,
-                one_time_prekey_id: has_one_time.then_some(id),
-            })
-        } else {
-            None
+            .into());
+        }
+        let handshake_prekeys = HandshakePreKeys {
+            signed_prekey_id,
+            one_time_prekey_id: has_one_time.then_some(one_time_id),
         };
+        let awaiting_reply = r.flag("awaiting reply flag")?;
+        if awaiting_reply && role != Role::Initiator {
+            return Err(DecodeError::InvalidValue {
+                field: "awaiting reply flag",
+            }
+            .into());
+        }
         let skipped_count = r.count_u32("skipped key count", config.max_skipped_keys() as usize)?;
         let mut skipped = SkippedKeys::default();
         for _ in 0..skipped_count {
@@ -203,7 +199,8 @@ impl Session {
             previous_chain_length,
             receiving,
             previous_ratchet_keys,
-            pending_prekey,
+            handshake_prekeys,
+            awaiting_reply,
             skipped,
         })
     }
