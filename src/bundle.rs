@@ -106,6 +106,17 @@ impl PreKeyBundle {
     /// This proves the bundle is self-consistent, not that the identity is the
     /// one you meant: use [`verify_for`](Self::verify_for) when you know whom to expect.
     ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let wire = PreKeyBundle::from_store(bob.public_key(), &store, None).encode();
+    /// let verified = PreKeyBundle::decode(&wire)?.verify()?;
+    /// assert_eq!(verified.identity_key(), bob.public_key());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidSignature`] if the signature fails strict verification.
     pub fn verify(self) -> Result<VerifiedBundle, Error> {

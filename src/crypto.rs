@@ -225,6 +225,13 @@ fn hmac_sha256_keyed(key: &[u8; KEY_LEN]) -> HmacSha256 {
     <HmacSha256 as hmac::KeyInit>::new((&*block).into())
 }
 
+/// Length of a ChaCha20-Poly1305 nonce.
+pub(crate) const NONCE_LEN: usize = 12;
+
+/// The nonce of every protocol AEAD call: each key encrypts exactly one message,
+/// so a fixed nonce never repeats under a key.
+const ZERO_NONCE: [u8; NONCE_LEN] = [0; NONCE_LEN];
+
 /// ChaCha20-Poly1305 with a 12-byte all-zero nonce under a single-use key:
 /// encrypts `plaintext` into `ciphertext` (same length) and returns the tag.
 pub(crate) fn aead_seal(
@@ -233,12 +240,7 @@ pub(crate) fn aead_seal(
     plaintext: &[u8],
     ciphertext: &mut [u8],
 ) -> Result<[u8; TAG_LEN], Error> {
-    let cipher = ChaCha20Poly1305::new(key.into());
-    let buffer = InOutBuf::new(plaintext, ciphertext).map_err(|_| Error::MessageTooLarge)?;
-    let tag = cipher
-        .encrypt_inout_detached(&Default::default(), aad, buffer)
-        .map_err(|_| Error::MessageTooLarge)?;
-    Ok(tag.into())
+    aead_seal_with_nonce(key, &ZERO_NONCE, aad, plaintext, ciphertext)
 }
 
 /// Opens what [`aead_seal`] produced. Writes `plaintext` only when the tag verifies.
@@ -249,10 +251,38 @@ pub(crate) fn aead_open(
     tag: &[u8; TAG_LEN],
     plaintext: &mut [u8],
 ) -> Result<(), Error> {
+    aead_open_with_nonce(key, &ZERO_NONCE, aad, ciphertext, tag, plaintext)
+}
+
+/// [`aead_seal`] with an explicit nonce (known-answer tests use it).
+pub(crate) fn aead_seal_with_nonce(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    ciphertext: &mut [u8],
+) -> Result<[u8; TAG_LEN], Error> {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    let buffer = InOutBuf::new(plaintext, ciphertext).map_err(|_| Error::MessageTooLarge)?;
+    let tag = cipher
+        .encrypt_inout_detached(nonce.into(), aad, buffer)
+        .map_err(|_| Error::MessageTooLarge)?;
+    Ok(tag.into())
+}
+
+/// [`aead_open`] with an explicit nonce (known-answer tests use it).
+pub(crate) fn aead_open_with_nonce(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; TAG_LEN],
+    plaintext: &mut [u8],
+) -> Result<(), Error> {
     let cipher = ChaCha20Poly1305::new(key.into());
     let buffer = InOutBuf::new(ciphertext, plaintext).map_err(|_| Error::DecryptionFailed)?;
     cipher
-        .decrypt_inout_detached(&Default::default(), aad, buffer, tag.into())
+        .decrypt_inout_detached(nonce.into(), aad, buffer, tag.into())
         .map_err(|_| Error::DecryptionFailed)
 }
 

@@ -80,9 +80,7 @@ pub use session::{MAX_PREVIOUS_RATCHET_KEYS, Responder, Role, Session, SessionCo
 /// never enable the `hazmat` feature in an application.
 #[cfg(feature = "hazmat")]
 #[doc(hidden)]
-pub mod hazmat {
-    pub use crate::session::hazmat::*;
-}
+pub mod hazmat;
 
 /// Entry points for the fuzz targets and the corpus replay test. Not a stable API.
 #[cfg(all(feature = "hazmat", feature = "std"))]

@@ -353,6 +353,32 @@ impl Session {
     /// Double Ratchet spec without header encryption: a relay can read it, and it
     /// is checked against the session's bounds before any key is tried.
     ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, RatchetMessage, Responder, Session};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let alice = IdentityKeyPair::generate(&mut rng);
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bundle)?;
+    /// # let first = alice_session.encrypt(b"hi")?;
+    /// # let (mut bob_session, _) = Responder::new(&bob, &mut store).accept(&mut rng, &PreKeyMessage::parse(&first)?)?;
+    /// let mut wire = [0u8; 128];
+    /// let len = bob_session.encrypt_into(b"reply", &mut wire)?;
+    ///
+    /// let message = RatchetMessage::parse(&wire[..len])?;
+    /// let mut plaintext = [0u8; 64];
+    /// let n = alice_session.decrypt_into(&mut rng, &message, &mut plaintext)?;
+    /// assert_eq!(&plaintext[..n], b"reply");
+    ///
+    /// // The same message again is a replay.
+    /// assert_eq!(
+    ///     alice_session.decrypt_into(&mut rng, &message, &mut plaintext),
+    ///     Err(ratchetbox::Error::DuplicateMessage)
+    /// );
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// - [`Error::BufferTooSmall`] if `out` is shorter than the plaintext;
     /// - [`Error::DuplicateMessage`] for a message already decrypted;
@@ -369,6 +395,10 @@ impl Session {
         let len = check_output(message, out)?;
         let out = &mut out[..len];
         let header = message.header();
+        // SPEC.md §5.7 step 1: before any classification.
+        if header.message_number == u32::MAX {
+            return Err(Error::CounterExhausted);
+        }
         let aad = build_aad(&self.aad_prefix, message.header_bytes());
 
         let on_current_chain = self

@@ -1,0 +1,329 @@
+//! The protocol's hot paths next to their floor, in one criterion run so that
+//! ratios are meaningful on a noisy machine. `benches/report.sh` runs this and
+//! prints the table of medians and ratios.
+//!
+//! - `floor/*`: the primitives the protocol cannot avoid (KDF_CK, AEAD seal and
+//!   open, X25519 DH and keygen, HKDF, Ed25519 sign and strict verify).
+//! - `ratchet/*`: steady-state encrypt, decrypt and both, per size; an
+//!   alternating exchange (every message a DH ratchet step); a message 1000
+//!   positions ahead.
+//! - `handshake/*`: bundle verification, initiator, responder (with its first
+//!   decrypt), full establishment.
+//! - `state/*`: session encode and decode with 0 and 1000 skipped keys.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chacha20::ChaCha20Rng;
+use chacha20poly1305::aead::inout::InOutBuf;
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::{Signer, SigningKey};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use ratchetbox::rand_core::SeedableRng;
+use ratchetbox::{
+    IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, RATCHET_MESSAGE_OVERHEAD,
+    RatchetMessage, Responder, Session, SessionConfig, VerifiedBundle,
+};
+use sha2::Sha256;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+const SIZES: [usize; 5] = [64, 256, 1024, 16 * 1024, 64 * 1024];
+
+fn size_name(size: usize) -> String {
+    if size >= 1024 {
+        format!("{}KiB", size / 1024)
+    } else {
+        format!("{size}B")
+    }
+}
+
+struct Pair {
+    alice: Session,
+    bob: Session,
+}
+
+/// A session pair past the handshake (Bob has replied once).
+fn session_pair(rng: &mut ChaCha20Rng, config: SessionConfig) -> Pair {
+    let alice_id = IdentityKeyPair::generate(rng);
+    let bob_id = IdentityKeyPair::generate(rng);
+    let mut store = PreKeyStore::generate(rng, &bob_id, 1);
+    let bundle = PreKeyBundle::from_store(bob_id.public_key(), &store, None)
+        .verify()
+        .unwrap();
+    let mut alice = Session::initiate_with_config(rng, &alice_id, &bundle, config).unwrap();
+    let first = alice.encrypt(b"hello").unwrap();
+    let (mut bob, _) = Responder::new(&bob_id, &mut store)
+        .with_config(config)
+        .accept(rng, &PreKeyMessage::parse(&first).unwrap())
+        .unwrap();
+    let reply = bob.encrypt(b"hi").unwrap();
+    alice.decrypt(rng, &reply).unwrap();
+    Pair { alice, bob }
+}
+
+fn kdf_ck(ck: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+    let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(ck).unwrap();
+    let mut m = mac.clone();
+    m.update(&[1]);
+    let mut n = mac;
+    n.update(&[2]);
+    (
+        m.finalize().into_bytes().into(),
+        n.finalize().into_bytes().into(),
+    )
+}
+
+fn seal(key: &[u8; 32], aad: &[u8], input: &[u8], output: &mut [u8]) -> [u8; 16] {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    let buf = InOutBuf::new(input, output).unwrap();
+    cipher
+        .encrypt_inout_detached(&Default::default(), aad, buf)
+        .unwrap()
+        .into()
+}
+
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    let aad = [7u8; 107];
+    let mut ck = [1u8; 32];
+    g.bench_function("kdf_ck", |b| {
+        b.iter(|| {
+            let (mk, next) = kdf_ck(black_box(&ck));
+            ck = next;
+            black_box(mk)
+        })
+    });
+    for size in SIZES {
+        let input = vec![0x5a; size];
+        let mut output = vec![0u8; size];
+        let key = [3u8; 32];
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(format!("aead_seal/{}", size_name(size)), |b| {
+            b.iter(|| black_box(seal(&key, &aad, &input, &mut output)))
+        });
+        let tag = seal(&key, &aad, &input, &mut output);
+        let sealed = output.clone();
+        g.bench_function(format!("aead_open/{}", size_name(size)), |b| {
+            b.iter(|| {
+                let cipher = ChaCha20Poly1305::new(&key.into());
+                let buf = InOutBuf::new(&sealed, &mut output).unwrap();
+                cipher
+                    .decrypt_inout_detached(&Default::default(), &aad, buf, &tag.into())
+                    .unwrap();
+            })
+        });
+    }
+    g.throughput(Throughput::Elements(1));
+    let secret = StaticSecret::from([9u8; 32]);
+    let public = PublicKey::from(&StaticSecret::from([11u8; 32]));
+    g.bench_function("x25519_dh", |b| {
+        b.iter(|| black_box(secret.diffie_hellman(black_box(&public))))
+    });
+    g.bench_function("x25519_keygen", |b| {
+        b.iter(|| black_box(PublicKey::from(black_box(&secret))))
+    });
+    let ikm = [5u8; 32];
+    for len in [32usize, 64] {
+        g.bench_function(format!("hkdf_{len}"), |b| {
+            b.iter(|| {
+                let mut out = [0u8; 64];
+                Hkdf::<Sha256>::new(Some(&[0u8; 32]), black_box(&ikm))
+                    .expand(b"info", &mut out[..len])
+                    .unwrap();
+                black_box(out)
+            })
+        });
+    }
+    let signing = SigningKey::from_bytes(&[4u8; 32]);
+    let verifying = signing.verifying_key();
+    let message = [0x05u8; 33];
+    let signature = signing.sign(&message);
+    g.bench_function("ed25519_sign", |b| {
+        b.iter(|| black_box(signing.sign(black_box(&message))))
+    });
+    g.bench_function("ed25519_verify_strict", |b| {
+        b.iter(|| {
+            verifying
+                .verify_strict(black_box(&message), &signature)
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn ratchet(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::from_seed([7; 32]);
+    let mut g = c.benchmark_group("ratchet");
+    for size in SIZES {
+        let name = size_name(size);
+        let plaintext = vec![0x5a; size];
+        let mut wire = vec![0u8; size + RATCHET_MESSAGE_OVERHEAD];
+        let mut out = vec![0u8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+
+        let mut pair = session_pair(&mut rng, SessionConfig::default());
+        g.bench_function(format!("encrypt/{name}"), |b| {
+            b.iter(|| black_box(pair.alice.encrypt_into(&plaintext, &mut wire).unwrap()))
+        });
+
+        // Decrypt pre-encrypted, in-order messages; only the decrypts are timed.
+        let mut pair = session_pair(&mut rng, SessionConfig::default());
+        g.bench_function(format!("decrypt/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut messages = Vec::with_capacity(iters as usize);
+                for _ in 0..iters {
+                    let mut m = vec![0u8; size + RATCHET_MESSAGE_OVERHEAD];
+                    pair.alice.encrypt_into(&plaintext, &mut m).unwrap();
+                    messages.push(m);
+                }
+                let start = Instant::now();
+                for m in &messages {
+                    let parsed = RatchetMessage::parse(m).unwrap();
+                    black_box(pair.bob.decrypt_into(&mut rng, &parsed, &mut out).unwrap());
+                }
+                start.elapsed()
+            })
+        });
+
+        let mut pair = session_pair(&mut rng, SessionConfig::default());
+        g.bench_function(format!("encrypt_decrypt/{name}"), |b| {
+            b.iter(|| {
+                let len = pair.alice.encrypt_into(&plaintext, &mut wire).unwrap();
+                let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
+                black_box(pair.bob.decrypt_into(&mut rng, &parsed, &mut out).unwrap())
+            })
+        });
+    }
+
+    // Alternating direction: each iteration is one message that is a DH ratchet step.
+    g.throughput(Throughput::Elements(1));
+    let mut pair = session_pair(&mut rng, SessionConfig::default());
+    let plaintext = [0x5a; 256];
+    let mut wire = [0u8; 256 + RATCHET_MESSAGE_OVERHEAD];
+    let mut out = [0u8; 256];
+    let mut alice_turn = true;
+    g.bench_function("alternating_step/256B", |b| {
+        b.iter(|| {
+            let (sender, receiver) = if alice_turn {
+                (&mut pair.alice, &mut pair.bob)
+            } else {
+                (&mut pair.bob, &mut pair.alice)
+            };
+            alice_turn = !alice_turn;
+            let len = sender.encrypt_into(&plaintext, &mut wire).unwrap();
+            let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
+            black_box(receiver.decrypt_into(&mut rng, &parsed, &mut out).unwrap())
+        })
+    });
+
+    // A message 1000 positions ahead: 1000 skipped keys derived and stored.
+    let mut pair = session_pair(&mut rng, SessionConfig::default());
+    let bob_before = pair.bob.encode();
+    let mut ahead = Vec::new();
+    for _ in 0..=1000 {
+        ahead = pair.alice.encrypt(&plaintext).unwrap();
+    }
+    g.bench_function("decrypt_1000_ahead/256B", |b| {
+        b.iter_batched(
+            || Session::decode(&bob_before).unwrap(),
+            |mut bob| {
+                let parsed = RatchetMessage::parse(&ahead).unwrap();
+                bob.decrypt_into(&mut rng, &parsed, &mut out).unwrap();
+                bob
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn handshake(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::from_seed([8; 32]);
+    let mut g = c.benchmark_group("handshake");
+    let alice = IdentityKeyPair::generate(&mut rng);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    let ids = store.generate_one_time_prekeys(&mut rng, 1).unwrap();
+    let store_blob = store.encode();
+    let bundle = PreKeyBundle::from_store(bob.public_key(), &store, Some(ids[0].0));
+    let verified: VerifiedBundle = bundle.clone().verify().unwrap();
+
+    g.bench_function("verify_bundle", |b| {
+        b.iter_batched(
+            || bundle.clone(),
+            |bundle| bundle.verify().unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("initiator", |b| {
+        b.iter(|| Session::initiate(&mut rng, &alice, &verified).unwrap())
+    });
+    let mut session = Session::initiate(&mut rng, &alice, &verified).unwrap();
+    let first = session.encrypt(&[0x5a; 256]).unwrap();
+    g.bench_function("responder_with_first_decrypt", |b| {
+        b.iter_batched(
+            || PreKeyStore::decode(&store_blob).unwrap(),
+            |mut store| {
+                let message = PreKeyMessage::parse(&first).unwrap();
+                Responder::new(&bob, &mut store)
+                    .accept(&mut rng, &message)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("establishment", |b| {
+        b.iter_batched(
+            || (PreKeyStore::decode(&store_blob).unwrap(), bundle.clone()),
+            |(mut store, bundle)| {
+                let verified = bundle.verify().unwrap();
+                let mut a = Session::initiate(&mut rng, &alice, &verified).unwrap();
+                let first = a.encrypt(&[0x5a; 256]).unwrap();
+                let message = PreKeyMessage::parse(&first).unwrap();
+                Responder::new(&bob, &mut store)
+                    .accept(&mut rng, &message)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn state(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::from_seed([9; 32]);
+    let mut g = c.benchmark_group("state");
+    for skipped in [0usize, 1000] {
+        let mut pair = session_pair(&mut rng, SessionConfig::default());
+        let mut last = Vec::new();
+        for _ in 0..=skipped {
+            last = pair.alice.encrypt(b"x").unwrap();
+        }
+        pair.bob.decrypt(&mut rng, &last).unwrap();
+        assert_eq!(pair.bob.skipped_key_count(), skipped);
+        let blob = pair.bob.encode();
+        g.bench_function(format!("encode/{skipped}_skipped"), |b| {
+            b.iter(|| black_box(pair.bob.encode()))
+        });
+        g.bench_function(format!("decode/{skipped}_skipped"), |b| {
+            b.iter(|| black_box(Session::decode(&blob).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = floor, ratchet, handshake, state
+}
+criterion_main!(benches);
