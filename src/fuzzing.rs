@@ -218,6 +218,119 @@ pub fn responder_accept(data: &[u8]) {
     }
 }
 
+/// An established pair of sessions (Bob has replied), as stored blobs.
+fn pair_fixture() -> Option<&'static (Vec<u8>, Vec<u8>)> {
+    static FIXTURE: OnceLock<Option<(Vec<u8>, Vec<u8>)>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let mut rng = rng(6);
+            let alice = IdentityKeyPair::from_seed(&[0xA6; 32]);
+            let bob = IdentityKeyPair::from_seed(&[0xB6; 32]);
+            let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+            let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None)
+                .verify()
+                .ok()?;
+            let config = crate::SessionConfig::new(8, 16).ok()?;
+            let mut a = Session::initiate_with_config(&mut rng, &alice, &bundle, config).ok()?;
+            let first = a.encrypt(b"hello").ok()?;
+            let (mut b, _) = Responder::new(&bob, &mut store)
+                .with_config(config)
+                .accept(&mut rng, &PreKeyMessage::parse(&first).ok()?)
+                .ok()?;
+            let reply = b.encrypt(b"hi").ok()?;
+            a.decrypt(&mut rng, &reply).ok()?;
+            Some((a.encode().to_vec(), b.encode().to_vec()))
+        })
+        .as_ref()
+}
+
+struct InFlight {
+    to_bob: bool,
+    wire: Vec<u8>,
+    plaintext: Vec<u8>,
+    decrypted: bool,
+}
+
+/// A fuzzer-chosen schedule between two parties: each input byte picks an
+/// operation (send either way, deliver, drop, duplicate, tamper), and the next
+/// bytes pick its arguments. Invariants: a message decrypts at most once and only
+/// to what was sent; a tampered copy never decrypts; a rejected message leaves
+/// the receiver's stored form unchanged. Limits are small (`max_skip` 8,
+/// 16 stored keys) so that the bounds are reached.
+pub fn session_interaction(data: &[u8]) {
+    let Some((alice_blob, bob_blob)) = pair_fixture() else {
+        return;
+    };
+    let (Ok(mut alice), Ok(mut bob)) = (Session::decode(alice_blob), Session::decode(bob_blob))
+    else {
+        return;
+    };
+    let mut rng = rng(7);
+    let mut flight: Vec<InFlight> = Vec::new();
+    let mut bytes = data.iter().copied();
+    while let Some(op) = bytes.next() {
+        let arg = usize::from(bytes.next().unwrap_or(0));
+        match op % 6 {
+            0 | 1 => {
+                if flight.len() >= 256 {
+                    continue;
+                }
+                let to_bob = op % 6 == 0;
+                let mut plaintext = (flight.len() as u32).to_be_bytes().to_vec();
+                plaintext.resize(4 + arg % 64, op);
+                let sender = if to_bob { &mut alice } else { &mut bob };
+                let Ok(wire) = sender.encrypt(&plaintext) else {
+                    continue;
+                };
+                flight.push(InFlight {
+                    to_bob,
+                    wire,
+                    plaintext,
+                    decrypted: false,
+                });
+            }
+            2 | 3 | 5 if !flight.is_empty() => {
+                let index = arg % flight.len();
+                let mut wire = flight[index].wire.clone();
+                let tampered = op % 6 == 5;
+                if tampered {
+                    let bit = usize::from(bytes.next().unwrap_or(0)) * 256
+                        + usize::from(bytes.next().unwrap_or(0));
+                    let bit = bit % (wire.len() * 8);
+                    wire[bit / 8] ^= 1 << (bit % 8);
+                }
+                let receiver = if flight[index].to_bob {
+                    &mut bob
+                } else {
+                    &mut alice
+                };
+                let before = receiver.encode();
+                match receiver.decrypt(&mut rng, &wire) {
+                    Ok(plaintext) => {
+                        assert!(!tampered, "a tampered message decrypted");
+                        assert!(!flight[index].decrypted, "a message decrypted twice");
+                        assert_eq!(plaintext, flight[index].plaintext, "wrong plaintext");
+                        flight[index].decrypted = true;
+                    }
+                    Err(_) => assert_eq!(
+                        &receiver.encode()[..],
+                        &before[..],
+                        "a rejected message changed the session"
+                    ),
+                }
+            }
+            4 if !flight.is_empty() => {
+                // Drop: the message is never delivered.
+                let index = arg % flight.len();
+                flight[index].decrypted = true;
+                flight[index].wire.clear();
+                flight[index].wire.push(0xff);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Valid inputs for each target, to seed its corpus: `(target, input)`.
 pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
     let mut seeds = Vec::new();
@@ -245,6 +358,16 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
             seeds.push(("session_decrypt", m.clone()));
         }
     }
+    // Interaction schedules: sends both ways, in-order and reordered deliveries,
+    // a duplicate, a tamper and a drop.
+    seeds.push((
+        "session_interaction",
+        alloc::vec![0, 5, 0, 9, 2, 1, 2, 0, 1, 3, 3, 2, 5, 2, 0, 7],
+    ));
+    seeds.push((
+        "session_interaction",
+        alloc::vec![0, 1, 0, 2, 0, 3, 2, 2, 2, 0, 2, 1, 1, 1, 3, 3, 4, 0],
+    ));
     seeds
 }
 
@@ -259,6 +382,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "prekey_state" => prekey_state,
         "session_decrypt" => session_decrypt,
         "responder_accept" => responder_accept,
+        "session_interaction" => session_interaction,
         _ => return false,
     };
     f(data);

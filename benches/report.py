@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Prints a Markdown table of medians and floor ratios from one criterion run of
+benches/protocol.rs. Usage: report.py <criterion dir> <build flags label>."""
+import json
+import os
+import sys
+
+root, flags = sys.argv[1], sys.argv[2]
+
+
+def median(bench_id):
+    path = os.path.join(root, *bench_id.split("/"), "new", "estimates.json")
+    with open(path) as f:
+        return json.load(f)["median"]["point_estimate"]  # nanoseconds
+
+
+def fmt(ns):
+    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
+
+
+f = {name: median(f"floor/{name}") for name in [
+    "kdf_ck", "x25519_dh", "x25519_keygen", "hkdf_32", "hkdf_64",
+    "ed25519_sign", "ed25519_verify_strict"]}
+rows = []  # (measure, median, floor, ratio text, target)
+for size in ["64B", "256B", "1KiB", "16KiB", "64KiB"]:
+    seal, open_ = median(f"floor/aead_seal/{size}"), median(f"floor/aead_open/{size}")
+    enc, dec = median(f"ratchet/encrypt/{size}"), median(f"ratchet/decrypt/{size}")
+    both = median(f"ratchet/encrypt_decrypt/{size}")
+    target = "≤ 1.3×" if size == "256B" else ("throughput ≥ 0.9× AEAD" if size == "64KiB" else "")
+    rows.append((f"encrypt {size}", enc, f["kdf_ck"] + seal, target))
+    rows.append((f"decrypt {size}", dec, f["kdf_ck"] + open_, target))
+    rows.append((f"encrypt+decrypt {size}", both, 2 * f["kdf_ck"] + seal + open_, ""))
+seal256, open256 = median("floor/aead_seal/256B"), median("floor/aead_open/256B")
+rows.append(("alternating DH-ratchet step, 256 B", median("ratchet/alternating_step/256B"),
+             f["x25519_keygen"] + 2 * f["x25519_dh"] + 2 * f["hkdf_64"], "≤ 1.1× (keygen + 2 DH + 2 KDF_RK)"))
+rows.append(("decrypt 1000 ahead, 256 B", median("ratchet/decrypt_1000_ahead/256B"),
+             1001 * f["kdf_ck"] + open256, "floor: 1001 KDF_CK + open"))
+rows.append(("bundle verification", median("handshake/verify_bundle"), f["ed25519_verify_strict"], ""))
+init_floor = 2 * f["x25519_keygen"] + 5 * f["x25519_dh"] + f["hkdf_32"] + f["hkdf_64"]
+rows.append(("X3DH initiator (session ready)", median("handshake/initiator"), init_floor,
+             "≤ 1.1× (2 keygen + 5 DH + 2 HKDF)"))
+resp_floor = (f["x25519_keygen"] + 6 * f["x25519_dh"] + f["hkdf_32"] + 2 * f["hkdf_64"]
+              + f["kdf_ck"] + open256)
+rows.append(("X3DH responder + first decrypt", median("handshake/responder_with_first_decrypt"),
+             resp_floor, "≤ 1.1× (keygen + 6 DH + 3 HKDF + KDF_CK + open)"))
+rows.append(("full establishment", median("handshake/establishment"),
+             f["ed25519_verify_strict"] + init_floor + resp_floor + f["kdf_ck"] + median("floor/aead_seal/256B"), ""))
+for n in ["0", "1000"]:
+    rows.append((f"session encode, {n} skipped", median(f"state/encode/{n}_skipped"), None, ""))
+    rows.append((f"session decode, {n} skipped", median(f"state/decode/{n}_skipped"), None, ""))
+
+print(f"Build flags: {flags}. Medians from one run of `cargo bench --bench protocol`.\n")
+print("| measure | median | floor | ratio | target |")
+print("|---|---|---|---|---|")
+for name, value, floor, target in rows:
+    ratio = f"{value / floor:.2f}×" if floor else "–"
+    print(f"| {name} | {fmt(value)} | {fmt(floor) if floor else '–'} | {ratio} | {target} |")
+print()
+print("| floor primitive | median |")
+print("|---|---|")
+for name, value in f.items():
+    print(f"| {name} | {fmt(value)} |")
+for size in ["256B", "64KiB"]:
+    print(f"| aead_seal {size} | {fmt(median(f'floor/aead_seal/{size}'))} |")
+    print(f"| aead_open {size} | {fmt(median(f'floor/aead_open/{size}'))} |")
