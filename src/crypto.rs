@@ -32,6 +32,22 @@ pub mod labels {
     pub const CHAIN_NEXT_KEY: u8 = 0x02;
     /// Type byte of the X25519 public key encoding that signed prekey signatures cover.
     pub const X25519_KEY_TYPE: u8 = 0x05;
+    /// Signature prefix of a server certificate.
+    pub const SERVER_CERTIFICATE: &[u8] = b"ratchetbox v1 server certificate";
+    /// Signature prefix of a sender certificate.
+    pub const SENDER_CERTIFICATE: &[u8] = b"ratchetbox v1 sender certificate";
+    /// HKDF `info` of a single-recipient envelope's ephemeral layer.
+    pub const SEALED_EPHEMERAL_INFO: &[u8] = b"ratchetbox v1 sealed ephemeral";
+    /// HKDF `info` of a single-recipient envelope's static layer.
+    pub const SEALED_STATIC_INFO: &[u8] = b"ratchetbox v1 sealed static";
+    /// HKDF `info` of a multi-recipient envelope's content and sender keys.
+    pub const SEALED_MULTI_CONTENT_INFO: &[u8] = b"ratchetbox v1 sealed multi content";
+    /// HKDF `info` of a multi-recipient envelope's per-recipient wrapping key.
+    pub const SEALED_MULTI_WRAP_INFO: &[u8] = b"ratchetbox v1 sealed multi wrap";
+    /// HKDF `info` of a multi-recipient envelope's per-recipient sender authentication key.
+    pub const SEALED_MULTI_AUTH_INFO: &[u8] = b"ratchetbox v1 sealed multi auth";
+    /// HKDF `info` of a delivery access key.
+    pub const DELIVERY_KEY_INFO: &[u8] = b"ratchetbox v1 delivery access key";
 }
 
 /// Length of every symmetric key, DH output and public key in the protocol.
@@ -284,6 +300,24 @@ pub(crate) fn aead_open_with_nonce(
     cipher
         .decrypt_inout_detached(nonce.into(), aad, buffer, tag.into())
         .map_err(|_| Error::DecryptionFailed)
+}
+
+/// HMAC-SHA256 over the concatenation of `parts`.
+pub(crate) fn hmac_sha256(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = hmac_sha256_keyed(key);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// SHA-256 over the concatenation of `parts`.
+pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part);
+    }
+    hash.finalize().into()
 }
 
 /// Constant-time equality of two byte strings of equal length.

@@ -144,6 +144,17 @@ pub enum Error {
     },
     /// The prekey id space is exhausted.
     PreKeyIdsExhausted,
+    /// A sealed envelope is malformed.
+    Envelope(crate::sealed::EnvelopeError),
+    /// A sender certificate did not validate.
+    Certificate(crate::sealed::CertificateError),
+    /// The sender certificate names a different identity key than the one the
+    /// sender proved by decryption.
+    SenderIdentityMismatch,
+    /// The envelope comes from the recipient's own device.
+    SelfSend,
+    /// The envelope is not addressed to this device.
+    WrongRecipient,
 }
 
 impl fmt::Display for Error {
@@ -175,7 +186,20 @@ impl fmt::Display for Error {
             Self::InvalidConfig { reason } => write!(f, "invalid configuration: {reason}"),
             Self::TooManyPreKeys { max } => write!(f, "prekey store full ({max} keys)"),
             Self::PreKeyIdsExhausted => f.write_str("prekey id space exhausted"),
+            Self::Envelope(e) => write!(f, "invalid envelope: {e}"),
+            Self::Certificate(e) => write!(f, "invalid sender certificate: {e}"),
+            Self::SenderIdentityMismatch => {
+                f.write_str("sender certificate does not match the sender's identity key")
+            }
+            Self::SelfSend => f.write_str("envelope was sent by this device"),
+            Self::WrongRecipient => f.write_str("envelope is not addressed to this device"),
         }
+    }
+}
+
+impl From<crate::sealed::EnvelopeError> for Error {
+    fn from(e: crate::sealed::EnvelopeError) -> Self {
+        Self::Envelope(e)
     }
 }
 
@@ -193,6 +217,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Decode(e) => Some(e),
+            Self::Envelope(e) => Some(e),
+            Self::Certificate(e) => Some(e),
             _ => None,
         }
     }

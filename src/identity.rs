@@ -42,8 +42,10 @@ impl IdentityKey {
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Result<Self, DecodeError> {
         let verifying =
             VerifyingKey::from_bytes(bytes).map_err(|_| DecodeError::InvalidIdentityKey)?;
-        // Reject non-canonical encodings and small-order points.
-        if verifying.is_weak() || verifying.to_bytes() != *bytes {
+        // Reject small-order points, and non-canonical encodings: re-encoding the
+        // decoded point must give back the same bytes. (`VerifyingKey::to_bytes`
+        // returns the bytes it was parsed from, so compress the point itself.)
+        if verifying.is_weak() || verifying.to_edwards().compress().to_bytes() != *bytes {
             return Err(DecodeError::InvalidIdentityKey);
         }
         Ok(Self::from_verifying(verifying))

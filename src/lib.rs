@@ -56,6 +56,7 @@ mod identity;
 mod message;
 mod prekey;
 mod ratchet;
+pub mod sealed;
 mod session;
 mod x3dh;
 

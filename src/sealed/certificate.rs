@@ -1,0 +1,446 @@
+//! Sender certificates and the server certificates that vouch for them.
+//!
+//! A trust root (pinned by clients) certifies server keys; a server key issues
+//! sender certificates binding (account id, device id, identity key, expiry).
+//! Clients validate the chain against their pinned roots, their revocation list
+//! of server-key ids, and the current time, which the caller passes in because a
+//! `no_std` core has no clock.
+
+use alloc::vec::Vec;
+
+use crate::codec::{Reader, Writer};
+use crate::crypto::{KEY_LEN, SIGNATURE_LEN, labels};
+use crate::error::DecodeError;
+use crate::identity::{DeviceId, IdentityKey, IdentityKeyPair};
+use crate::sealed::address::Address;
+
+const SERVER_CERTIFICATE_TAG: u8 = 0x10;
+const SENDER_CERTIFICATE_TAG: u8 = 0x11;
+
+/// Encoded length of a server certificate.
+pub const SERVER_CERTIFICATE_LEN: usize = 1 + 4 + 4 + KEY_LEN + SIGNATURE_LEN;
+/// Most trust roots and revoked server keys a [`TrustStore`] holds.
+pub const MAX_TRUST_ENTRIES: usize = 64;
+
+/// Why a certificate was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// The bytes are not a certificate.
+    Malformed(DecodeError),
+    /// The server certificate names a trust root that is not pinned.
+    WrongRoot {
+        /// The root id the certificate names.
+        root_id: u32,
+    },
+    /// A signature in the chain does not verify.
+    BadSignature,
+    /// The sender certificate has expired.
+    Expired {
+        /// Its expiry time.
+        expires: u64,
+        /// The time it was checked at.
+        now: u64,
+    },
+    /// The server key that issued the certificate is revoked.
+    Revoked {
+        /// The revoked server key id.
+        key_id: u32,
+    },
+}
+
+impl core::fmt::Display for CertificateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "malformed certificate: {e}"),
+            Self::WrongRoot { root_id } => {
+                write!(f, "certificate chains to unpinned root {root_id}")
+            }
+            Self::BadSignature => f.write_str("certificate signature does not verify"),
+            Self::Expired { expires, now } => {
+                write!(f, "certificate expired at {expires} (now {now})")
+            }
+            Self::Revoked { key_id } => write!(f, "server key {key_id} is revoked"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for CertificateError {}
+
+impl From<DecodeError> for CertificateError {
+    fn from(e: DecodeError) -> Self {
+        Self::Malformed(e)
+    }
+}
+
+/// A trust root: an id and an Ed25519 public key, pinned by clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustRoot {
+    id: u32,
+    key: IdentityKey,
+}
+
+impl TrustRoot {
+    /// A root with its id and public key.
+    pub fn new(id: u32, key: IdentityKey) -> Self {
+        Self { id, key }
+    }
+
+    /// The root id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+/// What a client trusts: pinned roots and revoked server-key ids.
+#[derive(Clone, Debug, Default)]
+pub struct TrustStore {
+    roots: Vec<TrustRoot>,
+    revoked: Vec<u32>,
+}
+
+impl TrustStore {
+    /// A store pinning `roots`.
+    ///
+    /// # Errors
+    /// [`DecodeError::LimitExceeded`] beyond [`MAX_TRUST_ENTRIES`] roots.
+    pub fn new(roots: &[TrustRoot]) -> Result<Self, DecodeError> {
+        if roots.len() > MAX_TRUST_ENTRIES {
+            return Err(DecodeError::LimitExceeded {
+                field: "trust roots",
+                max: MAX_TRUST_ENTRIES as u64,
+                found: roots.len() as u64,
+            });
+        }
+        Ok(Self {
+            roots: roots.to_vec(),
+            revoked: Vec::new(),
+        })
+    }
+
+    /// Revokes a server key id; certificates it issued stop validating.
+    ///
+    /// # Errors
+    /// [`DecodeError::LimitExceeded`] beyond [`MAX_TRUST_ENTRIES`] revocations.
+    pub fn revoke(&mut self, server_key_id: u32) -> Result<(), DecodeError> {
+        if !self.revoked.contains(&server_key_id) {
+            if self.revoked.len() == MAX_TRUST_ENTRIES {
+                return Err(DecodeError::LimitExceeded {
+                    field: "revoked server keys",
+                    max: MAX_TRUST_ENTRIES as u64,
+                    found: (MAX_TRUST_ENTRIES + 1) as u64,
+                });
+            }
+            self.revoked.push(server_key_id);
+        }
+        Ok(())
+    }
+
+    fn root(&self, id: u32) -> Option<&TrustRoot> {
+        self.roots.iter().find(|r| r.id == id)
+    }
+}
+
+/// A server key certified by a trust root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerCertificate {
+    root_id: u32,
+    key_id: u32,
+    key: IdentityKey,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+impl ServerCertificate {
+    /// The trust root signs a server key.
+    pub fn issue(root_id: u32, root: &IdentityKeyPair, key_id: u32, key: &IdentityKey) -> Self {
+        let body = server_body(root_id, key_id, key);
+        Self {
+            root_id,
+            key_id,
+            key: *key,
+            signature: root.sign(&signed_message(labels::SERVER_CERTIFICATE, &body)),
+        }
+    }
+
+    /// The server key id.
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
+    /// Encodes the certificate (SPEC.md §9.1).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(SERVER_CERTIFICATE_LEN);
+        w.bytes(&server_body(self.root_id, self.key_id, &self.key))
+            .bytes(&self.signature);
+        w.into_vec()
+    }
+
+    fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.tag(SERVER_CERTIFICATE_TAG)?;
+        Ok(Self {
+            root_id: r.u32("root id")?,
+            key_id: r.u32("server key id")?,
+            key: IdentityKey::from_bytes(&r.array("server key")?)?,
+            signature: r.array("server certificate signature")?,
+        })
+    }
+
+    /// Decodes a server certificate.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for malformed bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let cert = Self::parse(&mut r)?;
+        r.finish()?;
+        Ok(cert)
+    }
+
+    fn validate(&self, trust: &TrustStore) -> Result<(), CertificateError> {
+        let root = trust
+            .root(self.root_id)
+            .ok_or(CertificateError::WrongRoot {
+                root_id: self.root_id,
+            })?;
+        let body = server_body(self.root_id, self.key_id, &self.key);
+        root.key
+            .verify(
+                &signed_message(labels::SERVER_CERTIFICATE, &body),
+                &self.signature,
+            )
+            .map_err(|_| CertificateError::BadSignature)?;
+        if trust.revoked.contains(&self.key_id) {
+            return Err(CertificateError::Revoked {
+                key_id: self.key_id,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn server_body(
+    root_id: u32,
+    key_id: u32,
+    key: &IdentityKey,
+) -> [u8; SERVER_CERTIFICATE_LEN - SIGNATURE_LEN] {
+    let mut body = [0u8; SERVER_CERTIFICATE_LEN - SIGNATURE_LEN];
+    body[0] = SERVER_CERTIFICATE_TAG;
+    body[1..5].copy_from_slice(&root_id.to_be_bytes());
+    body[5..9].copy_from_slice(&key_id.to_be_bytes());
+    body[9..].copy_from_slice(&key.to_bytes());
+    body
+}
+
+fn signed_message(label: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(label.len() + body.len());
+    m.extend_from_slice(label);
+    m.extend_from_slice(body);
+    m
+}
+
+/// A server-issued certificate binding a sender's address, identity key and expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderCertificate {
+    account_id: Vec<u8>,
+    device_id: DeviceId,
+    identity_key: IdentityKey,
+    expires: u64,
+    server: ServerCertificate,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+/// A sender whose certificate validated: who sent a sealed envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedSender {
+    /// The sender's account id.
+    pub account_id: Vec<u8>,
+    /// The sender's device id.
+    pub device_id: DeviceId,
+    /// The sender's identity key.
+    pub identity_key: IdentityKey,
+}
+
+impl SenderCertificate {
+    /// The server signs a sender's address, identity and expiry time.
+    ///
+    /// # Errors
+    /// [`DecodeError`] if the account id is empty or too long.
+    pub fn issue(
+        sender: Address<'_>,
+        identity_key: &IdentityKey,
+        expires: u64,
+        server_key: &IdentityKeyPair,
+        server: ServerCertificate,
+    ) -> Result<Self, DecodeError> {
+        let mut cert = Self {
+            account_id: sender.account_id().to_vec(),
+            device_id: sender.device_id(),
+            identity_key: *identity_key,
+            expires,
+            server,
+            signature: [0; SIGNATURE_LEN],
+        };
+        let body = cert.body();
+        cert.signature = server_key.sign(&signed_message(labels::SENDER_CERTIFICATE, &body));
+        Ok(cert)
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(256);
+        w.u8(SENDER_CERTIFICATE_TAG)
+            .u8(self.account_id.len() as u8)
+            .bytes(&self.account_id)
+            .u32(self.device_id)
+            .bytes(&self.identity_key.to_bytes())
+            .u64(self.expires)
+            .bytes(&self.server.encode());
+        w.into_vec()
+    }
+
+    /// The certified identity key.
+    pub fn identity_key(&self) -> &IdentityKey {
+        &self.identity_key
+    }
+
+    /// The certified address.
+    pub fn address(&self) -> Address<'_> {
+        Address::from_parts(&self.account_id, self.device_id)
+    }
+
+    /// Expiry time (seconds, in the caller's epoch).
+    pub fn expires(&self) -> u64 {
+        self.expires
+    }
+
+    /// Encodes the certificate (SPEC.md §9.2).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = self.body();
+        bytes.extend_from_slice(&self.signature);
+        bytes
+    }
+
+    /// Decodes a sender certificate (structure only; see [`validate`](Self::validate)).
+    ///
+    /// # Errors
+    /// [`DecodeError`] for malformed bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(SENDER_CERTIFICATE_TAG)?;
+        let address = Address::parse(&mut r)?;
+        let identity_key = IdentityKey::from_bytes(&r.array("sender identity key")?)?;
+        let expires = r.u64("expiry")?;
+        let server = ServerCertificate::parse(&mut r)?;
+        let signature = r.array("sender certificate signature")?;
+        r.finish()?;
+        Ok(Self {
+            account_id: address.account_id().to_vec(),
+            device_id: address.device_id(),
+            identity_key,
+            expires,
+            server,
+            signature,
+        })
+    }
+
+    /// Validates the chain: the server certificate against a pinned root and the
+    /// revocation list, this certificate against the server key, and expiry
+    /// against `now` (valid while `now < expires`).
+    ///
+    /// # Errors
+    /// The [`CertificateError`] naming the first defect found.
+    pub fn validate(
+        &self,
+        trust: &TrustStore,
+        now: u64,
+    ) -> Result<VerifiedSender, CertificateError> {
+        self.server.validate(trust)?;
+        self.server
+            .key
+            .verify(
+                &signed_message(labels::SENDER_CERTIFICATE, &self.body()),
+                &self.signature,
+            )
+            .map_err(|_| CertificateError::BadSignature)?;
+        if now >= self.expires {
+            return Err(CertificateError::Expired {
+                expires: self.expires,
+                now,
+            });
+        }
+        Ok(VerifiedSender {
+            account_id: self.account_id.clone(),
+            device_id: self.device_id,
+            identity_key: self.identity_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(expires: u64) -> (TrustStore, SenderCertificate) {
+        let root = IdentityKeyPair::from_seed(&[1; 32]);
+        let server = IdentityKeyPair::from_seed(&[2; 32]);
+        let sender = IdentityKeyPair::from_seed(&[3; 32]);
+        let server_cert = ServerCertificate::issue(7, &root, 42, server.public_key());
+        let address = Address::new(b"alice", 1).expect("valid");
+        let cert =
+            SenderCertificate::issue(address, sender.public_key(), expires, &server, server_cert)
+                .expect("valid");
+        let trust = TrustStore::new(&[TrustRoot::new(7, *root.public_key())]).expect("fits");
+        (trust, cert)
+    }
+
+    #[test]
+    fn valid_chain_round_trips_and_validates() {
+        let (trust, cert) = chain(100);
+        let decoded = SenderCertificate::decode(&cert.encode()).expect("decodes");
+        assert_eq!(decoded, cert);
+        let sender = decoded.validate(&trust, 99).expect("valid");
+        assert_eq!(sender.account_id, b"alice");
+    }
+
+    #[test]
+    fn each_defect_has_its_error() {
+        let (mut trust, cert) = chain(100);
+        assert_eq!(
+            cert.validate(&trust, 100),
+            Err(CertificateError::Expired {
+                expires: 100,
+                now: 100
+            })
+        );
+        let other = TrustStore::new(&[TrustRoot::new(8, *cert.identity_key())]).expect("fits");
+        assert_eq!(
+            cert.validate(&other, 0),
+            Err(CertificateError::WrongRoot { root_id: 7 })
+        );
+        let impostor = TrustStore::new(&[TrustRoot::new(7, *cert.identity_key())]).expect("fits");
+        assert_eq!(
+            cert.validate(&impostor, 0),
+            Err(CertificateError::BadSignature)
+        );
+        let mut forged = cert.clone();
+        forged.expires = 1000;
+        assert_eq!(
+            forged.validate(&trust, 0),
+            Err(CertificateError::BadSignature)
+        );
+        trust.revoke(42).expect("fits");
+        assert_eq!(
+            cert.validate(&trust, 0),
+            Err(CertificateError::Revoked { key_id: 42 })
+        );
+    }
+
+    #[test]
+    fn truncations_are_malformed() {
+        let (_, cert) = chain(100);
+        let bytes = cert.encode();
+        for len in 0..bytes.len() {
+            assert!(SenderCertificate::decode(&bytes[..len]).is_err());
+        }
+    }
+}

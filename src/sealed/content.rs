@@ -1,0 +1,127 @@
+//! The sealed content: what only the recipient reads (SPEC.md §9.3). Codec only.
+
+use alloc::vec::Vec;
+
+use crate::codec::Reader;
+use crate::error::DecodeError;
+use crate::sealed::padding;
+
+/// What kind of message a sealed envelope carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InnerKind {
+    /// A prekey message (session setup).
+    PreKey,
+    /// A ratchet message.
+    Ratchet,
+    /// Anything else the application defines (for example a group message).
+    Opaque,
+}
+
+impl InnerKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            Self::PreKey => 1,
+            Self::Ratchet => 2,
+            Self::Opaque => 3,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Self, DecodeError> {
+        match byte {
+            1 => Ok(Self::PreKey),
+            2 => Ok(Self::Ratchet),
+            3 => Ok(Self::Opaque),
+            _ => Err(DecodeError::InvalidValue {
+                field: "inner kind",
+            }),
+        }
+    }
+}
+
+/// What the recipient should do if the content cannot be processed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ContentHint {
+    /// Show an error.
+    #[default]
+    Default,
+    /// The sender can resend; ask for it quietly.
+    Resendable,
+    /// Nothing to show (for example a receipt).
+    Implicit,
+}
+
+impl ContentHint {
+    fn to_byte(self) -> u8 {
+        match self {
+            Self::Default => 0,
+            Self::Resendable => 1,
+            Self::Implicit => 2,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Self, DecodeError> {
+        match byte {
+            0 => Ok(Self::Default),
+            1 => Ok(Self::Resendable),
+            2 => Ok(Self::Implicit),
+            _ => Err(DecodeError::InvalidValue {
+                field: "content hint",
+            }),
+        }
+    }
+}
+
+/// The inner message handed to sealing: its kind, hint and bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct SealedContent<'a> {
+    /// What the message is.
+    pub kind: InnerKind,
+    /// What to do if it cannot be processed.
+    pub hint: ContentHint,
+    /// The message bytes (for example from [`crate::Session::encrypt`]).
+    pub message: &'a [u8],
+}
+
+/// Longest inner message. Envelopes are bounded by the server's policy anyway;
+/// this keeps the length field honest.
+pub const MAX_INNER_LEN: usize = 1 << 24;
+
+pub(crate) fn encode(certificate: &[u8], content: &SealedContent<'_>) -> Vec<u8> {
+    let unpadded = 2 + certificate.len() + 2 + 4 + content.message.len();
+    let mut out = Vec::with_capacity(padding::padded_len(unpadded + 1));
+    out.extend_from_slice(&(certificate.len() as u16).to_be_bytes());
+    out.extend_from_slice(certificate);
+    out.push(content.kind.to_byte());
+    out.push(content.hint.to_byte());
+    out.extend_from_slice(&(content.message.len() as u32).to_be_bytes());
+    out.extend_from_slice(content.message);
+    padding::pad(&mut out);
+    out
+}
+
+pub(crate) struct Decoded<'a> {
+    pub(crate) certificate: &'a [u8],
+    pub(crate) kind: InnerKind,
+    pub(crate) hint: ContentHint,
+    pub(crate) message: &'a [u8],
+}
+
+pub(crate) fn decode(padded: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+    let unpadded = padding::unpad(padded).ok_or(DecodeError::InvalidValue { field: "padding" })?;
+    let mut r = Reader::new(unpadded);
+    let cert_len = usize::from(u16::from_be_bytes(r.array("certificate length")?));
+    let certificate = r.take(cert_len, "sender certificate")?;
+    let kind = InnerKind::from_byte(r.u8("inner kind")?)?;
+    let hint = ContentHint::from_byte(r.u8("content hint")?)?;
+    let len = r.count_u32("inner message length", MAX_INNER_LEN)?;
+    let message = r.take(len, "inner message")?;
+    r.finish()?;
+    Ok(Decoded {
+        certificate,
+        kind,
+        hint,
+        message,
+    })
+}

@@ -1,0 +1,306 @@
+//! Sealing: the sender's side of single- and multi-recipient envelopes
+//! (SPEC.md §9.4–9.5).
+
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, DhKeyPair, KEY_LEN, labels};
+use crate::error::Error;
+use crate::identity::{IdentityKey, IdentityKeyPair};
+use crate::sealed::address::Address;
+use crate::sealed::certificate::SenderCertificate;
+use crate::sealed::content::{self, MAX_INNER_LEN, SealedContent};
+use crate::sealed::token::DeliveryAccessKey;
+use crate::sealed::wire::{AUTH_TAG_LEN, EnvelopeError, MIN_WRAPPED_LEN, MULTI_TAG, SINGLE_TAG};
+
+/// Largest per-recipient payload in a multi-recipient envelope.
+pub const MAX_PAYLOAD_LEN: usize = u16::MAX as usize - MIN_WRAPPED_LEN;
+/// Most recipients one multi-recipient envelope can list.
+pub const MAX_RECIPIENTS: usize = u16::MAX as usize;
+
+/// Appends `AEAD(key, aad, plaintext)` (ciphertext then tag) to `out`.
+pub(crate) fn seal_append(
+    key: &[u8; KEY_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.resize(start + plaintext.len(), 0);
+    let tag = crypto::aead_seal(key, aad, plaintext, &mut out[start..])?;
+    out.extend_from_slice(&tag);
+    Ok(())
+}
+
+fn check_content(content: &SealedContent<'_>) -> Result<(), Error> {
+    if content.message.len() > MAX_INNER_LEN {
+        return Err(Error::MessageTooLarge);
+    }
+    Ok(())
+}
+
+/// Keys of a single-recipient envelope's first (ephemeral) layer:
+/// `HKDF(salt = Encode(IK_R) ‖ E, ikm = DH(E, IK_R), info, 64)` → (chain, key).
+pub(crate) fn single_ephemeral_keys(
+    recipient: &IdentityKey,
+    ephemeral: &[u8; KEY_LEN],
+    dh: &crypto::DhOutput,
+) -> (Zeroizing<[u8; KEY_LEN]>, Zeroizing<[u8; KEY_LEN]>) {
+    let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
+    crypto::hkdf_sha256(
+        &[&recipient.to_bytes()[..], &ephemeral[..]].concat(),
+        &[dh.as_bytes()],
+        labels::SEALED_EPHEMERAL_INFO,
+        okm.as_mut(),
+    );
+    let mut chain = Zeroizing::new([0u8; KEY_LEN]);
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    chain.copy_from_slice(&okm[..KEY_LEN]);
+    key.copy_from_slice(&okm[KEY_LEN..]);
+    (chain, key)
+}
+
+/// The second (static) layer's key: `HKDF(salt = chain ‖ C1, ikm = DH(IK_S, IK_R), info, 32)`.
+pub(crate) fn single_static_key(
+    chain: &[u8; KEY_LEN],
+    sender_block: &[u8],
+    dh: &crypto::DhOutput,
+) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    crypto::hkdf_sha256(
+        &[&chain[..], sender_block].concat(),
+        &[dh.as_bytes()],
+        labels::SEALED_STATIC_INFO,
+        key.as_mut(),
+    );
+    key
+}
+
+/// Seals one inner message for one recipient device.
+///
+/// The server learns the recipient address (to route) and the padded length;
+/// only the recipient learns who sent it, by decrypting the sender's identity
+/// and certificate.
+///
+/// # Errors
+/// [`Error::NonContributoryDh`] for a degenerate recipient key,
+/// [`Error::MessageTooLarge`] for an oversized message.
+#[allow(clippy::too_many_arguments)]
+pub fn seal<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    sender: &IdentityKeyPair,
+    certificate: &SenderCertificate,
+    recipient: Address<'_>,
+    recipient_identity: &IdentityKey,
+    content: SealedContent<'_>,
+    token: Option<&DeliveryAccessKey>,
+) -> Result<Vec<u8>, Error> {
+    check_content(&content)?;
+    let padded = Zeroizing::new(content::encode(&certificate.encode(), &content));
+    let ephemeral = DhKeyPair::generate(rng);
+    let e_pub = *ephemeral.public().as_bytes();
+
+    let mut out = Vec::with_capacity(2 + 64 + 17 + 32 + 48 + padded.len() + 16);
+    out.push(SINGLE_TAG);
+    recipient.encode_into(&mut out);
+    match token {
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.to_bytes());
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(&e_pub);
+
+    // The whole header (tag, address, token, E) is associated data of both layers.
+    let header = out.clone();
+    let eph_dh = ephemeral.dh(recipient_identity.dh_public())?;
+    drop(ephemeral);
+    let (chain, k1) = single_ephemeral_keys(recipient_identity, &e_pub, &eph_dh);
+    let sender_block_start = out.len();
+    seal_append(&k1, &header, &sender.public_key().to_bytes(), &mut out)?;
+    let sender_block = out[sender_block_start..].to_vec();
+
+    let static_dh = sender.dh_key_pair().dh(recipient_identity.dh_public())?;
+    let k2 = single_static_key(&chain, &sender_block, &static_dh);
+    let aad2 = [&header[..], &sender_block[..]].concat();
+    seal_append(&k2, &aad2, &padded, &mut out)?;
+    Ok(out)
+}
+
+/// One recipient device of a multi-recipient envelope.
+#[derive(Clone, Copy, Debug)]
+pub struct MultiRecipient<'a> {
+    /// Its address.
+    pub address: Address<'a>,
+    /// Its account's identity key.
+    pub identity_key: &'a IdentityKey,
+    /// Bytes for this device only (for example its 1:1 ratchet message);
+    /// encrypted to it alone. May be empty.
+    pub payload: &'a [u8],
+}
+
+/// Content and sender keys of a multi-recipient envelope:
+/// `HKDF(salt = 32 zero bytes, ikm = M, info, 64)` → (content key, sender key).
+pub(crate) fn multi_content_keys(
+    m: &[u8; KEY_LEN],
+) -> (Zeroizing<[u8; KEY_LEN]>, Zeroizing<[u8; KEY_LEN]>) {
+    let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
+    crypto::hkdf_sha256(
+        &[0u8; KEY_LEN],
+        &[m],
+        labels::SEALED_MULTI_CONTENT_INFO,
+        okm.as_mut(),
+    );
+    let mut content = Zeroizing::new([0u8; KEY_LEN]);
+    let mut sender = Zeroizing::new([0u8; KEY_LEN]);
+    content.copy_from_slice(&okm[..KEY_LEN]);
+    sender.copy_from_slice(&okm[KEY_LEN..]);
+    (content, sender)
+}
+
+/// `K_i = HKDF(salt = Encode(IK_i) ‖ E, ikm = DH(E, IK_i), info, 32)`.
+pub(crate) fn multi_wrap_key(
+    recipient: &IdentityKey,
+    e_pub: &[u8],
+    dh: &crypto::DhOutput,
+) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    crypto::hkdf_sha256(
+        &[&recipient.to_bytes()[..], e_pub].concat(),
+        &[dh.as_bytes()],
+        labels::SEALED_MULTI_WRAP_INFO,
+        key.as_mut(),
+    );
+    key
+}
+
+/// `T_i = HMAC(A_i, E ‖ address_i ‖ W_i ‖ SHA-256(shared))[0..16]` with
+/// `A_i = HKDF(salt = Encode(IK_S) ‖ Encode(IK_i), ikm = DH(IK_S, IK_i), info, 32)`.
+pub(crate) fn multi_auth_tag(
+    sender: &IdentityKey,
+    recipient: &IdentityKey,
+    dh: &crypto::DhOutput,
+    e_pub: &[u8],
+    address: &[u8],
+    wrapped: &[u8],
+    shared_hash: &[u8; 32],
+) -> [u8; AUTH_TAG_LEN] {
+    let mut auth_key = Zeroizing::new([0u8; KEY_LEN]);
+    crypto::hkdf_sha256(
+        &[&sender.to_bytes()[..], &recipient.to_bytes()[..]].concat(),
+        &[dh.as_bytes()],
+        labels::SEALED_MULTI_AUTH_INFO,
+        auth_key.as_mut(),
+    );
+    let mac = crypto::hmac_sha256(&auth_key, &[e_pub, address, wrapped, shared_hash]);
+    let mut tag = [0u8; AUTH_TAG_LEN];
+    tag.copy_from_slice(&mac[..AUTH_TAG_LEN]);
+    tag
+}
+
+/// Seals one message for many recipient devices: the content is encrypted once
+/// under a random key, and each device gets a short entry with that key wrapped
+/// to it and a tag proving the sender's identity to it. Recipients are sorted
+/// into the order the format requires.
+///
+/// # Errors
+/// [`Error::Envelope`] with [`EnvelopeError::NoRecipients`],
+/// [`EnvelopeError::TooManyRecipients`] or [`EnvelopeError::DuplicateRecipient`];
+/// [`Error::MessageTooLarge`] for an oversized message or payload;
+/// [`Error::NonContributoryDh`] for a degenerate recipient key.
+pub fn seal_multi<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    sender: &IdentityKeyPair,
+    certificate: &SenderCertificate,
+    recipients: &[MultiRecipient<'_>],
+    content: SealedContent<'_>,
+    token: Option<&DeliveryAccessKey>,
+) -> Result<Vec<u8>, Error> {
+    check_content(&content)?;
+    if recipients.is_empty() {
+        return Err(Error::Envelope(EnvelopeError::NoRecipients));
+    }
+    if recipients.len() > MAX_RECIPIENTS {
+        return Err(Error::Envelope(EnvelopeError::TooManyRecipients {
+            count: recipients.len(),
+            max: MAX_RECIPIENTS,
+        }));
+    }
+    if recipients.iter().any(|r| r.payload.len() > MAX_PAYLOAD_LEN) {
+        return Err(Error::MessageTooLarge);
+    }
+    let mut order: Vec<&MultiRecipient<'_>> = recipients.iter().collect();
+    order.sort_by(|a, b| a.address.cmp(&b.address));
+    if order.windows(2).any(|w| w[0].address == w[1].address) {
+        return Err(Error::Envelope(EnvelopeError::DuplicateRecipient));
+    }
+
+    // Per-message work, done once.
+    let mut m = Zeroizing::new([0u8; KEY_LEN]);
+    rng.fill_bytes(m.as_mut());
+    let ephemeral = DhKeyPair::generate(rng);
+    let e_pub = *ephemeral.public().as_bytes();
+    let (content_key, sender_key) = multi_content_keys(&m);
+    let padded = Zeroizing::new(content::encode(&certificate.encode(), &content));
+    let mut shared = Vec::with_capacity(48 + padded.len() + 16);
+    seal_append(
+        &sender_key,
+        &e_pub,
+        &sender.public_key().to_bytes(),
+        &mut shared,
+    )?;
+    let aad = [&e_pub[..], &shared[..]].concat();
+    seal_append(&content_key, &aad, &padded, &mut shared)?;
+    let shared_hash = crypto::sha256(&[&shared]);
+
+    // Per-recipient work: two DHs, a wrap and a tag.
+    let mut out = Vec::with_capacity(1 + 32 + 2 + order.len() * 160 + 17 + shared.len());
+    out.push(MULTI_TAG);
+    out.extend_from_slice(&e_pub);
+    out.extend_from_slice(&(order.len() as u16).to_be_bytes());
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(KEY_LEN + MAX_PAYLOAD_LEN.min(4096)));
+    for recipient in order {
+        let address_start = out.len();
+        recipient.address.encode_into(&mut out);
+        let address = out[address_start..].to_vec();
+        let wrap_dh = ephemeral.dh(recipient.identity_key.dh_public())?;
+        let wrap_key = multi_wrap_key(recipient.identity_key, &e_pub, &wrap_dh);
+        plaintext.clear();
+        plaintext.extend_from_slice(m.as_ref());
+        plaintext.extend_from_slice(recipient.payload);
+        let wrapped_len = plaintext.len() + crypto::TAG_LEN;
+        out.extend_from_slice(&(wrapped_len as u16).to_be_bytes());
+        let wrapped_start = out.len();
+        seal_append(
+            &wrap_key,
+            &[&address[..], &e_pub[..]].concat(),
+            &plaintext,
+            &mut out,
+        )?;
+        let auth_dh = sender
+            .dh_key_pair()
+            .dh(recipient.identity_key.dh_public())?;
+        let tag = multi_auth_tag(
+            sender.public_key(),
+            recipient.identity_key,
+            &auth_dh,
+            &e_pub,
+            &address,
+            &out[wrapped_start..],
+            &shared_hash,
+        );
+        out.extend_from_slice(&tag);
+    }
+    match token {
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.to_bytes());
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(&shared);
+    Ok(out)
+}

@@ -1,0 +1,63 @@
+//! Delivery tokens: authorization for anonymous senders.
+//!
+//! A recipient derives a [`DeliveryAccessKey`] from a secret of its own and gives
+//! it to its contacts (inside their encrypted sessions) and registers it with the
+//! server. A sealed envelope carries a token that the server compares, in
+//! constant time, with what the recipient registered. Every contact holds the same
+//! key, so the server learns only that *some* contact sent the envelope.
+//!
+//! A multi-recipient envelope carries one combined token: the XOR of the access
+//! keys of its distinct recipient accounts (each account once, however many of
+//! its devices are listed). The server recomputes the XOR from its registry.
+
+use crate::crypto::{self, ct_eq, labels};
+
+/// Length of a delivery access key and of a token.
+pub const TOKEN_LEN: usize = 16;
+
+/// A recipient's delivery access key (also the token format).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryAccessKey([u8; TOKEN_LEN]);
+
+impl DeliveryAccessKey {
+    /// Derives the access key from a 32-byte secret the recipient keeps (for
+    /// example its profile key):
+    /// `HKDF(salt = 32 zero bytes, ikm = secret, info = DELIVERY_KEY_INFO, 16)`.
+    pub fn derive(secret: &[u8; 32]) -> Self {
+        let mut out = [0u8; TOKEN_LEN];
+        crypto::hkdf_sha256(&[0u8; 32], &[secret], labels::DELIVERY_KEY_INFO, &mut out);
+        Self(out)
+    }
+
+    /// Wraps 16 bytes received from a contact or a registration.
+    pub const fn from_bytes(bytes: [u8; TOKEN_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 16 bytes.
+    pub const fn to_bytes(&self) -> [u8; TOKEN_LEN] {
+        self.0
+    }
+
+    /// Combines access keys for a multi-recipient envelope (XOR).
+    pub fn combine<'a>(keys: impl IntoIterator<Item = &'a DeliveryAccessKey>) -> Self {
+        let mut out = [0u8; TOKEN_LEN];
+        for key in keys {
+            for (o, k) in out.iter_mut().zip(key.0) {
+                *o ^= k;
+            }
+        }
+        Self(out)
+    }
+
+    /// Constant-time comparison with a presented token.
+    pub fn matches(&self, token: &[u8; TOKEN_LEN]) -> bool {
+        ct_eq(&self.0, token)
+    }
+}
+
+impl core::fmt::Debug for DeliveryAccessKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DeliveryAccessKey([redacted])")
+    }
+}

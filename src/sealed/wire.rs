@@ -1,0 +1,322 @@
+//! Envelope wire formats (SPEC.md §9.4–9.6): parsing borrowed bytes, without
+//! keys and without allocating. The server's validation and split, and the
+//! client's opening, all start here.
+
+use crate::codec::Reader;
+use crate::crypto::{KEY_LEN, PublicKey, TAG_LEN};
+use crate::error::DecodeError;
+use crate::sealed::address::Address;
+use crate::sealed::padding;
+use crate::sealed::token::TOKEN_LEN;
+
+/// Format tag of a single-recipient envelope, version 1.
+pub(crate) const SINGLE_TAG: u8 = 0x21;
+/// Format tag of a multi-recipient envelope, version 1.
+pub(crate) const MULTI_TAG: u8 = 0x22;
+/// Format tag of one recipient's part split from a multi-recipient envelope.
+pub(crate) const SPLIT_TAG: u8 = 0x23;
+
+/// Length of the encrypted sender identity block: a key and its tag.
+pub(crate) const SENDER_BLOCK_LEN: usize = KEY_LEN + TAG_LEN;
+/// Shortest wrapped key in a recipient entry: the 32-byte content key and a tag.
+pub(crate) const MIN_WRAPPED_LEN: usize = KEY_LEN + TAG_LEN;
+/// Length of a recipient entry's sender authentication tag.
+pub(crate) const AUTH_TAG_LEN: usize = 16;
+
+/// Why an envelope was rejected by structural validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The format tag is not a known envelope version.
+    UnknownVersion {
+        /// The tag found.
+        found: u8,
+    },
+    /// The version is known but the server's policy does not accept it.
+    VersionNotAllowed {
+        /// The tag found.
+        found: u8,
+    },
+    /// The envelope ends early.
+    Truncated {
+        /// What was being read.
+        field: &'static str,
+    },
+    /// Bytes follow the end of the envelope.
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
+    /// A field is malformed (bad account id, flag or length).
+    Malformed(DecodeError),
+    /// The envelope is larger than the policy allows.
+    Oversize {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// There are no recipients.
+    NoRecipients,
+    /// There are more recipients than the policy allows.
+    TooManyRecipients {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The same device is listed twice.
+    DuplicateRecipient,
+    /// Recipients are not in strictly increasing order.
+    UnsortedRecipients,
+    /// The content length is not a padded length (SPEC.md §9.3).
+    InvalidPadding,
+    /// The policy requires a token and there is none.
+    MissingToken,
+    /// The token does not match the recipients' registered access keys.
+    WrongToken,
+    /// A recipient account has no registered access key.
+    UnknownRecipient,
+    /// The output buffer is too small for a split part.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+    },
+}
+
+impl core::fmt::Display for EnvelopeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::UnknownVersion { found } => write!(f, "unknown envelope version 0x{found:02x}"),
+            Self::VersionNotAllowed { found } => {
+                write!(f, "envelope version 0x{found:02x} not accepted by policy")
+            }
+            Self::Truncated { field } => write!(f, "envelope ended while reading {field}"),
+            Self::TrailingBytes { extra } => write!(f, "{extra} trailing bytes after envelope"),
+            Self::Malformed(e) => write!(f, "malformed envelope: {e}"),
+            Self::Oversize { size, max } => write!(f, "envelope is {size} bytes, limit {max}"),
+            Self::NoRecipients => f.write_str("envelope has no recipients"),
+            Self::TooManyRecipients { count, max } => {
+                write!(f, "envelope has {count} recipients, limit {max}")
+            }
+            Self::DuplicateRecipient => f.write_str("a recipient device is listed twice"),
+            Self::UnsortedRecipients => f.write_str("recipients are not in increasing order"),
+            Self::InvalidPadding => f.write_str("content length is not a padded length"),
+            Self::MissingToken => f.write_str("delivery token required"),
+            Self::WrongToken => f.write_str("delivery token does not match"),
+            Self::UnknownRecipient => f.write_str("recipient has no registered access key"),
+            Self::BufferTooSmall { needed } => write!(f, "output buffer needs {needed} bytes"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for EnvelopeError {}
+
+impl From<DecodeError> for EnvelopeError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::Truncated { field } => Self::Truncated { field },
+            DecodeError::TrailingBytes { extra } => Self::TrailingBytes { extra },
+            other => Self::Malformed(other),
+        }
+    }
+}
+
+/// A parsed single-recipient envelope.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SingleEnvelope<'a> {
+    pub(crate) recipient: Address<'a>,
+    pub(crate) token: Option<[u8; TOKEN_LEN]>,
+    pub(crate) ephemeral: PublicKey,
+    /// Everything before the sender block (tag, address, token, ephemeral key):
+    /// bound into both layers' associated data.
+    pub(crate) header: &'a [u8],
+    pub(crate) sender_block: &'a [u8],
+    pub(crate) content: &'a [u8],
+}
+
+/// One recipient's entry in a multi-recipient envelope.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecipientEntry<'a> {
+    pub(crate) address: Address<'a>,
+    /// The address as encoded, bound into the wrapped key's associated data.
+    pub(crate) address_bytes: &'a [u8],
+    pub(crate) wrapped: &'a [u8],
+    pub(crate) auth_tag: &'a [u8],
+    /// The whole entry, copied verbatim into a split part.
+    pub(crate) bytes: &'a [u8],
+}
+
+/// A parsed multi-recipient envelope; entries are parsed lazily.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MultiEnvelope<'a> {
+    pub(crate) ephemeral_bytes: &'a [u8],
+    pub(crate) count: usize,
+    pub(crate) entries: &'a [u8],
+    pub(crate) token: Option<[u8; TOKEN_LEN]>,
+    /// Sender block then content: identical for every recipient.
+    pub(crate) shared: &'a [u8],
+}
+
+/// A split part, as a recipient receives it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SplitEnvelope<'a> {
+    pub(crate) ephemeral: PublicKey,
+    pub(crate) entry: RecipientEntry<'a>,
+    pub(crate) shared: &'a [u8],
+}
+
+fn token(r: &mut Reader<'_>) -> Result<Option<[u8; TOKEN_LEN]>, DecodeError> {
+    Ok(if r.flag("token flag")? {
+        Some(r.array("token")?)
+    } else {
+        None
+    })
+}
+
+/// Checks the shared tail (sender block, then padded content and its tag).
+fn check_sealed_tail(sender_block: &[u8], content: &[u8]) -> Result<(), EnvelopeError> {
+    if sender_block.len() != SENDER_BLOCK_LEN {
+        return Err(EnvelopeError::Truncated {
+            field: "sender block",
+        });
+    }
+    let padded = content
+        .len()
+        .checked_sub(TAG_LEN)
+        .ok_or(EnvelopeError::Truncated { field: "content" })?;
+    if !padding::is_padded_len(padded) {
+        return Err(EnvelopeError::InvalidPadding);
+    }
+    Ok(())
+}
+
+impl<'a> SingleEnvelope<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, EnvelopeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(SINGLE_TAG).map_err(|_| unknown(bytes))?;
+        let recipient = Address::parse(&mut r)?;
+        let token = token(&mut r)?;
+        let ephemeral = PublicKey::from_bytes(r.array("ephemeral key")?);
+        let rest = r.remaining();
+        let header = &bytes[..bytes.len() - rest.len()];
+        let split = rest.len().min(SENDER_BLOCK_LEN);
+        let (sender_block, content) = rest.split_at(split);
+        check_sealed_tail(sender_block, content)?;
+        Ok(Self {
+            recipient,
+            token,
+            ephemeral,
+            header,
+            sender_block,
+            content,
+        })
+    }
+}
+
+impl<'a> RecipientEntry<'a> {
+    fn parse(r: &mut Reader<'a>) -> Result<Self, EnvelopeError> {
+        let start = r.remaining();
+        let address = Address::parse(r)?;
+        let address_bytes = &start[..address.encoded_len()];
+        let wrapped_len = usize::from(u16::from_be_bytes(r.array("wrapped key length")?));
+        if wrapped_len < MIN_WRAPPED_LEN {
+            return Err(EnvelopeError::Malformed(DecodeError::InvalidValue {
+                field: "wrapped key length",
+            }));
+        }
+        let wrapped = r.take(wrapped_len, "wrapped key")?;
+        let auth_tag = r.take(AUTH_TAG_LEN, "authentication tag")?;
+        let used = start.len() - r.remaining().len();
+        Ok(Self {
+            address,
+            address_bytes,
+            wrapped,
+            auth_tag,
+            bytes: &start[..used],
+        })
+    }
+}
+
+impl<'a> MultiEnvelope<'a> {
+    /// Parses the envelope and walks every entry once: bounds, strict order (so
+    /// no duplicates), and the padded content length. `max_recipients` bounds
+    /// the walk before it starts.
+    pub(crate) fn parse(bytes: &'a [u8], max_recipients: usize) -> Result<Self, EnvelopeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(MULTI_TAG).map_err(|_| unknown(bytes))?;
+        let ephemeral_bytes = r.take(KEY_LEN, "ephemeral key")?;
+        let count = usize::from(u16::from_be_bytes(r.array("recipient count")?));
+        if count == 0 {
+            return Err(EnvelopeError::NoRecipients);
+        }
+        if count > max_recipients {
+            return Err(EnvelopeError::TooManyRecipients {
+                count,
+                max: max_recipients,
+            });
+        }
+        let entries_start = r.remaining();
+        let mut previous: Option<Address<'a>> = None;
+        for _ in 0..count {
+            let entry = RecipientEntry::parse(&mut r)?;
+            if let Some(prev) = previous {
+                match prev.cmp(&entry.address) {
+                    core::cmp::Ordering::Less => {}
+                    core::cmp::Ordering::Equal => return Err(EnvelopeError::DuplicateRecipient),
+                    core::cmp::Ordering::Greater => {
+                        return Err(EnvelopeError::UnsortedRecipients);
+                    }
+                }
+            }
+            previous = Some(entry.address);
+        }
+        let entries = &entries_start[..entries_start.len() - r.remaining().len()];
+        let token = token(&mut r)?;
+        let shared = r.remaining();
+        let split = shared.len().min(SENDER_BLOCK_LEN);
+        let (sender_block, content) = shared.split_at(split);
+        check_sealed_tail(sender_block, content)?;
+        Ok(Self {
+            ephemeral_bytes,
+            count,
+            entries,
+            token,
+            shared,
+        })
+    }
+
+    /// The entries, already validated by [`parse`](Self::parse).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = RecipientEntry<'a>> + 'a {
+        let mut r = Reader::new(self.entries);
+        (0..self.count).map_while(move |_| RecipientEntry::parse(&mut r).ok())
+    }
+}
+
+impl<'a> SplitEnvelope<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, EnvelopeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(SPLIT_TAG).map_err(|_| unknown(bytes))?;
+        let ephemeral = PublicKey::from_bytes(r.array("ephemeral key")?);
+        let entry = RecipientEntry::parse(&mut r)?;
+        let shared = r.remaining();
+        let split = shared.len().min(SENDER_BLOCK_LEN);
+        let (sender_block, content) = shared.split_at(split);
+        check_sealed_tail(sender_block, content)?;
+        Ok(Self {
+            ephemeral,
+            entry,
+            shared,
+        })
+    }
+}
+
+fn unknown(bytes: &[u8]) -> EnvelopeError {
+    match bytes.first() {
+        Some(&found) => EnvelopeError::UnknownVersion { found },
+        None => EnvelopeError::Truncated {
+            field: "format tag",
+        },
+    }
+}

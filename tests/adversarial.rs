@@ -1,0 +1,2026 @@
+//! Adversarial tests: one `#[test]` per attack, through the public API (plus
+//! `hazmat::x25519` to make valid X25519 public keys).
+//!
+//! Every test asserts a specific typed [`Error`] or [`DecodeError`] variant and,
+//! where there is state, that the state is byte-for-byte unchanged
+//! (`Session::encode()` / `PreKeyStore::encode()` before and after). Bundle
+//! verification is stateless: there the assertion is that no `VerifiedBundle`
+//! (and so no session) comes out.
+//!
+//! Covered: small-order and non-canonical X25519 keys in every position a peer
+//! controls (bundle signed and one-time prekeys, prekey-message base key,
+//! ratchet keys in headers); malleated, non-canonical and forged Ed25519
+//! signatures and weak or non-canonical identity keys; identity substitution,
+//! unknown key share and identity misbinding; replay on current and old chains,
+//! of skipped messages and of consumed prekey messages; reflection; tampering
+//! with prekey-message fields (stripped or swapped prekeys, base key); skipped-key
+//! exhaustion with message numbers near `u32::MAX` and huge `PN`; truncation at
+//! every byte and trailing garbage for every wire and stored format; unknown
+//! format tags and versions; non-canonical presence flags.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use chacha20::ChaCha20Rng;
+use ratchetbox::hazmat;
+use ratchetbox::rand_core::{Rng, SeedableRng};
+use ratchetbox::{
+    DecodeError, Error, IdentityKey, IdentityKeyPair, Message, PREKEY_PREFIX_LEN, PreKeyBundle,
+    PreKeyId, PreKeyMessage, PreKeyStore, PublicKey, RATCHET_MESSAGE_OVERHEAD, RatchetMessage,
+    Responder, Session,
+};
+
+type TestRng = ChaCha20Rng;
+
+const BOB_DEVICE: u32 = 7;
+const DEFAULT_MAX_SKIP: u32 = 1000;
+
+// Wire offsets (SPEC.md §4.1, §4.2, §4.4).
+const BUNDLE_IDENTITY_AT: usize = 1;
+const BUNDLE_SPK_AT: usize = 1 + 32 + 4 + 4;
+const BUNDLE_SIGNATURE_AT: usize = BUNDLE_SPK_AT + 32;
+const BUNDLE_FLAG_AT: usize = BUNDLE_SIGNATURE_AT + 64;
+const RATCHET_KEY_AT: usize = 1;
+const PN_AT: usize = 33;
+const N_AT: usize = 37;
+const PREKEY_IDENTITY_AT: usize = 1;
+const PREKEY_BASE_KEY_AT: usize = 33;
+const PREKEY_SIGNED_ID_AT: usize = 65;
+const PREKEY_FLAG_AT: usize = 69;
+const PREKEY_ONE_TIME_ID_AT: usize = 70;
+const PREKEY_EMBEDDED_AT: usize = PREKEY_PREFIX_LEN;
+
+/// The X25519 base point, u = 9.
+const BASE_POINT: [u8; 32] = {
+    let mut b = [0u8; 32];
+    b[0] = 9;
+    b
+};
+
+/// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+const ELL: [u8; 32] = h32("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+
+/// Every X25519 u-coordinate encoding of a point of small order.
+///
+/// Curve25519 has eight points of small order (its 8-torsion): the point at
+/// infinity and (0, 0) (both u = 0), (1, ±√486664) (order 4) and two pairs of
+/// order 8. X25519 sees only u, so these eight points are the first four rows.
+/// Then u = p − 1, of order 4 on the twist (X25519 accepts twist points), and
+/// the non-canonical encodings: u ≥ p (p ≡ 0, p + 1 ≡ 1) and, since RFC 7748
+/// ignores bit 255, every one of them with the high bit set.
+const SMALL_ORDER_X25519: [(&str, [u8; 32]); 14] = [
+    (
+        "0 (infinity and (0,0))",
+        h32("0000000000000000000000000000000000000000000000000000000000000000"),
+    ),
+    (
+        "1 (order 4)",
+        h32("0100000000000000000000000000000000000000000000000000000000000000"),
+    ),
+    (
+        "order 8 (a)",
+        h32("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    ),
+    (
+        "order 8 (b)",
+        h32("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    ),
+    (
+        "p - 1 (twist, order 4)",
+        h32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+    (
+        "p (non-canonical 0)",
+        h32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+    (
+        "p + 1 (non-canonical 1)",
+        h32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+    (
+        "2^255 + 0",
+        h32("0000000000000000000000000000000000000000000000000000000000000080"),
+    ),
+    (
+        "2^255 + 1",
+        h32("0100000000000000000000000000000000000000000000000000000000000080"),
+    ),
+    (
+        "2^255 + order 8 (a)",
+        h32("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880"),
+    ),
+    (
+        "2^255 + order 8 (b)",
+        h32("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7"),
+    ),
+    (
+        "2^255 + p - 1",
+        h32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    ),
+    (
+        "2^255 + p",
+        h32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    ),
+    (
+        "2^255 + p + 1",
+        h32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    ),
+];
+
+/// Ed25519 encodings of the eight points of small order (y, with the sign of x
+/// in bit 255).
+const SMALL_ORDER_ED25519: [(&str, [u8; 32]); 8] = [
+    (
+        "identity (order 1)",
+        h32("0100000000000000000000000000000000000000000000000000000000000000"),
+    ),
+    (
+        "(0, -1) (order 2)",
+        h32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+    (
+        "(+sqrt(-1), 0) (order 4)",
+        h32("0000000000000000000000000000000000000000000000000000000000000000"),
+    ),
+    (
+        "(-sqrt(-1), 0) (order 4)",
+        h32("0000000000000000000000000000000000000000000000000000000000000080"),
+    ),
+    (
+        "order 8 (a, +)",
+        h32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    ),
+    (
+        "order 8 (a, -)",
+        h32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
+    ),
+    (
+        "order 8 (b, +)",
+        h32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    ),
+    (
+        "order 8 (b, -)",
+        h32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
+    ),
+];
+
+/// Non-canonical Ed25519 encodings of points of small order: x = 0 with the
+/// sign bit set, y ≥ p.
+const NON_CANONICAL_SMALL_ORDER_ED25519: [(&str, [u8; 32]); 4] = [
+    (
+        "identity with sign bit (x = -0)",
+        h32("0100000000000000000000000000000000000000000000000000000000000080"),
+    ),
+    (
+        "(0, -1) with sign bit (x = -0)",
+        h32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    ),
+    (
+        "y = p (= 0, order 4)",
+        h32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+    (
+        "y = p + 1 (= 1, identity)",
+        h32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+];
+
+/// Non-canonical Ed25519 encodings of a point of large order (y = p + 3 ≡ 3):
+/// only a canonicity check, not the small-order check, can reject these.
+const NON_CANONICAL_LARGE_ORDER_ED25519: [(&str, [u8; 32]); 2] = [
+    (
+        "y = p + 3 (= 3, large order)",
+        h32("f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+    (
+        "y = p + 3 with sign bit (large order)",
+        h32("f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+    ),
+];
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+const fn h32(hex: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("bad hex digit"),
+        }
+    }
+    let s = hex.as_bytes();
+    assert!(s.len() == 64);
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nibble(s[2 * i]) << 4) | nibble(s[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+fn rng(seed: u8) -> TestRng {
+    let mut bytes = [seed; 32];
+    bytes[31] = 0xad;
+    ChaCha20Rng::from_seed(bytes)
+}
+
+/// A valid (large-order) X25519 public key from a random scalar.
+fn random_public_key(rng: &mut TestRng) -> [u8; 32] {
+    let mut scalar = [0u8; 32];
+    rng.fill_bytes(&mut scalar);
+    hazmat::x25519(scalar, BASE_POINT).unwrap()
+}
+
+fn patched(wire: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut out = wire.to_vec();
+    out[at..at + bytes.len()].copy_from_slice(bytes);
+    out
+}
+
+/// A ratchet message (at `offset` inside `wire`) with header fields replaced.
+fn forged_header(
+    wire: &[u8],
+    offset: usize,
+    key: Option<[u8; 32]>,
+    pn: Option<u32>,
+    n: Option<u32>,
+) -> Vec<u8> {
+    let mut out = wire.to_vec();
+    if let Some(key) = key {
+        out[offset + RATCHET_KEY_AT..offset + RATCHET_KEY_AT + 32].copy_from_slice(&key);
+    }
+    if let Some(pn) = pn {
+        out[offset + PN_AT..offset + PN_AT + 4].copy_from_slice(&pn.to_be_bytes());
+    }
+    if let Some(n) = n {
+        out[offset + N_AT..offset + N_AT + 4].copy_from_slice(&n.to_be_bytes());
+    }
+    out
+}
+
+/// `0x05 ‖ key`, what a signed prekey signature covers.
+fn signed_encoding(key: &[u8; 32]) -> [u8; 33] {
+    let mut out = [0u8; 33];
+    out[0] = 0x05;
+    out[1..].copy_from_slice(key);
+    out
+}
+
+/// A decrypt that must fail with `expected`, leaving the session unchanged.
+fn assert_rejected(session: &mut Session, rng: &mut TestRng, wire: &[u8], expected: Error) {
+    let before = session.encode().to_vec();
+    let skipped_before = session.skipped_key_count();
+    let result = session.decrypt(rng, wire);
+    assert_eq!(result.as_ref().err(), Some(&expected), "{result:?}");
+    assert_eq!(
+        *session.encode(),
+        before,
+        "a rejected message ({expected:?}) changed the session"
+    );
+    assert_eq!(session.skipped_key_count(), skipped_before);
+}
+
+/// An accept that must fail with `expected`, leaving the prekey store unchanged.
+fn assert_accept_rejected(
+    rng: &mut TestRng,
+    identity: &IdentityKeyPair,
+    store: &mut PreKeyStore,
+    wire: &[u8],
+    expected_initiator: Option<&IdentityKey>,
+    expected: Error,
+) {
+    let before = store.encode().to_vec();
+    let message = PreKeyMessage::parse(wire).expect("well-formed prekey message");
+    let mut responder = Responder::new(identity, store);
+    if let Some(initiator) = expected_initiator {
+        responder = responder.expect_initiator(initiator);
+    }
+    let result = responder.accept(rng, &message);
+    assert_eq!(
+        result.as_ref().err(),
+        Some(&expected),
+        "accept gave {:?}",
+        result.as_ref().map(|(_, p)| p)
+    );
+    assert_eq!(
+        *store.encode(),
+        before,
+        "a rejected accept ({expected:?}) changed the prekey store"
+    );
+}
+
+/// Alice has a session from Bob's bundle (with one-time prekey 1) and has sent
+/// `first`; Bob has not accepted it yet.
+struct Handshake {
+    rng: TestRng,
+    alice_id: IdentityKeyPair,
+    bob_id: IdentityKeyPair,
+    mallory_id: IdentityKeyPair,
+    store: PreKeyStore,
+    one_time_ids: Vec<PreKeyId>,
+    alice: Session,
+    first: Vec<u8>,
+}
+
+fn handshake(seed: u8) -> Handshake {
+    let mut rng = rng(seed);
+    let alice_id = IdentityKeyPair::generate(&mut rng);
+    let bob_id = IdentityKeyPair::generate(&mut rng);
+    let mallory_id = IdentityKeyPair::generate(&mut rng);
+    let mut store = PreKeyStore::generate(&mut rng, &bob_id, BOB_DEVICE);
+    let one_time_ids: Vec<PreKeyId> = store
+        .generate_one_time_prekeys(&mut rng, 3)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let published = PreKeyBundle::from_store(bob_id.public_key(), &store, Some(one_time_ids[0]));
+    let bundle = PreKeyBundle::decode(&published.encode())
+        .unwrap()
+        .verify_for(bob_id.public_key())
+        .unwrap();
+    let mut alice = Session::initiate(&mut rng, &alice_id, &bundle).unwrap();
+    let first = alice.encrypt(b"first message from Alice").unwrap();
+    Handshake {
+        rng,
+        alice_id,
+        bob_id,
+        mallory_id,
+        store,
+        one_time_ids,
+        alice,
+        first,
+    }
+}
+
+/// A conversation: Alice sent `first` (chain A1), Bob accepted it and replied
+/// (chain B1), Alice decrypted the reply. Now Alice receives on B1 (Nr = 1)
+/// and sends on a fresh chain; Bob receives on A1 (Nr = 1).
+struct Pair {
+    rng: TestRng,
+    alice_id: IdentityKeyPair,
+    bob_id: IdentityKeyPair,
+    mallory_id: IdentityKeyPair,
+    store: PreKeyStore,
+    alice: Session,
+    bob: Session,
+    first: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+fn pair(seed: u8) -> Pair {
+    let Handshake {
+        mut rng,
+        alice_id,
+        bob_id,
+        mallory_id,
+        mut store,
+        mut alice,
+        first,
+        ..
+    } = handshake(seed);
+    let (mut bob, plaintext) = Responder::new(&bob_id, &mut store)
+        .accept(&mut rng, &PreKeyMessage::parse(&first).unwrap())
+        .unwrap();
+    assert_eq!(plaintext, b"first message from Alice");
+    let reply = bob.encrypt(b"reply from Bob").unwrap();
+    assert_eq!(alice.decrypt(&mut rng, &reply).unwrap(), b"reply from Bob");
+    assert!(!alice.is_awaiting_reply());
+    Pair {
+        rng,
+        alice_id,
+        bob_id,
+        mallory_id,
+        store,
+        alice,
+        bob,
+        first,
+        reply,
+    }
+}
+
+/// A bundle for `identity`'s device whose signed prekey is `spk`, signed by
+/// `signer` over `0x05 ‖ spk`.
+fn bundle_with(
+    identity: &IdentityKeyPair,
+    signer: &IdentityKeyPair,
+    spk: [u8; 32],
+    one_time: Option<(PreKeyId, [u8; 32])>,
+) -> PreKeyBundle {
+    let signature = signer.sign(&signed_encoding(&spk));
+    PreKeyBundle::new(
+        *identity.public_key(),
+        BOB_DEVICE,
+        1,
+        PublicKey::from_bytes(spk),
+        signature,
+        one_time.map(|(id, k)| (id, PublicKey::from_bytes(k))),
+    )
+}
+
+/// Little-endian 256-bit `a + b` (no overflow for the inputs used here).
+fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for (i, o) in out.iter_mut().enumerate() {
+        let sum = u16::from(a[i]) + u16::from(b[i]) + carry;
+        *o = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Small-order X25519 keys → NonContributoryDh
+// ---------------------------------------------------------------------------
+
+#[test]
+fn small_order_table_is_non_contributory_for_any_scalar() {
+    // Sanity check of the table itself, through the protocol's DH wrapper.
+    let mut rng = rng(1);
+    for (name, point) in SMALL_ORDER_X25519 {
+        for _ in 0..4 {
+            let mut scalar = [0u8; 32];
+            rng.fill_bytes(&mut scalar);
+            assert_eq!(
+                hazmat::x25519(scalar, point),
+                Err(Error::NonContributoryDh),
+                "{name}"
+            );
+        }
+    }
+    // And a valid key is accepted.
+    assert!(hazmat::x25519([1; 32], random_public_key(&mut rng)).is_ok());
+}
+
+#[test]
+fn small_order_signed_prekey_in_validly_signed_bundle_is_non_contributory() {
+    let mut rng = rng(2);
+    let alice = IdentityKeyPair::generate(&mut rng);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    for (name, point) in SMALL_ORDER_X25519 {
+        for one_time in [None, Some((1, random_public_key(&mut rng)))] {
+            // Signed by Bob's real identity: the signature is fine, the key is not.
+            let wire = bundle_with(&bob, &bob, point, one_time).encode();
+            let bundle = PreKeyBundle::decode(&wire)
+                .unwrap()
+                .verify_for(bob.public_key())
+                .unwrap_or_else(|e| panic!("{name}: a correctly signed bundle must verify: {e:?}"));
+            assert_eq!(
+                Session::initiate(&mut rng, &alice, &bundle).err(),
+                Some(Error::NonContributoryDh),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn small_order_one_time_prekey_in_bundle_is_non_contributory() {
+    let mut rng = rng(3);
+    let alice = IdentityKeyPair::generate(&mut rng);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let store = PreKeyStore::generate(&mut rng, &bob, BOB_DEVICE);
+    let spk = *store.signed_prekey().public_key().as_bytes();
+    for (name, point) in SMALL_ORDER_X25519 {
+        let bundle = PreKeyBundle::new(
+            *bob.public_key(),
+            BOB_DEVICE,
+            store.signed_prekey().id(),
+            PublicKey::from_bytes(spk),
+            *store.signed_prekey().signature(),
+            Some((5, PublicKey::from_bytes(point))),
+        );
+        let bundle = PreKeyBundle::decode(&bundle.encode())
+            .unwrap()
+            .verify()
+            .unwrap();
+        assert_eq!(
+            Session::initiate(&mut rng, &alice, &bundle).err(),
+            Some(Error::NonContributoryDh),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn small_order_base_key_in_prekey_message_is_non_contributory() {
+    let mut h = handshake(4);
+    for (name, point) in SMALL_ORDER_X25519 {
+        let forged = patched(&h.first, PREKEY_BASE_KEY_AT, &point);
+        let before = h.store.encode().to_vec();
+        let result = Responder::new(&h.bob_id, &mut h.store)
+            .accept(&mut h.rng, &PreKeyMessage::parse(&forged).unwrap());
+        assert_eq!(
+            result.as_ref().err(),
+            Some(&Error::NonContributoryDh),
+            "{name}"
+        );
+        assert_eq!(*h.store.encode(), before, "{name}");
+    }
+    // The genuine message is still accepted: nothing was burnt.
+    assert!(
+        Responder::new(&h.bob_id, &mut h.store)
+            .accept(&mut h.rng, &PreKeyMessage::parse(&h.first).unwrap())
+            .is_ok()
+    );
+}
+
+#[test]
+fn small_order_ratchet_key_in_prekey_message_header_is_non_contributory() {
+    let mut h = handshake(5);
+    for (name, point) in SMALL_ORDER_X25519 {
+        let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, Some(point), None, None);
+        let before = h.store.encode().to_vec();
+        let result = Responder::new(&h.bob_id, &mut h.store)
+            .accept(&mut h.rng, &PreKeyMessage::parse(&forged).unwrap());
+        assert_eq!(
+            result.as_ref().err(),
+            Some(&Error::NonContributoryDh),
+            "{name}"
+        );
+        assert_eq!(*h.store.encode(), before, "{name}");
+    }
+}
+
+#[test]
+fn small_order_ratchet_key_in_message_header_is_non_contributory() {
+    let mut p = pair(6);
+    let from_bob = p.bob.encrypt(b"to Alice").unwrap();
+    let from_alice = p.alice.encrypt(b"to Bob").unwrap();
+    for (_, point) in SMALL_ORDER_X25519 {
+        let forged = forged_header(&from_bob, 0, Some(point), None, None);
+        assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::NonContributoryDh);
+        let forged = forged_header(&from_alice, 0, Some(point), None, None);
+        assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::NonContributoryDh);
+        // Also with PN and N asking for skipped keys (old and new chain): the
+        // keys derived before the DH fails must not be kept.
+        let forged = forged_header(&from_alice, 0, Some(point), Some(5), Some(3));
+        assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::NonContributoryDh);
+    }
+    // A fresh initiator (no receiving chain yet) rejects it too.
+    let mut h = handshake(7);
+    for (_, point) in SMALL_ORDER_X25519 {
+        let forged = forged_header(&from_bob, 0, Some(point), None, None);
+        assert_rejected(&mut h.alice, &mut h.rng, &forged, Error::NonContributoryDh);
+    }
+    // The genuine messages still decrypt afterwards.
+    assert_eq!(p.alice.decrypt(&mut p.rng, &from_bob).unwrap(), b"to Alice");
+    assert_eq!(p.bob.decrypt(&mut p.rng, &from_alice).unwrap(), b"to Bob");
+}
+
+// ---------------------------------------------------------------------------
+// Ed25519: malleated and forged signatures, weak identity keys
+// ---------------------------------------------------------------------------
+
+/// Bob's genuine bundle (wire bytes) and identity.
+fn genuine_bundle(seed: u8) -> (IdentityKeyPair, PreKeyStore, Vec<u8>) {
+    let mut rng = rng(seed);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let mut store = PreKeyStore::generate(&mut rng, &bob, BOB_DEVICE);
+    store.generate_one_time_prekeys(&mut rng, 1).unwrap();
+    let wire = PreKeyBundle::from_store(bob.public_key(), &store, Some(1)).encode();
+    assert!(PreKeyBundle::decode(&wire).unwrap().verify().is_ok());
+    (bob, store, wire)
+}
+
+fn bundle_verdict(wire: &[u8]) -> Result<(), Error> {
+    PreKeyBundle::decode(wire)?.verify().map(|_| ())
+}
+
+#[test]
+fn signature_with_s_plus_ell_is_rejected() {
+    let (_, _, wire) = genuine_bundle(10);
+    let s: [u8; 32] = wire[BUNDLE_SIGNATURE_AT + 32..BUNDLE_SIGNATURE_AT + 64]
+        .try_into()
+        .unwrap();
+    // S + ℓ is the same scalar mod ℓ, so a verifier that reduces S would accept it.
+    let s_plus_ell = add_le(&s, &ELL);
+    let forged = patched(&wire, BUNDLE_SIGNATURE_AT + 32, &s_plus_ell);
+    assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+    // S = ℓ exactly (≡ 0 mod ℓ) and S = 2^256 − 1 are out of range too.
+    for bad_s in [ELL, [0xff; 32]] {
+        let forged = patched(&wire, BUNDLE_SIGNATURE_AT + 32, &bad_s);
+        assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+    }
+}
+
+#[test]
+fn signature_with_any_flipped_bit_is_rejected() {
+    let (_, _, wire) = genuine_bundle(11);
+    for bit in 0..512 {
+        let mut forged = wire.clone();
+        forged[BUNDLE_SIGNATURE_AT + bit / 8] ^= 1 << (bit % 8);
+        assert_eq!(
+            bundle_verdict(&forged),
+            Err(Error::InvalidSignature),
+            "bit {bit} of {}",
+            if bit < 256 { "R" } else { "S" }
+        );
+    }
+}
+
+#[test]
+fn signature_with_small_order_or_non_canonical_r_is_rejected() {
+    let (_, _, wire) = genuine_bundle(12);
+    let s = wire[BUNDLE_SIGNATURE_AT + 32..BUNDLE_SIGNATURE_AT + 64].to_vec();
+    for (name, r) in SMALL_ORDER_ED25519
+        .iter()
+        .chain(NON_CANONICAL_SMALL_ORDER_ED25519.iter())
+        .chain(NON_CANONICAL_LARGE_ORDER_ED25519.iter())
+    {
+        for s in [s.as_slice(), &[0u8; 32][..]] {
+            let mut forged = patched(&wire, BUNDLE_SIGNATURE_AT, r);
+            forged[BUNDLE_SIGNATURE_AT + 32..BUNDLE_SIGNATURE_AT + 64].copy_from_slice(s);
+            assert_eq!(
+                bundle_verdict(&forged),
+                Err(Error::InvalidSignature),
+                "R = {name}"
+            );
+        }
+    }
+    // The all-zero signature.
+    let forged = patched(&wire, BUNDLE_SIGNATURE_AT, &[0u8; 64]);
+    assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+}
+
+/// Every decoder that takes an identity key rejects `key`.
+fn assert_identity_key_rejected(name: &str, key: &[u8; 32]) {
+    let (_, _, bundle_wire) = genuine_bundle(13);
+    let h = handshake(13);
+    {
+        assert_eq!(
+            IdentityKey::from_bytes(key),
+            Err(DecodeError::InvalidIdentityKey),
+            "{name}"
+        );
+        let forged = patched(&bundle_wire, BUNDLE_IDENTITY_AT, key);
+        assert_eq!(
+            PreKeyBundle::decode(&forged),
+            Err(DecodeError::InvalidIdentityKey),
+            "bundle, {name}"
+        );
+        let forged = patched(&h.first, PREKEY_IDENTITY_AT, key);
+        assert_eq!(
+            PreKeyMessage::parse(&forged).err(),
+            Some(DecodeError::InvalidIdentityKey),
+            "prekey message, {name}"
+        );
+        assert_eq!(
+            Message::parse(&forged).err(),
+            Some(DecodeError::InvalidIdentityKey),
+            "prekey message via Message::parse, {name}"
+        );
+        // Through the protocol's verification entry point, with a signature
+        // that is otherwise well-formed.
+        assert_eq!(
+            hazmat::ed25519_verify(key, b"m", &[0x11; 64]),
+            Err(Error::Decode(DecodeError::InvalidIdentityKey)),
+            "ed25519_verify, {name}"
+        );
+    }
+}
+
+#[test]
+fn small_order_identity_key_is_rejected_at_decode() {
+    for (name, key) in SMALL_ORDER_ED25519
+        .iter()
+        .chain(NON_CANONICAL_SMALL_ORDER_ED25519.iter())
+    {
+        assert_identity_key_rejected(name, key);
+    }
+}
+
+#[test]
+fn non_canonical_identity_key_is_rejected_at_decode() {
+    for (name, key) in &NON_CANONICAL_LARGE_ORDER_ED25519 {
+        assert_identity_key_rejected(name, key);
+    }
+}
+
+#[test]
+fn universal_forgery_under_small_order_identity_key_is_rejected() {
+    // With A = R = the identity point and S = 0, the cofactorless equation
+    // [S]B = R + [k]A holds for every message: a verifier that accepted weak
+    // keys would accept this "signature" on anything.
+    let identity_point = SMALL_ORDER_ED25519[0].1;
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&identity_point);
+    for message in [
+        &b""[..],
+        &b"any message"[..],
+        &signed_encoding(&[9; 32])[..],
+    ] {
+        assert_eq!(
+            hazmat::ed25519_verify(&identity_point, message, &signature),
+            Err(Error::Decode(DecodeError::InvalidIdentityKey))
+        );
+    }
+    // In a bundle it never gets past decoding.
+    let mut rng = rng(14);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let mut wire = bundle_with(&bob, &bob, random_public_key(&mut rng), None).encode();
+    wire[BUNDLE_IDENTITY_AT..BUNDLE_IDENTITY_AT + 32].copy_from_slice(&identity_point);
+    wire[BUNDLE_SIGNATURE_AT..BUNDLE_SIGNATURE_AT + 64].copy_from_slice(&signature);
+    assert_eq!(
+        PreKeyBundle::decode(&wire),
+        Err(DecodeError::InvalidIdentityKey)
+    );
+}
+
+#[test]
+fn identity_key_substituted_in_bundle_is_invalid_signature() {
+    let (bob, store, wire) = genuine_bundle(15);
+    let mallory = IdentityKeyPair::from_seed(&[0x4d; 32]);
+    // Mallory's key with Bob's signature, on the wire...
+    let forged = patched(&wire, BUNDLE_IDENTITY_AT, &mallory.public_key().to_bytes());
+    assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+    // ...and through the constructor; verify_for(mallory) passes the identity
+    // comparison and then fails on the signature.
+    let spk = store.signed_prekey();
+    let substituted = PreKeyBundle::new(
+        *mallory.public_key(),
+        BOB_DEVICE,
+        spk.id(),
+        *spk.public_key(),
+        *spk.signature(),
+        None,
+    );
+    assert_eq!(
+        substituted.clone().verify().err(),
+        Some(Error::InvalidSignature)
+    );
+    assert_eq!(
+        substituted.verify_for(mallory.public_key()).err(),
+        Some(Error::InvalidSignature)
+    );
+    // Bob's identity with another of Bob's keys' bytes moved around (the
+    // one-time prekey presented as the signed prekey) is not signed either.
+    let one_time = *store.find_one_time_prekey(1).unwrap().public_key();
+    let swapped = PreKeyBundle::new(
+        *bob.public_key(),
+        BOB_DEVICE,
+        spk.id(),
+        one_time,
+        *spk.signature(),
+        Some((1, *spk.public_key())),
+    );
+    assert_eq!(swapped.verify().err(), Some(Error::InvalidSignature));
+}
+
+#[test]
+fn bundle_verified_for_wrong_identity_is_identity_mismatch() {
+    let (bob, _, wire) = genuine_bundle(16);
+    let mallory = IdentityKeyPair::from_seed(&[0x4d; 32]);
+    assert_eq!(
+        PreKeyBundle::decode(&wire)
+            .unwrap()
+            .verify_for(mallory.public_key())
+            .err(),
+        Some(Error::IdentityMismatch)
+    );
+    assert!(
+        PreKeyBundle::decode(&wire)
+            .unwrap()
+            .verify_for(bob.public_key())
+            .is_ok()
+    );
+}
+
+#[test]
+fn signed_prekey_signed_by_wrong_identity_is_invalid_signature() {
+    let mut rng = rng(17);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let mallory = IdentityKeyPair::generate(&mut rng);
+    let spk = random_public_key(&mut rng);
+    let forged = bundle_with(&bob, &mallory, spk, None);
+    assert_eq!(forged.clone().verify().err(), Some(Error::InvalidSignature));
+    assert_eq!(
+        forged.verify_for(bob.public_key()).err(),
+        Some(Error::InvalidSignature)
+    );
+    // Signed by Bob, but without the 0x05 key-type byte (no domain separation).
+    let undomained = PreKeyBundle::new(
+        *bob.public_key(),
+        BOB_DEVICE,
+        1,
+        PublicKey::from_bytes(spk),
+        bob.sign(&spk),
+        None,
+    );
+    assert_eq!(undomained.verify().err(), Some(Error::InvalidSignature));
+    // Signed by Bob with another key-type byte.
+    let mut other_type = signed_encoding(&spk);
+    other_type[0] = 0x06;
+    let wrong_type = PreKeyBundle::new(
+        *bob.public_key(),
+        BOB_DEVICE,
+        1,
+        PublicKey::from_bytes(spk),
+        bob.sign(&other_type),
+        None,
+    );
+    assert_eq!(wrong_type.verify().err(), Some(Error::InvalidSignature));
+}
+
+// ---------------------------------------------------------------------------
+// Identity misbinding / unknown key share
+// ---------------------------------------------------------------------------
+
+#[test]
+fn prekey_message_relabelled_with_mallorys_identity_is_rejected() {
+    let mut h = handshake(20);
+    let relabelled = patched(
+        &h.first,
+        PREKEY_IDENTITY_AT,
+        &h.mallory_id.public_key().to_bytes(),
+    );
+    // DH1 and AD both change: Bob cannot be made to believe Mallory sent it.
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &relabelled,
+        None,
+        Error::DecryptionFailed,
+    );
+    // Bob's store is unchanged, so Alice's genuine message is still accepted
+    // and bound to Alice.
+    let (bob, plaintext) = Responder::new(&h.bob_id, &mut h.store)
+        .accept(&mut h.rng, &PreKeyMessage::parse(&h.first).unwrap())
+        .unwrap();
+    assert_eq!(plaintext, b"first message from Alice");
+    assert_eq!(bob.remote_identity(), h.alice_id.public_key());
+}
+
+#[test]
+fn relabelled_repeat_of_prekey_message_is_wrong_session() {
+    let mut p = pair(21);
+    // Bob's session recognises Alice's prekey message as a repeat; the same
+    // bytes under Mallory's name are not this session's.
+    let relabelled = patched(
+        &p.first,
+        PREKEY_IDENTITY_AT,
+        &p.mallory_id.public_key().to_bytes(),
+    );
+    assert!(
+        !p.bob
+            .owns_prekey_message(&PreKeyMessage::parse(&relabelled).unwrap())
+    );
+    assert_rejected(&mut p.bob, &mut p.rng, &relabelled, Error::WrongSession);
+    // And a fresh accept of it fails: the one-time prekey is gone.
+    assert_accept_rejected(
+        &mut p.rng,
+        &p.bob_id,
+        &mut p.store,
+        &relabelled,
+        None,
+        Error::UnknownOneTimePreKey { id: 1 },
+    );
+}
+
+#[test]
+fn responder_expecting_another_initiator_is_identity_mismatch() {
+    let mut h = handshake(22);
+    let mallory = *h.mallory_id.public_key();
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &h.first,
+        Some(&mallory),
+        Error::IdentityMismatch,
+    );
+    // Relabelled to match the expectation: passes the check, fails to decrypt.
+    let relabelled = patched(&h.first, PREKEY_IDENTITY_AT, &mallory.to_bytes());
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &relabelled,
+        Some(&mallory),
+        Error::DecryptionFailed,
+    );
+    let alice = *h.alice_id.public_key();
+    let (session, _) = Responder::new(&h.bob_id, &mut h.store)
+        .expect_initiator(&alice)
+        .accept(&mut h.rng, &PreKeyMessage::parse(&h.first).unwrap())
+        .unwrap();
+    assert_eq!(session.remote_identity(), &alice);
+}
+
+#[test]
+fn bobs_prekey_signed_under_mallorys_identity_is_caught() {
+    // Mallory republishes Bob's signed prekey, signed with her own identity.
+    let mut h = handshake(23);
+    let spk = *h.store.signed_prekey().public_key().as_bytes();
+    let forged = bundle_with(&h.mallory_id, &h.mallory_id, spk, None);
+    // Alice, who knows she wants Bob, catches it.
+    assert_eq!(
+        forged.clone().verify_for(h.bob_id.public_key()).err(),
+        Some(Error::IdentityMismatch)
+    );
+    // An Alice who only checks self-consistency gets a session "with
+    // Mallory" whose messages Bob rejects (DH2 and AD name Mallory).
+    let verified = forged.verify().unwrap();
+    let mut alice = Session::initiate(&mut h.rng, &h.alice_id, &verified).unwrap();
+    let wire = alice.encrypt(b"meant for Mallory").unwrap();
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &wire,
+        None,
+        Error::DecryptionFailed,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Tampered prekey-message fields
+// ---------------------------------------------------------------------------
+
+#[test]
+fn one_time_prekey_stripped_from_prekey_message_is_rejected() {
+    let mut h = handshake(24);
+    // Flag 0 and id 0: a canonical "no one-time prekey" message. DH4 is then
+    // missing from Bob's SK, so the embedded message does not authenticate.
+    let mut stripped = patched(&h.first, PREKEY_FLAG_AT, &[0]);
+    stripped[PREKEY_ONE_TIME_ID_AT..PREKEY_ONE_TIME_ID_AT + 4].copy_from_slice(&[0; 4]);
+    assert_eq!(
+        PreKeyMessage::parse(&stripped)
+            .unwrap()
+            .one_time_prekey_id(),
+        None
+    );
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &stripped,
+        None,
+        Error::DecryptionFailed,
+    );
+    assert_eq!(h.store.one_time_prekey_count(), 3);
+}
+
+#[test]
+fn one_time_prekey_id_swapped_in_prekey_message_is_rejected() {
+    let mut h = handshake(25);
+    // Another one-time prekey Bob really holds: it must not be burnt.
+    let other = h.one_time_ids[1];
+    let swapped = patched(&h.first, PREKEY_ONE_TIME_ID_AT, &other.to_be_bytes());
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &swapped,
+        None,
+        Error::DecryptionFailed,
+    );
+    assert!(h.store.find_one_time_prekey(other).is_some());
+    // An id Bob never issued.
+    let unknown = patched(&h.first, PREKEY_ONE_TIME_ID_AT, &999u32.to_be_bytes());
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &unknown,
+        None,
+        Error::UnknownOneTimePreKey { id: 999 },
+    );
+}
+
+#[test]
+fn unknown_signed_prekey_id_in_prekey_message_is_rejected() {
+    let mut h = handshake(26);
+    for id in [0u32, 2, u32::MAX] {
+        let forged = patched(&h.first, PREKEY_SIGNED_ID_AT, &id.to_be_bytes());
+        assert_accept_rejected(
+            &mut h.rng,
+            &h.bob_id,
+            &mut h.store,
+            &forged,
+            None,
+            Error::UnknownSignedPreKey { id },
+        );
+    }
+}
+
+#[test]
+fn base_key_replaced_in_prekey_message_is_rejected() {
+    let mut h = handshake(27);
+    let other = random_public_key(&mut h.rng);
+    let forged = patched(&h.first, PREKEY_BASE_KEY_AT, &other);
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &forged,
+        None,
+        Error::DecryptionFailed,
+    );
+}
+
+#[test]
+fn prekey_message_of_another_session_is_wrong_session() {
+    let mut p = pair(28);
+    // A second session from Alice to Bob (new base key) is not Bob's session.
+    let bundle = PreKeyBundle::from_store(p.bob_id.public_key(), &p.store, None)
+        .verify()
+        .unwrap();
+    let mut second = Session::initiate(&mut p.rng, &p.alice_id, &bundle).unwrap();
+    let wire = second.encrypt(b"second session").unwrap();
+    assert_rejected(&mut p.bob, &mut p.rng, &wire, Error::WrongSession);
+}
+
+// ---------------------------------------------------------------------------
+// Replay
+// ---------------------------------------------------------------------------
+
+#[test]
+fn replay_on_current_chain_is_duplicate() {
+    let mut p = pair(30);
+    let a0 = p.alice.encrypt(b"a0").unwrap();
+    let a1 = p.alice.encrypt(b"a1").unwrap();
+    assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
+    assert_eq!(p.bob.decrypt(&mut p.rng, &a1).unwrap(), b"a1");
+    assert_rejected(&mut p.bob, &mut p.rng, &a1, Error::DuplicateMessage);
+    assert_rejected(&mut p.bob, &mut p.rng, &a0, Error::DuplicateMessage);
+    // Alice's side: Bob's reply again.
+    let reply = p.reply.clone();
+    assert_rejected(&mut p.alice, &mut p.rng, &reply, Error::DuplicateMessage);
+}
+
+#[test]
+fn replay_of_skipped_message_is_duplicate() {
+    let mut p = pair(31);
+    let a0 = p.alice.encrypt(b"a0").unwrap();
+    let a1 = p.alice.encrypt(b"a1").unwrap();
+    assert_eq!(p.bob.decrypt(&mut p.rng, &a1).unwrap(), b"a1");
+    assert_eq!(p.bob.skipped_key_count(), 1);
+    assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
+    assert_eq!(p.bob.skipped_key_count(), 0);
+    assert_rejected(&mut p.bob, &mut p.rng, &a0, Error::DuplicateMessage);
+}
+
+#[test]
+fn replay_on_old_chain_is_duplicate() {
+    let mut p = pair(32);
+    // Alice's chain A2.
+    let a0 = p.alice.encrypt(b"a0").unwrap();
+    assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
+    // Bob replies on B2, Alice answers on A3; Bob now remembers A1 and A2.
+    let b = p.bob.encrypt(b"b").unwrap();
+    assert_eq!(p.alice.decrypt(&mut p.rng, &b).unwrap(), b"b");
+    let a = p.alice.encrypt(b"a").unwrap();
+    assert_eq!(p.bob.decrypt(&mut p.rng, &a).unwrap(), b"a");
+    assert_rejected(&mut p.bob, &mut p.rng, &a0, Error::DuplicateMessage);
+    // The very first message (chain A1), as a prekey message and stripped to
+    // its ratchet message.
+    let first = p.first.clone();
+    assert_rejected(&mut p.bob, &mut p.rng, &first, Error::DuplicateMessage);
+    assert_rejected(
+        &mut p.bob,
+        &mut p.rng,
+        &first[PREKEY_EMBEDDED_AT..],
+        Error::DuplicateMessage,
+    );
+    // Alice: Bob's first reply (chain B1, now old).
+    let b2 = p.bob.encrypt(b"b2").unwrap();
+    assert_eq!(p.alice.decrypt(&mut p.rng, &b2).unwrap(), b"b2");
+    let reply = p.reply.clone();
+    assert_rejected(&mut p.alice, &mut p.rng, &reply, Error::DuplicateMessage);
+    assert_rejected(&mut p.alice, &mut p.rng, &b, Error::DuplicateMessage);
+}
+
+#[test]
+fn replay_of_consumed_prekey_message_to_responder_is_unknown_one_time_prekey() {
+    let mut p = pair(33);
+    let first = p.first.clone();
+    assert_accept_rejected(
+        &mut p.rng,
+        &p.bob_id,
+        &mut p.store,
+        &first,
+        None,
+        Error::UnknownOneTimePreKey { id: 1 },
+    );
+    // Routed to the existing session instead, it is a repeat already seen.
+    assert_rejected(&mut p.bob, &mut p.rng, &first, Error::DuplicateMessage);
+}
+
+#[test]
+fn replay_of_prekey_message_without_one_time_prekey_is_caught_by_session() {
+    // Without a one-time prekey, X3DH itself cannot stop a replay to a fresh
+    // Responder (that is the protocol's documented limitation); the
+    // application routes repeats to the session (SPEC.md §5.6 step 1), which
+    // recognises it and reports a duplicate.
+    let mut rng = rng(34);
+    let alice_id = IdentityKeyPair::generate(&mut rng);
+    let bob_id = IdentityKeyPair::generate(&mut rng);
+    let mut store = PreKeyStore::generate(&mut rng, &bob_id, BOB_DEVICE);
+    let bundle = PreKeyBundle::from_store(bob_id.public_key(), &store, None)
+        .verify()
+        .unwrap();
+    let mut alice = Session::initiate(&mut rng, &alice_id, &bundle).unwrap();
+    let first = alice.encrypt(b"hi").unwrap();
+    let (mut bob, _) = Responder::new(&bob_id, &mut store)
+        .accept(&mut rng, &PreKeyMessage::parse(&first).unwrap())
+        .unwrap();
+    assert!(bob.owns_prekey_message(&PreKeyMessage::parse(&first).unwrap()));
+    assert_rejected(&mut bob, &mut rng, &first, Error::DuplicateMessage);
+}
+
+// ---------------------------------------------------------------------------
+// Reflection
+// ---------------------------------------------------------------------------
+
+#[test]
+fn reflected_ratchet_message_is_rejected_by_its_sender() {
+    let mut p = pair(40);
+    let to_bob = p.alice.encrypt(b"to Bob").unwrap();
+    assert_rejected(&mut p.alice, &mut p.rng, &to_bob, Error::DecryptionFailed);
+    let to_alice = p.bob.encrypt(b"to Alice").unwrap();
+    assert_rejected(&mut p.bob, &mut p.rng, &to_alice, Error::DecryptionFailed);
+    // Nothing was consumed: both still reach their intended recipient.
+    assert_eq!(p.bob.decrypt(&mut p.rng, &to_bob).unwrap(), b"to Bob");
+    assert_eq!(p.alice.decrypt(&mut p.rng, &to_alice).unwrap(), b"to Alice");
+}
+
+#[test]
+fn reflected_prekey_message_is_rejected_by_its_sender() {
+    let mut h = handshake(41);
+    let first = h.first.clone();
+    // To Alice's session: an initiator owns no prekey message.
+    assert_rejected(&mut h.alice, &mut h.rng, &first, Error::WrongSession);
+    // Its embedded ratchet message, to Alice's session (no receiving chain yet).
+    assert_rejected(
+        &mut h.alice,
+        &mut h.rng,
+        &first[PREKEY_EMBEDDED_AT..],
+        Error::DecryptionFailed,
+    );
+    // To Alice's own Responder, whose prekey ids (signed 1, one-time 1) collide
+    // with Bob's: the handshake runs with Alice's keys and fails to authenticate.
+    let mut alice_store = PreKeyStore::generate(&mut h.rng, &h.alice_id, 1);
+    alice_store
+        .generate_one_time_prekeys(&mut h.rng, 1)
+        .unwrap();
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.alice_id,
+        &mut alice_store,
+        &first,
+        None,
+        Error::DecryptionFailed,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Skipped-key exhaustion and counter limits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn message_number_u32_max_is_counter_exhausted() {
+    let mut p = pair(50);
+    let from_alice = p.alice.encrypt(b"x").unwrap();
+    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let fresh = random_public_key(&mut p.rng);
+    // Current chain (Alice receives on B1; Bob's `from_bob` is on B1 too).
+    let forged = forged_header(&from_bob, 0, None, None, Some(u32::MAX));
+    assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::CounterExhausted);
+    // New ratchet key, with and without a huge PN.
+    for pn in [0, 1, u32::MAX] {
+        let forged = forged_header(&from_alice, 0, Some(fresh), Some(pn), Some(u32::MAX));
+        assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::CounterExhausted);
+    }
+    // Embedded in a prekey message.
+    let mut h = handshake(51);
+    let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, None, None, Some(u32::MAX));
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &forged,
+        None,
+        Error::CounterExhausted,
+    );
+}
+
+#[test]
+fn message_number_u32_max_on_old_chain_is_counter_exhausted() {
+    // SPEC.md §5.7 step 1 comes before the duplicate classification of step 3.
+    let mut p = pair(52);
+    // Bob moves from chain A1 to A2: A1 is now a previous ratchet key.
+    let a = p.alice.encrypt(b"a").unwrap();
+    assert_eq!(p.bob.decrypt(&mut p.rng, &a).unwrap(), b"a");
+    let first = p.first.clone();
+    let forged = forged_header(&first[PREKEY_EMBEDDED_AT..], 0, None, None, Some(u32::MAX));
+    assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::CounterExhausted);
+}
+
+#[test]
+fn message_number_u32_max_minus_one_is_too_many_skipped() {
+    let mut p = pair(53);
+    let from_alice = p.alice.encrypt(b"x").unwrap();
+    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let n = u32::MAX - 1;
+    // Current chain: Alice's Nr on B1 is 1.
+    let forged = forged_header(&from_bob, 0, None, None, Some(n));
+    assert_rejected(
+        &mut p.alice,
+        &mut p.rng,
+        &forged,
+        Error::TooManySkippedMessages {
+            requested: u64::from(n) - 1,
+            max: DEFAULT_MAX_SKIP,
+        },
+    );
+    // New ratchet key (Alice's real next chain A2), PN within Bob's chain A1.
+    let forged = forged_header(&from_alice, 0, None, Some(1), Some(n));
+    assert_rejected(
+        &mut p.bob,
+        &mut p.rng,
+        &forged,
+        Error::TooManySkippedMessages {
+            requested: u64::from(n),
+            max: DEFAULT_MAX_SKIP,
+        },
+    );
+    // Both: PN = 2^32 − 1 on the old chain (Nr = 1) and N = 2^32 − 2; the sum
+    // overflows u32 and must not wrap.
+    let forged = forged_header(&from_alice, 0, None, Some(u32::MAX), Some(n));
+    assert_rejected(
+        &mut p.bob,
+        &mut p.rng,
+        &forged,
+        Error::TooManySkippedMessages {
+            requested: u64::from(u32::MAX - 1) + u64::from(n),
+            max: DEFAULT_MAX_SKIP,
+        },
+    );
+    // Prekey message.
+    let mut h = handshake(54);
+    let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, None, None, Some(n));
+    assert_accept_rejected(
+        &mut h.rng,
+        &h.bob_id,
+        &mut h.store,
+        &forged,
+        None,
+        Error::TooManySkippedMessages {
+            requested: u64::from(n),
+            max: DEFAULT_MAX_SKIP,
+        },
+    );
+}
+
+#[test]
+fn huge_previous_chain_length_on_new_ratchet_key_is_too_many_skipped() {
+    let mut p = pair(55);
+    let from_alice = p.alice.encrypt(b"x").unwrap();
+    let fresh = random_public_key(&mut p.rng);
+    // Bob receives on A1 with Nr = 1: gap_old = PN − 1.
+    for (pn, n) in [(u32::MAX, 0), (1002, 0), (1001, 1), (2, 1000), (500, 502)] {
+        for key in [None, Some(fresh)] {
+            let forged = forged_header(&from_alice, 0, key, Some(pn), Some(n));
+            assert_rejected(
+                &mut p.bob,
+                &mut p.rng,
+                &forged,
+                Error::TooManySkippedMessages {
+                    requested: u64::from(pn - 1) + u64::from(n),
+                    max: DEFAULT_MAX_SKIP,
+                },
+            );
+        }
+    }
+    // The genuine message (N = 0, PN = 1) still decrypts afterwards.
+    assert_eq!(p.bob.decrypt(&mut p.rng, &from_alice).unwrap(), b"x");
+}
+
+#[test]
+fn forged_out_of_bounds_headers_derive_nothing_and_are_cheap() {
+    let mut p = pair(56);
+    let from_alice = p.alice.encrypt(b"x").unwrap();
+    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let fresh = random_public_key(&mut p.rng);
+    let forgeries: Vec<(bool, Vec<u8>)> = vec![
+        (
+            true,
+            forged_header(&from_bob, 0, None, None, Some(u32::MAX)),
+        ),
+        (
+            true,
+            forged_header(&from_bob, 0, None, None, Some(u32::MAX - 1)),
+        ),
+        (true, forged_header(&from_bob, 0, None, None, Some(1_002))),
+        (
+            false,
+            forged_header(&from_alice, 0, Some(fresh), Some(u32::MAX), Some(0)),
+        ),
+        (
+            false,
+            forged_header(&from_alice, 0, Some(fresh), Some(0), Some(u32::MAX - 1)),
+        ),
+        (
+            false,
+            forged_header(&from_alice, 0, None, Some(u32::MAX), Some(u32::MAX - 1)),
+        ),
+    ];
+    let alice_before = p.alice.encode().to_vec();
+    let bob_before = p.bob.encode().to_vec();
+    let rounds = 200;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for (to_alice, wire) in &forgeries {
+            let session = if *to_alice { &mut p.alice } else { &mut p.bob };
+            let error = session.decrypt(&mut p.rng, wire).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::CounterExhausted | Error::TooManySkippedMessages { .. }
+                ),
+                "{error:?}"
+            );
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(*p.alice.encode(), alice_before);
+    assert_eq!(*p.bob.encode(), bob_before);
+    assert_eq!(p.alice.skipped_key_count(), 0);
+    assert_eq!(p.bob.skipped_key_count(), 0);
+    // Rejected before any key derivation: 1 200 rejections take microseconds
+    // each. Deriving even 2^20 keys for one of them would blow this budget.
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "{} forged headers took {elapsed:?}",
+        rounds * forgeries.len()
+    );
+}
+
+#[test]
+fn forged_in_bounds_header_keeps_no_derived_keys() {
+    let mut p = pair(57);
+    let from_alice = p.alice.encrypt(b"x").unwrap();
+    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let fresh = random_public_key(&mut p.rng);
+    // Exactly MAX_SKIP keys to derive (Alice's Nr on B1 is 1; Bob's gap_old
+    // is PN − 1): the receiver derives them, the tag fails, and all of them
+    // are discarded.
+    let forged = forged_header(&from_bob, 0, None, None, Some(DEFAULT_MAX_SKIP + 1));
+    assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::DecryptionFailed);
+    let forged = forged_header(&from_alice, 0, Some(fresh), Some(500), Some(501));
+    assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::DecryptionFailed);
+    // One more is out of bounds.
+    let forged = forged_header(&from_bob, 0, None, None, Some(DEFAULT_MAX_SKIP + 2));
+    assert_rejected(
+        &mut p.alice,
+        &mut p.rng,
+        &forged,
+        Error::TooManySkippedMessages {
+            requested: u64::from(DEFAULT_MAX_SKIP) + 1,
+            max: DEFAULT_MAX_SKIP,
+        },
+    );
+    assert_eq!(p.alice.skipped_key_count(), 0);
+    assert_eq!(p.bob.skipped_key_count(), 0);
+}
+
+#[test]
+fn any_bit_flip_in_a_ratchet_message_is_rejected_without_state_change() {
+    let mut p = pair(58);
+    let wire = p.bob.encrypt(b"authenticated").unwrap();
+    for bit in 0..wire.len() * 8 {
+        let mut forged = wire.clone();
+        forged[bit / 8] ^= 1 << (bit % 8);
+        let before = p.alice.encode().to_vec();
+        let error = p.alice.decrypt(&mut p.rng, &forged).unwrap_err();
+        let expected = match bit / 8 {
+            0 => Error::Decode(DecodeError::UnknownFormat {
+                expected: 1,
+                found: wire[0] ^ (1 << (bit % 8)),
+            }),
+            // Ratchet key: a new chain whose keys do not match.
+            1..33 => Error::DecryptionFailed,
+            // PN is authenticated (and ignored on the current chain).
+            33..37 => Error::DecryptionFailed,
+            // N: within bounds the keys differ; beyond, too many skipped.
+            37..41 => {
+                let n = u32::from_be_bytes(forged[N_AT..N_AT + 4].try_into().unwrap());
+                // Alice's Nr on this chain is 1 (`wire` is Bob's message 1).
+                if n == 0 {
+                    Error::DuplicateMessage
+                } else if n == u32::MAX {
+                    Error::CounterExhausted
+                } else if n - 1 > DEFAULT_MAX_SKIP {
+                    Error::TooManySkippedMessages {
+                        requested: u64::from(n - 1),
+                        max: DEFAULT_MAX_SKIP,
+                    }
+                } else {
+                    Error::DecryptionFailed
+                }
+            }
+            _ => Error::DecryptionFailed,
+        };
+        assert_eq!(error, expected, "bit {bit}");
+        assert_eq!(*p.alice.encode(), before, "bit {bit}");
+    }
+    assert_eq!(
+        p.alice.decrypt(&mut p.rng, &wire).unwrap(),
+        b"authenticated"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Truncation and trailing garbage
+// ---------------------------------------------------------------------------
+
+fn assert_truncated<T: core::fmt::Debug>(result: Result<T, DecodeError>, what: &str, len: usize) {
+    assert!(
+        matches!(result, Err(DecodeError::Truncated { .. })),
+        "{what} truncated to {len}: {result:?}"
+    );
+}
+
+#[test]
+fn truncated_or_padded_bundle_is_a_decode_error() {
+    let (bob, store, with_one_time) = genuine_bundle(60);
+    let without = PreKeyBundle::from_store(bob.public_key(), &store, None).encode();
+    for wire in [with_one_time, without] {
+        for len in 0..wire.len() {
+            assert_truncated(PreKeyBundle::decode(&wire[..len]), "bundle", len);
+        }
+        for extra in 1..=3 {
+            let mut padded = wire.clone();
+            padded.extend(std::iter::repeat_n(0u8, extra));
+            assert_eq!(
+                PreKeyBundle::decode(&padded),
+                Err(DecodeError::TrailingBytes { extra })
+            );
+        }
+    }
+}
+
+#[test]
+fn truncated_or_padded_prekey_message_is_rejected() {
+    let mut h = handshake(61);
+    let wire = h.first.clone();
+    let min = PREKEY_PREFIX_LEN + RATCHET_MESSAGE_OVERHEAD;
+    for len in 0..min {
+        assert_truncated(PreKeyMessage::parse(&wire[..len]), "prekey message", len);
+        assert_truncated(
+            Message::parse(&wire[..len]).map(|_| ()),
+            "prekey message (Message::parse)",
+            len,
+        );
+    }
+    // Long enough to parse: the AEAD tag is then whatever 16 bytes end the
+    // truncated input, and the accept fails without touching the store.
+    for len in min..wire.len() {
+        assert_accept_rejected(
+            &mut h.rng,
+            &h.bob_id,
+            &mut h.store,
+            &wire[..len],
+            None,
+            Error::DecryptionFailed,
+        );
+    }
+    // Trailing garbage becomes part of the ciphertext: it does not authenticate.
+    for garbage in [&[0u8][..], &[0xff; 16], &wire[wire.len() - 16..]] {
+        let mut padded = wire.clone();
+        padded.extend_from_slice(garbage);
+        assert_accept_rejected(
+            &mut h.rng,
+            &h.bob_id,
+            &mut h.store,
+            &padded,
+            None,
+            Error::DecryptionFailed,
+        );
+    }
+    // The same to an existing session, through the repeat path.
+    let (mut bob, _) = Responder::new(&h.bob_id, &mut h.store)
+        .accept(&mut h.rng, &PreKeyMessage::parse(&wire).unwrap())
+        .unwrap();
+    let repeat = h.alice.encrypt(b"repeat").unwrap();
+    for len in min..repeat.len() {
+        assert_rejected(
+            &mut bob,
+            &mut h.rng,
+            &repeat[..len],
+            Error::DecryptionFailed,
+        );
+    }
+    let mut padded = repeat.clone();
+    padded.push(0);
+    assert_rejected(&mut bob, &mut h.rng, &padded, Error::DecryptionFailed);
+    assert_eq!(bob.decrypt(&mut h.rng, &repeat).unwrap(), b"repeat");
+}
+
+#[test]
+fn truncated_or_padded_ratchet_message_is_rejected() {
+    let mut p = pair(62);
+    let wire = p.bob.encrypt(b"a ratchet message of some length").unwrap();
+    for len in 0..RATCHET_MESSAGE_OVERHEAD {
+        assert_truncated(RatchetMessage::parse(&wire[..len]), "ratchet message", len);
+        let before = p.alice.encode().to_vec();
+        let error = p.alice.decrypt(&mut p.rng, &wire[..len]).unwrap_err();
+        assert!(
+            matches!(error, Error::Decode(DecodeError::Truncated { .. })),
+            "{len}: {error:?}"
+        );
+        assert_eq!(*p.alice.encode(), before);
+    }
+    // ≥ 57 bytes: it parses (shorter plaintext, the tag is other bytes) and
+    // must then fail to decrypt.
+    for len in RATCHET_MESSAGE_OVERHEAD..wire.len() {
+        let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
+        assert_eq!(parsed.plaintext_len(), len - RATCHET_MESSAGE_OVERHEAD);
+        assert_rejected(
+            &mut p.alice,
+            &mut p.rng,
+            &wire[..len],
+            Error::DecryptionFailed,
+        );
+    }
+    for garbage in [&[0u8][..], &[0xff; 16], &wire[wire.len() - 16..]] {
+        let mut padded = wire.clone();
+        padded.extend_from_slice(garbage);
+        assert_rejected(&mut p.alice, &mut p.rng, &padded, Error::DecryptionFailed);
+    }
+    assert_eq!(
+        p.alice.decrypt(&mut p.rng, &wire).unwrap(),
+        b"a ratchet message of some length"
+    );
+}
+
+/// A responder session with a receiving chain, previous ratchet keys and
+/// skipped keys, so that every field of the stored form is populated.
+fn rich_session(seed: u8) -> (Session, Session) {
+    let mut p = pair(seed);
+    for round in 0..3 {
+        let sent: Vec<Vec<u8>> = (0..3)
+            .map(|i| p.alice.encrypt(format!("{round}/{i}").as_bytes()).unwrap())
+            .collect();
+        // Deliver only the last: two skipped keys per round.
+        p.bob.decrypt(&mut p.rng, &sent[2]).unwrap();
+        let reply = p.bob.encrypt(b"r").unwrap();
+        p.alice.decrypt(&mut p.rng, &reply).unwrap();
+    }
+    assert!(p.bob.skipped_key_count() >= 6);
+    (p.alice, p.bob)
+}
+
+#[test]
+fn truncated_or_padded_session_state_is_a_decode_error() {
+    let (alice, bob) = rich_session(63);
+    for session in [alice, bob] {
+        let blob = session.encode();
+        for len in 0..blob.len() {
+            let result = Session::decode(&blob[..len]).map(|_| ());
+            assert!(
+                matches!(result, Err(Error::Decode(DecodeError::Truncated { .. }))),
+                "session state truncated to {len}: {result:?}"
+            );
+        }
+        for extra in 1..=3 {
+            let mut padded = blob.to_vec();
+            padded.extend(std::iter::repeat_n(0u8, extra));
+            assert_eq!(
+                Session::decode(&padded).err(),
+                Some(Error::Decode(DecodeError::TrailingBytes { extra }))
+            );
+        }
+        assert_eq!(*Session::decode(&blob).unwrap().encode(), *blob);
+    }
+}
+
+#[test]
+fn truncated_or_padded_identity_state_is_a_decode_error() {
+    let identity = IdentityKeyPair::from_seed(&[0x17; 32]);
+    let blob = identity.encode();
+    assert_eq!(blob.len(), 34);
+    for len in 0..blob.len() {
+        assert_truncated(
+            IdentityKeyPair::decode(&blob[..len]).map(|_| ()),
+            "identity state",
+            len,
+        );
+    }
+    for extra in 1..=3 {
+        let mut padded = blob.to_vec();
+        padded.extend(std::iter::repeat_n(0u8, extra));
+        assert_eq!(
+            IdentityKeyPair::decode(&padded).err(),
+            Some(DecodeError::TrailingBytes { extra })
+        );
+    }
+}
+
+#[test]
+fn truncated_or_padded_prekey_store_state_is_a_decode_error() {
+    let mut rng = rng(64);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let mut store = PreKeyStore::generate(&mut rng, &bob, BOB_DEVICE);
+    store.generate_one_time_prekeys(&mut rng, 4).unwrap();
+    store.rotate_signed_prekey(&mut rng, &bob, 1_000).unwrap();
+    store.rotate_signed_prekey(&mut rng, &bob, 2_000).unwrap();
+    store.remove_one_time_prekey(2);
+    let blob = store.encode();
+    for len in 0..blob.len() {
+        assert_truncated(
+            PreKeyStore::decode(&blob[..len]).map(|_| ()),
+            "prekey store state",
+            len,
+        );
+    }
+    for extra in 1..=3 {
+        let mut padded = blob.to_vec();
+        padded.extend(std::iter::repeat_n(0u8, extra));
+        assert_eq!(
+            PreKeyStore::decode(&padded).err(),
+            Some(DecodeError::TrailingBytes { extra })
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Unknown format tags and versions (downgrade)
+// ---------------------------------------------------------------------------
+
+const OTHER_TAGS: [u8; 8] = [0x00, 0x01, 0x02, 0x03, 0x04, 0x11, 0x81, 0xff];
+
+#[test]
+fn bundle_with_other_format_tag_is_unknown_format() {
+    let (_, _, wire) = genuine_bundle(70);
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x03) {
+        assert_eq!(
+            PreKeyBundle::decode(&patched(&wire, 0, &[tag])),
+            Err(DecodeError::UnknownFormat {
+                expected: 0x03,
+                found: tag
+            })
+        );
+    }
+}
+
+#[test]
+fn prekey_message_with_other_format_tag_is_unknown_format() {
+    let mut p = pair(71);
+    let repeat = p.first.clone();
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x02) {
+        let forged = patched(&repeat, 0, &[tag]);
+        assert_eq!(
+            PreKeyMessage::parse(&forged).err(),
+            Some(DecodeError::UnknownFormat {
+                expected: 0x02,
+                found: tag
+            })
+        );
+        if tag == 0x01 {
+            // Downgraded to a "ratchet message": its header is Alice's identity
+            // key as a ratchet key, PN and N are base-key bytes. Bob (Nr = 1 on
+            // A1) rejects it on the header bounds, before any DH.
+            let pn = u32::from_be_bytes(forged[PN_AT..PN_AT + 4].try_into().unwrap());
+            let n = u32::from_be_bytes(forged[N_AT..N_AT + 4].try_into().unwrap());
+            let requested = u64::from(pn.saturating_sub(1)) + u64::from(n);
+            assert!(requested > u64::from(DEFAULT_MAX_SKIP) && n != u32::MAX);
+            assert_rejected(
+                &mut p.bob,
+                &mut p.rng,
+                &forged,
+                Error::TooManySkippedMessages {
+                    requested,
+                    max: DEFAULT_MAX_SKIP,
+                },
+            );
+        } else {
+            // Message::parse treats anything but 0x02 as a ratchet message.
+            assert_rejected(
+                &mut p.bob,
+                &mut p.rng,
+                &forged,
+                Error::Decode(DecodeError::UnknownFormat {
+                    expected: 0x01,
+                    found: tag,
+                }),
+            );
+        }
+    }
+    // The embedded ratchet message's own tag.
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x01) {
+        let forged = patched(&repeat, PREKEY_EMBEDDED_AT, &[tag]);
+        assert_eq!(
+            PreKeyMessage::parse(&forged).err(),
+            Some(DecodeError::UnknownFormat {
+                expected: 0x01,
+                found: tag
+            })
+        );
+        assert_rejected(
+            &mut p.bob,
+            &mut p.rng,
+            &forged,
+            Error::Decode(DecodeError::UnknownFormat {
+                expected: 0x01,
+                found: tag,
+            }),
+        );
+    }
+}
+
+#[test]
+fn ratchet_message_with_other_format_tag_is_unknown_format() {
+    let mut p = pair(72);
+    let wire = p.bob.encrypt(b"tagged").unwrap();
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x01) {
+        let forged = patched(&wire, 0, &[tag]);
+        assert_eq!(
+            RatchetMessage::parse(&forged).err(),
+            Some(DecodeError::UnknownFormat {
+                expected: 0x01,
+                found: tag
+            })
+        );
+        if tag == 0x02 {
+            // Read as a (too short) prekey message instead.
+            let before = p.alice.encode().to_vec();
+            let error = p.alice.decrypt(&mut p.rng, &forged).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::Decode(DecodeError::Truncated { .. } | DecodeError::InvalidIdentityKey)
+                ),
+                "{error:?}"
+            );
+            assert_eq!(*p.alice.encode(), before);
+        } else {
+            assert_rejected(
+                &mut p.alice,
+                &mut p.rng,
+                &forged,
+                Error::Decode(DecodeError::UnknownFormat {
+                    expected: 0x01,
+                    found: tag,
+                }),
+            );
+        }
+    }
+    assert_eq!(p.alice.decrypt(&mut p.rng, &wire).unwrap(), b"tagged");
+}
+
+#[test]
+fn stored_formats_with_other_kind_or_version_are_rejected() {
+    let (alice, _) = rich_session(73);
+    let identity = IdentityKeyPair::from_seed(&[3; 32]);
+    let mut rng = rng(73);
+    let store = PreKeyStore::generate(&mut rng, &identity, BOB_DEVICE);
+    let identity_blob = identity.encode().to_vec();
+    let store_blob = store.encode().to_vec();
+    let session_blob = alice.encode().to_vec();
+    assert_eq!(
+        (identity_blob[0], store_blob[0], session_blob[0]),
+        (0x49, 0x50, 0x53)
+    );
+    for version in [0x00, 0x02, 0x10, 0xff] {
+        assert_eq!(
+            IdentityKeyPair::decode(&patched(&identity_blob, 1, &[version])).err(),
+            Some(DecodeError::UnsupportedVersion { found: version })
+        );
+        assert_eq!(
+            PreKeyStore::decode(&patched(&store_blob, 1, &[version])).err(),
+            Some(DecodeError::UnsupportedVersion { found: version })
+        );
+        assert_eq!(
+            Session::decode(&patched(&session_blob, 1, &[version])).err(),
+            Some(Error::Decode(DecodeError::UnsupportedVersion {
+                found: version
+            }))
+        );
+    }
+    for kind in [0x00, 0x01, 0x02, 0x03, 0x49, 0x50, 0x53, 0xff] {
+        if kind != 0x49 {
+            assert_eq!(
+                IdentityKeyPair::decode(&patched(&identity_blob, 0, &[kind])).err(),
+                Some(DecodeError::UnknownFormat {
+                    expected: 0x49,
+                    found: kind
+                })
+            );
+        }
+        if kind != 0x50 {
+            assert_eq!(
+                PreKeyStore::decode(&patched(&store_blob, 0, &[kind])).err(),
+                Some(DecodeError::UnknownFormat {
+                    expected: 0x50,
+                    found: kind
+                })
+            );
+        }
+        if kind != 0x53 {
+            assert_eq!(
+                Session::decode(&patched(&session_blob, 0, &[kind])).err(),
+                Some(Error::Decode(DecodeError::UnknownFormat {
+                    expected: 0x53,
+                    found: kind
+                }))
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Non-canonical flags
+// ---------------------------------------------------------------------------
+
+#[test]
+fn prekey_message_with_absent_one_time_prekey_but_nonzero_id_is_invalid_flag() {
+    let mut p = pair(80);
+    let first = p.first.clone();
+    for id in [1u32, 2, 0x0100_0000, u32::MAX] {
+        let mut forged = patched(&first, PREKEY_FLAG_AT, &[0]);
+        forged[PREKEY_ONE_TIME_ID_AT..PREKEY_ONE_TIME_ID_AT + 4].copy_from_slice(&id.to_be_bytes());
+        assert_eq!(
+            PreKeyMessage::parse(&forged).err(),
+            Some(DecodeError::InvalidFlag {
+                field: "one-time prekey id"
+            })
+        );
+        assert_rejected(
+            &mut p.bob,
+            &mut p.rng,
+            &forged,
+            Error::Decode(DecodeError::InvalidFlag {
+                field: "one-time prekey id",
+            }),
+        );
+    }
+    // A flag that is neither 0 nor 1.
+    for flag in [2u8, 0x80, 0xff] {
+        let forged = patched(&first, PREKEY_FLAG_AT, &[flag]);
+        assert_eq!(
+            PreKeyMessage::parse(&forged).err(),
+            Some(DecodeError::InvalidFlag {
+                field: "one-time prekey flag"
+            })
+        );
+    }
+}
+
+#[test]
+fn bundle_with_non_canonical_one_time_prekey_flag_is_invalid_flag() {
+    let (_, _, wire) = genuine_bundle(81);
+    for flag in [2u8, 0x80, 0xff] {
+        assert_eq!(
+            PreKeyBundle::decode(&patched(&wire, BUNDLE_FLAG_AT, &[flag])),
+            Err(DecodeError::InvalidFlag {
+                field: "one-time prekey flag"
+            })
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tampered stored state
+// ---------------------------------------------------------------------------
+
+#[test]
+fn tampered_stored_state_fields_are_rejected() {
+    // SPEC.md §6: bad flags, unclamped private keys, invalid identity keys and
+    // over-limit counts are decode errors.
+    let (_, bob) = rich_session(90);
+    let blob = bob.encode().to_vec();
+    let previous_count_at = 280;
+    let previous = usize::from(blob[previous_count_at]);
+    assert!(
+        previous >= 1 && blob[211] == 1,
+        "a responder with a receiving chain"
+    );
+    let skipped_count_at = previous_count_at + 1 + 32 * previous + 4 + 1 + 4 + 1;
+    let session_cases: Vec<(Vec<u8>, Error)> = vec![
+        (
+            patched(&blob, 2, &(65_537u32).to_be_bytes()),
+            Error::InvalidConfig {
+                reason: "max_skip above LIMIT_CEILING",
+            },
+        ),
+        (
+            patched(&blob, 10, &[2]),
+            Error::Decode(DecodeError::InvalidValue { field: "role" }),
+        ),
+        (
+            patched(&blob, 11, &SMALL_ORDER_ED25519[0].1),
+            Error::Decode(DecodeError::InvalidIdentityKey),
+        ),
+        (
+            patched(&blob, 43, &SMALL_ORDER_ED25519[4].1),
+            Error::Decode(DecodeError::InvalidIdentityKey),
+        ),
+        (
+            patched(&blob, 139, &[blob[139] | 1]),
+            Error::Decode(DecodeError::InvalidValue {
+                field: "sending ratchet secret",
+            }),
+        ),
+        (
+            patched(&blob, 211, &[2]),
+            Error::Decode(DecodeError::InvalidFlag {
+                field: "receiving chain flag",
+            }),
+        ),
+        (
+            patched(&blob, previous_count_at, &[5]),
+            Error::Decode(DecodeError::LimitExceeded {
+                field: "previous ratchet keys",
+                max: 4,
+                found: 5,
+            }),
+        ),
+        (
+            patched(&blob, skipped_count_at, &2_001u32.to_be_bytes()),
+            Error::Decode(DecodeError::LimitExceeded {
+                field: "skipped key count",
+                max: 2_000,
+                found: 2_001,
+            }),
+        ),
+        (
+            // A responder awaiting a reply.
+            patched(&blob, skipped_count_at - 1, &[1]),
+            Error::Decode(DecodeError::InvalidValue {
+                field: "awaiting reply flag",
+            }),
+        ),
+    ];
+    for (tampered, expected) in session_cases {
+        assert_eq!(Session::decode(&tampered).err(), Some(expected));
+    }
+
+    let mut rng = rng(91);
+    let identity = IdentityKeyPair::generate(&mut rng);
+    let mut store = PreKeyStore::generate(&mut rng, &identity, BOB_DEVICE);
+    store.generate_one_time_prekeys(&mut rng, 2).unwrap();
+    let blob = store.encode().to_vec();
+    // No retired keys: count at 106, next id at 107, count at 111, entries at 115.
+    assert_eq!(blob[106], 0);
+    let store_cases: Vec<(Vec<u8>, DecodeError)> = vec![
+        (
+            patched(&blob, 10, &[blob[10] | 7]),
+            DecodeError::InvalidValue {
+                field: "signed prekey secret",
+            },
+        ),
+        (
+            patched(&blob, 41, &[blob[41] | 0x80]),
+            DecodeError::InvalidValue {
+                field: "signed prekey secret",
+            },
+        ),
+        (
+            patched(&blob, 106, &[5]),
+            DecodeError::LimitExceeded {
+                field: "retired signed prekeys",
+                max: 4,
+                found: 5,
+            },
+        ),
+        (
+            patched(&blob, 111, &10_001u32.to_be_bytes()),
+            DecodeError::LimitExceeded {
+                field: "one-time prekey count",
+                max: 10_000,
+                found: 10_001,
+            },
+        ),
+        (
+            patched(&blob, 115 + 4, &[blob[115 + 4] | 1]),
+            DecodeError::InvalidValue {
+                field: "one-time prekey secret",
+            },
+        ),
+        (
+            // Second id equal to the first: not strictly increasing.
+            patched(&blob, 115 + 36, &1u32.to_be_bytes()),
+            DecodeError::InvalidValue {
+                field: "one-time prekey id",
+            },
+        ),
+        (
+            // Next id not above the ids held.
+            patched(&blob, 107, &2u32.to_be_bytes()),
+            DecodeError::InvalidValue {
+                field: "one-time prekey id",
+            },
+        ),
+    ];
+    for (tampered, expected) in store_cases {
+        assert_eq!(PreKeyStore::decode(&tampered).err(), Some(expected));
+    }
+}

@@ -1,0 +1,388 @@
+//! Secret hygiene of the public secret-holding types: `IdentityKeyPair`,
+//! `PreKeyStore`, `SignedPreKey`, `OneTimePreKey` and `Session`.
+//!
+//! - `Debug` (`{:?}` and `{:#?}`) never prints secret key bytes. The secrets
+//!   are known exactly: identities come from fixed seeds (with their expanded
+//!   SHA-512 halves), and the X25519 private keys, root, chain and skipped
+//!   message keys are read out of the `encode()` blobs at the offsets of
+//!   SPEC.md §6 (cross-checked against `hazmat` and against the public keys).
+//!   For every 32-byte secret, neither its hex (lower or upper case), nor its
+//!   `[a, b, …]` decimal rendering, nor any 8-byte window of either appears.
+//! - None of those types is `Clone`, `Copy` or `Display`: checked at compile
+//!   time with the "ambiguous impl" trick (as `static_assertions` does it).
+//! - The stored forms are `Zeroizing<Vec<u8>>` by type.
+//!
+//! There is no test that memory is wiped on drop. Observing a dropped value's
+//! bytes needs a raw pointer read after the drop (or a custom global
+//! allocator that reads freed blocks), both `unsafe`, and the crate forbids
+//! `unsafe` in every target. A test without it could only check that some
+//! `Drop` exists, which says nothing about whether the bytes are gone.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chacha20::ChaCha20Rng;
+use ratchetbox::hazmat;
+use ratchetbox::rand_core::SeedableRng;
+use ratchetbox::{
+    IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session,
+    SignedPreKey,
+};
+use sha2::{Digest, Sha512};
+use zeroize::Zeroizing;
+
+/// The X25519 base point, u = 9.
+const BASE_POINT: [u8; 32] = {
+    let mut b = [0u8; 32];
+    b[0] = 9;
+    b
+};
+
+// ---------------------------------------------------------------------------
+// Compile-time: secret types are not Clone, Copy or Display
+// ---------------------------------------------------------------------------
+
+/// Fails to compile if `$ty` implements any of the traits: each implemented
+/// trait adds a second candidate impl of `AmbiguousIfImpl<_>`, so the `_`
+/// cannot be inferred. (Checked by hand: with `PreKeyBundle: Clone` in the
+/// list, this file does not compile, with error E0283 "type annotations
+/// needed".)
+macro_rules! assert_not_impl_any {
+    ($ty:ty: $($tr:path),+ $(,)?) => {
+        const _: fn() = || {
+            trait AmbiguousIfImpl<A> {
+                fn some_item() {}
+            }
+            impl<T: ?Sized> AmbiguousIfImpl<()> for T {}
+            $({
+                #[allow(dead_code)]
+                struct Invalid;
+                impl<T: ?Sized + $tr> AmbiguousIfImpl<Invalid> for T {}
+            })+
+            let _ = <$ty as AmbiguousIfImpl<_>>::some_item;
+        };
+    };
+}
+
+assert_not_impl_any!(IdentityKeyPair: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(Session: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(PreKeyStore: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(SignedPreKey: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(OneTimePreKey: Clone, Copy, core::fmt::Display);
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn rng(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
+
+fn array(bytes: &[u8]) -> [u8; 32] {
+    bytes.try_into().unwrap()
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// `1,2,3` — the elements of an array's `Debug` rendering with all whitespace
+/// removed, which is what both `{:?}` and `{:#?}` reduce to.
+fn decimal_list(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn without_whitespace(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Why `text` leaks `secret`, if it does: its full hex or decimal-array
+/// rendering, or any 8-byte window of them (public keys are printed as 8-byte
+/// hex prefixes, so a secret printed the same way must be caught too).
+fn leak(text: &str, secret: &[u8; 32]) -> Option<String> {
+    let compact = without_whitespace(text);
+    if compact.contains(&format!("[{}]", decimal_list(secret))) {
+        return Some("decimal array".into());
+    }
+    let lower = text.to_lowercase();
+    for window in secret.windows(8) {
+        if lower.contains(&hex_lower(window)) {
+            return Some(format!("hex window {}", hex_lower(window)));
+        }
+        if compact.contains(&decimal_list(window)) {
+            return Some(format!("decimal window {}", decimal_list(window)));
+        }
+    }
+    None
+}
+
+/// Asserts that neither Debug rendering of `value` shows any of `secrets`.
+fn assert_no_secret<T: core::fmt::Debug>(what: &str, value: &T, secrets: &[(String, [u8; 32])]) {
+    let outputs = [format!("{value:?}"), format!("{value:#?}")];
+    assert!(!outputs[0].is_empty());
+    for output in &outputs {
+        for (name, secret) in secrets {
+            if let Some(how) = leak(output, secret) {
+                panic!("Debug of {what} shows {name} ({how}):\n{output}");
+            }
+        }
+    }
+}
+
+/// The detector itself catches each rendering it is meant to catch.
+#[test]
+fn leak_detector_catches_every_rendering() {
+    let secret: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    let renderings = [
+        format!("{secret:?}"),
+        format!("{secret:#?}"),
+        format!("S {{ k: {secret:#?} }}"),
+        hex_lower(&secret),
+        hex_upper(&secret),
+        format!("Key({}…)", hex_lower(&secret[..8])),
+        format!("Key({}…)", hex_upper(&secret[20..28])),
+        format!("{:?}", &secret[3..11]),
+        format!("{:#?}", &secret[24..]),
+    ];
+    for text in &renderings {
+        assert!(leak(text, &secret).is_some(), "missed: {text}");
+    }
+    assert!(leak("PublicKey(0a1b2c3d…)", &secret).is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Secrets, read from the stored forms (SPEC.md §6)
+// ---------------------------------------------------------------------------
+
+/// The secrets of an identity: its seed and both halves of SHA-512(seed) (the
+/// first, clamped, is the Ed25519 and X25519 scalar; the second the nonce key).
+fn identity_secrets(seed: &[u8; 32]) -> Vec<(String, [u8; 32])> {
+    let expanded = Sha512::digest(seed);
+    let mut scalar = array(&expanded[..32]);
+    let unclamped = scalar;
+    scalar[0] &= 248;
+    scalar[31] &= 127;
+    scalar[31] |= 64;
+    vec![
+        ("identity seed".into(), *seed),
+        ("identity scalar (clamped)".into(), scalar),
+        ("identity scalar (unclamped)".into(), unclamped),
+        ("identity nonce key".into(), array(&expanded[32..])),
+    ]
+}
+
+/// Every X25519 private key in a stored prekey store (§6.2), checked against
+/// the public keys the store reports.
+fn prekey_store_secrets(store: &PreKeyStore) -> Vec<(String, [u8; 32])> {
+    let blob = store.encode();
+    let mut secrets = Vec::new();
+    let spk = array(&blob[10..42]);
+    assert_eq!(
+        hazmat::x25519(spk, BASE_POINT).unwrap(),
+        *store.signed_prekey().public_key().as_bytes()
+    );
+    secrets.push(("current signed prekey".into(), spk));
+    let retired = usize::from(blob[106]);
+    let mut at = 107;
+    for i in 0..retired {
+        let id = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
+        let secret = array(&blob[at + 4..at + 36]);
+        assert_eq!(
+            hazmat::x25519(secret, BASE_POINT).unwrap(),
+            *store
+                .find_signed_prekey(id)
+                .unwrap()
+                .public_key()
+                .as_bytes()
+        );
+        secrets.push((format!("retired signed prekey {i}"), secret));
+        at += 108;
+    }
+    let count = u32::from_be_bytes(blob[at + 4..at + 8].try_into().unwrap()) as usize;
+    at += 8;
+    for _ in 0..count {
+        let id = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
+        let secret = array(&blob[at + 4..at + 36]);
+        assert_eq!(
+            hazmat::x25519(secret, BASE_POINT).unwrap(),
+            *store
+                .find_one_time_prekey(id)
+                .unwrap()
+                .public_key()
+                .as_bytes()
+        );
+        secrets.push((format!("one-time prekey {id}"), secret));
+        at += 36;
+    }
+    assert_eq!(at, blob.len());
+    secrets
+}
+
+/// Every secret in a stored session (§6.3): root key, sending ratchet private
+/// key, sending and receiving chain keys, skipped message keys.
+fn session_secrets(session: &Session) -> Vec<(String, [u8; 32])> {
+    let blob = session.encode();
+    let mut secrets = vec![
+        ("root key".to_string(), array(&blob[107..139])),
+        ("sending ratchet private key".into(), array(&blob[139..171])),
+        ("sending chain key".into(), array(&blob[171..203])),
+    ];
+    assert_eq!(secrets[0].1, hazmat::root_key(session));
+    assert_eq!(secrets[2].1, hazmat::sending_chain_key(session));
+    let mut at = 211;
+    if blob[at] == 1 {
+        let receiving = array(&blob[244..276]);
+        assert_eq!(Some(receiving), hazmat::receiving_chain_key(session));
+        secrets.push(("receiving chain key".into(), receiving));
+        at = 280;
+    } else {
+        assert_eq!(hazmat::receiving_chain_key(session), None);
+        at += 1;
+    }
+    at += 1 + 32 * usize::from(blob[at]) + 4 + 1 + 4 + 1;
+    let skipped = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(skipped, session.skipped_key_count());
+    at += 4;
+    for i in 0..skipped {
+        let entry = at + 68 * i;
+        secrets.push((
+            format!("skipped message key {i}"),
+            array(&blob[entry + 36..entry + 68]),
+        ));
+    }
+    assert_eq!(at + 68 * skipped, blob.len());
+    secrets
+}
+
+// ---------------------------------------------------------------------------
+// Debug output
+// ---------------------------------------------------------------------------
+
+#[test]
+fn identity_key_pair_debug_shows_no_secret() {
+    for seed in [[0x00; 32], [0xab; 32], core::array::from_fn(|i| i as u8)] {
+        let identity = IdentityKeyPair::from_seed(&seed);
+        let secrets = identity_secrets(&seed);
+        // The clamped scalar really is the identity's X25519 secret.
+        assert_eq!(
+            hazmat::x25519(secrets[1].1, BASE_POINT).unwrap(),
+            *identity.public_key().dh_public().as_bytes()
+        );
+        assert_eq!(identity.encode()[2..], seed);
+        assert_no_secret("IdentityKeyPair", &identity, &secrets);
+        // Decoded from its stored form, too.
+        let decoded = IdentityKeyPair::decode(&identity.encode()).unwrap();
+        assert_no_secret("decoded IdentityKeyPair", &decoded, &secrets);
+    }
+}
+
+#[test]
+fn prekey_store_and_prekeys_debug_show_no_secret() {
+    let mut rng = rng(1);
+    let identity = IdentityKeyPair::from_seed(&[0x21; 32]);
+    let mut store = PreKeyStore::generate(&mut rng, &identity, 7);
+    store.generate_one_time_prekeys(&mut rng, 5).unwrap();
+    store
+        .rotate_signed_prekey(&mut rng, &identity, 100)
+        .unwrap();
+    store
+        .rotate_signed_prekey(&mut rng, &identity, 200)
+        .unwrap();
+    let mut secrets = prekey_store_secrets(&store);
+    assert_eq!(secrets.len(), 1 + 2 + 5);
+    secrets.extend(identity_secrets(&[0x21; 32]));
+
+    assert_no_secret("PreKeyStore", &store, &secrets);
+    let decoded = PreKeyStore::decode(&store.encode()).unwrap();
+    assert_no_secret("decoded PreKeyStore", &decoded, &secrets);
+    for id in 1..=3 {
+        let signed = store.find_signed_prekey(id).unwrap();
+        assert_no_secret("SignedPreKey", signed, &secrets);
+    }
+    let ids: Vec<u32> = store.one_time_prekey_ids().collect();
+    assert_eq!(ids.len(), 5);
+    for id in ids {
+        let one_time = store.find_one_time_prekey(id).unwrap();
+        assert_no_secret("OneTimePreKey", one_time, &secrets);
+    }
+}
+
+#[test]
+fn session_debug_shows_no_secret() {
+    let mut rng = rng(2);
+    let alice_seed = [0x31; 32];
+    let bob_seed = [0x32; 32];
+    let alice = IdentityKeyPair::from_seed(&alice_seed);
+    let bob = IdentityKeyPair::from_seed(&bob_seed);
+    let mut store = PreKeyStore::generate(&mut rng, &bob, 7);
+    store.generate_one_time_prekeys(&mut rng, 2).unwrap();
+    let mut always = identity_secrets(&alice_seed);
+    always.extend(identity_secrets(&bob_seed));
+    always.extend(prekey_store_secrets(&store));
+
+    let bundle = PreKeyBundle::from_store(bob.public_key(), &store, Some(1))
+        .verify()
+        .unwrap();
+    let (mut alice_session, shared_secret, _) =
+        hazmat::initiate_traced(&mut rng, &alice, &bundle).unwrap();
+    always.push(("X3DH shared secret".into(), shared_secret));
+
+    // A pending initiator (no receiving chain).
+    let mut secrets = always.clone();
+    secrets.extend(session_secrets(&alice_session));
+    assert_no_secret("pending initiator Session", &alice_session, &secrets);
+
+    // The responder after a first message that skipped two keys, and the
+    // initiator after the reply, both also after a round trip through storage.
+    let _lost: Vec<Vec<u8>> = (0..2)
+        .map(|i| alice_session.encrypt(&[i; 10]).unwrap())
+        .collect();
+    let first = alice_session.encrypt(b"third").unwrap();
+    let (mut bob_session, _) = Responder::new(&bob, &mut store)
+        .accept(&mut rng, &PreKeyMessage::parse(&first).unwrap())
+        .unwrap();
+    let reply = bob_session.encrypt(b"reply").unwrap();
+    alice_session.decrypt(&mut rng, &reply).unwrap();
+    let more: Vec<Vec<u8>> = (0..3)
+        .map(|i| alice_session.encrypt(&[i; 5]).unwrap())
+        .collect();
+    bob_session.decrypt(&mut rng, &more[2]).unwrap();
+    assert_eq!(bob_session.skipped_key_count(), 4);
+
+    for (what, session) in [("responder", &bob_session), ("initiator", &alice_session)] {
+        let mut secrets = always.clone();
+        secrets.extend(session_secrets(session));
+        assert_no_secret(&format!("{what} Session"), session, &secrets);
+        let decoded = Session::decode(&session.encode()).unwrap();
+        assert_no_secret(&format!("decoded {what} Session"), &decoded, &secrets);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stored forms zeroize on drop (by type)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stored_forms_are_zeroizing_by_type() {
+    let mut rng = rng(3);
+    let identity = IdentityKeyPair::from_seed(&[0x41; 32]);
+    let store = PreKeyStore::generate(&mut rng, &identity, 1);
+    let bundle = PreKeyBundle::from_store(identity.public_key(), &store, None)
+        .verify()
+        .unwrap();
+    let session = Session::initiate(&mut rng, &identity, &bundle).unwrap();
+    // These bindings only compile while `encode()` returns `Zeroizing`.
+    let identity_blob: Zeroizing<Vec<u8>> = identity.encode();
+    let store_blob: Zeroizing<Vec<u8>> = store.encode();
+    let session_blob: Zeroizing<Vec<u8>> = session.encode();
+    assert_eq!(
+        (identity_blob.len(), store_blob.len(), session_blob.len()),
+        (34, 2 + 4 + 100 + 1 + 4 + 4, 227)
+    );
+}
