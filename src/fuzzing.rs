@@ -331,6 +331,168 @@ pub fn session_interaction(data: &[u8]) {
     }
 }
 
+/// Sender certificates: a decoded certificate re-encodes to the same bytes, and
+/// validation never panics.
+pub fn sender_certificate(data: &[u8]) {
+    if let Ok(cert) = crate::sealed::SenderCertificate::decode(data) {
+        assert_eq!(cert.encode(), data, "certificate encoding is not canonical");
+        if let Some(f) = sealed_fixture() {
+            let _ = cert.validate(&f.trust, 0);
+        }
+    }
+}
+
+/// Server validation and split: any accepted envelope splits into parts that
+/// are themselves well-formed and addressed to the listed devices, in order.
+pub fn envelope_validate(data: &[u8]) {
+    use crate::sealed::{DeliveryAccessKey, ServerPolicy, ValidatedEnvelope, validate};
+    let policy = ServerPolicy {
+        require_token: false,
+        ..ServerPolicy::default()
+    };
+    let keys = |account: &[u8]| Some(DeliveryAccessKey::derive(&[account.len() as u8; 32]));
+    let Ok(validated) = validate(data, &policy, &keys) else {
+        return;
+    };
+    if let ValidatedEnvelope::Multi(multi) = validated {
+        let mut previous = None;
+        let mut buffer = alloc::vec![0u8; data.len() + 64];
+        let mut count = 0;
+        for part in multi.parts() {
+            assert!(previous < Some(part.recipient()), "parts out of order");
+            previous = Some(part.recipient());
+            let len = part.write_to(&mut buffer).unwrap_or(0);
+            assert_eq!(len, part.len());
+            assert!(crate::sealed::wire_split_is_well_formed(&buffer[..len]));
+            count += 1;
+        }
+        assert_eq!(count, multi.recipient_count());
+    }
+}
+
+struct SealedFixture {
+    trust: crate::sealed::TrustStore,
+    bob_seed: [u8; 32],
+    envelopes: Vec<Vec<u8>>,
+    messages: Vec<Vec<u8>>,
+}
+
+fn sealed_fixture() -> Option<&'static SealedFixture> {
+    use crate::sealed::{
+        Address, ContentHint, InnerKind, MultiRecipient, SealedContent, SenderCertificate,
+        ServerCertificate, ServerPolicy, TrustRoot, TrustStore, ValidatedEnvelope, seal,
+        seal_multi, validate,
+    };
+    static FIXTURE: OnceLock<Option<SealedFixture>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let mut rng = rng(8);
+            let root = IdentityKeyPair::from_seed(&[0xE0; 32]);
+            let server = IdentityKeyPair::from_seed(&[0xE1; 32]);
+            let alice = IdentityKeyPair::from_seed(&[0xE2; 32]);
+            let bob_seed = [0xE3; 32];
+            let bob = IdentityKeyPair::from_seed(&bob_seed);
+            let carol = IdentityKeyPair::from_seed(&[0xE4; 32]);
+            let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())]).ok()?;
+            let server_cert = ServerCertificate::issue(1, &root, 2, server.public_key());
+            let cert = SenderCertificate::issue(
+                Address::new(b"alice", 1).ok()?,
+                alice.public_key(),
+                u64::MAX,
+                &server,
+                server_cert,
+            )
+            .ok()?;
+            let bob1 = Address::new(b"bob", 1).ok()?;
+            let messages = alloc::vec![b"sealed hello".to_vec(), b"group hello".to_vec()];
+            let single = seal(
+                &mut rng,
+                &alice,
+                &cert,
+                bob1,
+                bob.public_key(),
+                SealedContent {
+                    kind: InnerKind::Ratchet,
+                    hint: ContentHint::Default,
+                    message: &messages[0],
+                },
+                None,
+            )
+            .ok()?;
+            let recipients = [
+                MultiRecipient {
+                    address: bob1,
+                    identity_key: bob.public_key(),
+                    payload: b"for bob",
+                },
+                MultiRecipient {
+                    address: Address::new(b"carol", 1).ok()?,
+                    identity_key: carol.public_key(),
+                    payload: b"",
+                },
+            ];
+            let multi = seal_multi(
+                &mut rng,
+                &alice,
+                &cert,
+                &recipients,
+                SealedContent {
+                    kind: InnerKind::Opaque,
+                    hint: ContentHint::Implicit,
+                    message: &messages[1],
+                },
+                None,
+            )
+            .ok()?;
+            let policy = ServerPolicy {
+                require_token: false,
+                ..ServerPolicy::default()
+            };
+            let no_keys = |_: &[u8]| None;
+            let mut envelopes = alloc::vec![cert.encode(), single, multi.clone()];
+            if let Ok(ValidatedEnvelope::Multi(m)) = validate(&multi, &policy, &no_keys) {
+                for part in m.parts() {
+                    let mut buffer = alloc::vec![0u8; part.len()];
+                    part.write_to(&mut buffer).ok()?;
+                    envelopes.push(buffer);
+                }
+            }
+            Some(SealedFixture {
+                trust,
+                bob_seed,
+                envelopes,
+                messages,
+            })
+        })
+        .as_ref()
+}
+
+/// Arbitrary bytes opened by a recipient holding real keys: either one of the
+/// sealed messages comes out, from the certified sender, or an error.
+pub fn envelope_open(data: &[u8]) {
+    use crate::sealed::{Address, Recipient, open};
+    let Some(f) = sealed_fixture() else {
+        return;
+    };
+    let bob = IdentityKeyPair::from_seed(&f.bob_seed);
+    let Ok(address) = Address::new(b"bob", 1) else {
+        return;
+    };
+    let me = Recipient {
+        identity: &bob,
+        address,
+        trust: &f.trust,
+        now: 0,
+    };
+    if let Ok(opened) = open(data, &me) {
+        assert!(
+            f.messages.contains(&opened.message),
+            "opened a message never sealed"
+        );
+        assert_eq!(opened.sender.account_id, b"alice");
+    }
+}
+
 /// Valid inputs for each target, to seed its corpus: `(target, input)`.
 pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
     let mut seeds = Vec::new();
@@ -358,6 +520,13 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
             seeds.push(("session_decrypt", m.clone()));
         }
     }
+    if let Some(f) = sealed_fixture() {
+        seeds.push(("sender_certificate", f.envelopes[0].clone()));
+        for envelope in &f.envelopes[1..] {
+            seeds.push(("envelope_validate", envelope.clone()));
+            seeds.push(("envelope_open", envelope.clone()));
+        }
+    }
     // Interaction schedules: sends both ways, in-order and reordered deliveries,
     // a duplicate, a tamper and a drop.
     seeds.push((
@@ -383,6 +552,9 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "session_decrypt" => session_decrypt,
         "responder_accept" => responder_accept,
         "session_interaction" => session_interaction,
+        "sender_certificate" => sender_certificate,
+        "envelope_validate" => envelope_validate,
+        "envelope_open" => envelope_open,
         _ => return false,
     };
     f(data);

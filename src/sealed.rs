@@ -33,3 +33,9 @@ pub use server::{
 };
 pub use token::{DeliveryAccessKey, TOKEN_LEN};
 pub use wire::EnvelopeError;
+
+/// Whether `bytes` parse as a split part (used by the fuzz targets).
+#[cfg(all(feature = "hazmat", feature = "std"))]
+pub(crate) fn wire_split_is_well_formed(bytes: &[u8]) -> bool {
+    wire::SplitEnvelope::parse(bytes).is_ok()
+}
