@@ -10,6 +10,8 @@
 //! - `handshake/*`: bundle verification, initiator, responder (with its first
 //!   decrypt), full establishment.
 //! - `state/*`: session encode and decode with 0 and 1000 skipped keys.
+//! - `envelope/*`: sealing and opening a single-recipient envelope, sealing for
+//!   10, 100 and 1000 devices, and the server's `validate` and split.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -315,6 +317,119 @@ fn state(c: &mut Criterion) {
     g.finish();
 }
 
+fn envelope(c: &mut Criterion) {
+    use ratchetbox::sealed::{
+        Address, ContentHint, DeliveryAccessKey, InnerKind, MultiRecipient, Recipient,
+        SealedContent, SenderCertificate, ServerCertificate, ServerPolicy, TrustRoot, TrustStore,
+        ValidatedEnvelope, open, seal, seal_multi, validate,
+    };
+    let mut rng = ChaCha20Rng::from_seed([10; 32]);
+    let mut g = c.benchmark_group("envelope");
+    let root = IdentityKeyPair::generate(&mut rng);
+    let server = IdentityKeyPair::generate(&mut rng);
+    let alice = IdentityKeyPair::generate(&mut rng);
+    let bob = IdentityKeyPair::generate(&mut rng);
+    let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())]).unwrap();
+    let cert = SenderCertificate::issue(
+        Address::new(b"alice-account-0001", 1).unwrap(),
+        alice.public_key(),
+        u64::MAX,
+        &server,
+        ServerCertificate::issue(1, &root, 1, server.public_key()),
+    )
+    .unwrap();
+    let message = [0x5a; 256];
+    let content = SealedContent {
+        kind: InnerKind::Ratchet,
+        hint: ContentHint::Default,
+        message: &message,
+    };
+    let bob_addr = Address::new(b"bob-account-00001", 1).unwrap();
+    let key = DeliveryAccessKey::derive(&[3; 32]);
+    let sealed = seal(
+        &mut rng,
+        &alice,
+        &cert,
+        bob_addr,
+        bob.public_key(),
+        content,
+        Some(&key),
+    )
+    .unwrap();
+    g.bench_function("seal_single/256B", |b| {
+        b.iter(|| {
+            seal(
+                &mut rng,
+                &alice,
+                &cert,
+                bob_addr,
+                bob.public_key(),
+                content,
+                Some(&key),
+            )
+            .unwrap()
+        })
+    });
+    let me = Recipient {
+        identity: &bob,
+        address: bob_addr,
+        trust: &trust,
+        now: 0,
+    };
+    g.bench_function("open_single/256B", |b| {
+        b.iter(|| open(&sealed, &me).unwrap())
+    });
+    let policy = ServerPolicy::default();
+    let registry = |account: &[u8]| (account == b"bob-account-00001").then_some(key);
+    g.bench_function("validate_single", |b| {
+        b.iter(|| black_box(validate(black_box(&sealed), &policy, &registry).unwrap()))
+    });
+
+    let identities: Vec<IdentityKeyPair> = (0..100)
+        .map(|_| IdentityKeyPair::generate(&mut rng))
+        .collect();
+    let accounts: Vec<Vec<u8>> = (0..1000)
+        .map(|i| format!("account-{i:05}").into_bytes())
+        .collect();
+    for n in [10usize, 100, 1000] {
+        let recipients: Vec<MultiRecipient<'_>> = (0..n)
+            .map(|i| MultiRecipient {
+                address: Address::new(&accounts[i], 1).unwrap(),
+                identity_key: identities[i % identities.len()].public_key(),
+                payload: &[],
+            })
+            .collect();
+        if n == 1000 {
+            g.sample_size(10);
+        }
+        g.bench_function(format!("seal_multi/{n}"), |b| {
+            b.iter(|| seal_multi(&mut rng, &alice, &cert, &recipients, content, None).unwrap())
+        });
+        let multi = seal_multi(&mut rng, &alice, &cert, &recipients, content, None).unwrap();
+        let open_policy = ServerPolicy {
+            require_token: false,
+            ..ServerPolicy::default()
+        };
+        let no_keys = |_: &[u8]| None;
+        g.bench_function(format!("validate_multi/{n}"), |b| {
+            b.iter(|| black_box(validate(black_box(&multi), &open_policy, &no_keys).unwrap()))
+        });
+        let mut buffer = vec![0u8; multi.len()];
+        g.bench_function(format!("split_multi/{n}"), |b| {
+            b.iter(|| {
+                let ValidatedEnvelope::Multi(v) = validate(&multi, &open_policy, &no_keys).unwrap()
+                else {
+                    unreachable!()
+                };
+                for part in v.parts() {
+                    black_box(part.write_to(&mut buffer).unwrap());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -324,6 +439,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, ratchet, handshake, state
+    targets = floor, ratchet, handshake, state, envelope
 }
 criterion_main!(benches);

@@ -49,6 +49,19 @@ for n in ["0", "1000"]:
     rows.append((f"session encode, {n} skipped", median(f"state/encode/{n}_skipped"), None, ""))
     rows.append((f"session decode, {n} skipped", median(f"state/decode/{n}_skipped"), None, ""))
 
+rows.append(("seal single envelope, 256 B", median("envelope/seal_single/256B"),
+             f["x25519_keygen"] + 2 * f["x25519_dh"] + f["hkdf_64"] + f["hkdf_32"], "floor: keygen + 2 DH + 2 HKDF"))
+rows.append(("open single envelope, 256 B", median("envelope/open_single/256B"),
+             2 * f["x25519_dh"] + f["hkdf_64"] + f["hkdf_32"] + 2 * f["ed25519_verify_strict"],
+             "floor: 2 DH + 2 HKDF + 2 verify (certificate chain)"))
+rows.append(("server validate, single", median("envelope/validate_single"), None, "≤ 100 ns, 0 allocations"))
+for n in ["10", "100", "1000"]:
+    per = int(n)
+    rows.append((f"seal multi, {n} devices", median(f"envelope/seal_multi/{n}"),
+                 per * 2 * f["x25519_dh"] + f["x25519_keygen"], "floor: 2 DH per device + keygen"))
+    rows.append((f"server validate, {n} devices", median(f"envelope/validate_multi/{n}"), None, ""))
+    rows.append((f"server validate + split, {n} devices", median(f"envelope/split_multi/{n}"), None, ""))
+
 print(f"Build flags: {flags}. Medians from one run of `cargo bench --bench protocol`.\n")
 print("| measure | median | floor | ratio | target |")
 print("|---|---|---|---|---|")

@@ -104,7 +104,8 @@ impl TrustStore {
     /// A store pinning `roots`.
     ///
     /// # Errors
-    /// [`DecodeError::LimitExceeded`] beyond [`MAX_TRUST_ENTRIES`] roots.
+    /// [`DecodeError::LimitExceeded`] beyond [`MAX_TRUST_ENTRIES`] roots;
+    /// [`DecodeError::InvalidValue`] if two roots share an id.
     pub fn new(roots: &[TrustRoot]) -> Result<Self, DecodeError> {
         if roots.len() > MAX_TRUST_ENTRIES {
             return Err(DecodeError::LimitExceeded {
@@ -112,6 +113,13 @@ impl TrustStore {
                 max: MAX_TRUST_ENTRIES as u64,
                 found: roots.len() as u64,
             });
+        }
+        for (i, root) in roots.iter().enumerate() {
+            if roots[..i].iter().any(|r| r.id == root.id) {
+                return Err(DecodeError::InvalidValue {
+                    field: "duplicate trust root id",
+                });
+            }
         }
         Ok(Self {
             roots: roots.to_vec(),

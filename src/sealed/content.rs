@@ -90,7 +90,7 @@ pub const MAX_INNER_LEN: usize = 1 << 24;
 
 pub(crate) fn encode(certificate: &[u8], content: &SealedContent<'_>) -> Vec<u8> {
     let unpadded = 2 + certificate.len() + 2 + 4 + content.message.len();
-    let mut out = Vec::with_capacity(padding::padded_len(unpadded + 1));
+    let mut out = Vec::with_capacity(padding::padded_len(unpadded + 1).unwrap_or(unpadded + 1));
     out.extend_from_slice(&(certificate.len() as u16).to_be_bytes());
     out.extend_from_slice(certificate);
     out.push(content.kind.to_byte());

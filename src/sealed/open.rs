@@ -6,11 +6,12 @@ use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 use crate::crypto::{self, KEY_LEN, PublicKey, TAG_LEN};
-use crate::error::Error;
+use crate::error::{DecodeError, Error};
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::sealed::address::Address;
 use crate::sealed::certificate::{SenderCertificate, TrustStore, VerifiedSender};
 use crate::sealed::content::{self, ContentHint, InnerKind};
+use crate::sealed::padding;
 use crate::sealed::seal::{
     multi_auth_tag, multi_content_keys, multi_wrap_key, single_ephemeral_keys, single_static_key,
 };
@@ -68,6 +69,10 @@ fn sender_identity(bytes: &[u8]) -> Result<IdentityKey, Error> {
 /// Opens a sealed envelope addressed to `recipient`: a single-recipient envelope,
 /// a part split from a multi-recipient one, or a whole multi-recipient envelope
 /// (its entry for this device is found by address).
+///
+/// All devices of an account share its identity key, so what keeps one device
+/// from reading another's part is the authenticated address in the envelope,
+/// which `open` compares with `recipient.address`.
 ///
 /// # Errors
 /// - [`Error::Envelope`] for malformed bytes;
@@ -138,7 +143,14 @@ fn open_entry(
     )?;
     let mut m = Zeroizing::new([0u8; KEY_LEN]);
     m.copy_from_slice(&unwrapped[..KEY_LEN]);
-    let payload = unwrapped[KEY_LEN..].to_vec();
+    let payload = match &unwrapped[KEY_LEN..] {
+        [] => Vec::new(),
+        padded => padding::unpad(padded)
+            .ok_or(DecodeError::InvalidValue {
+                field: "payload padding",
+            })?
+            .to_vec(),
+    };
 
     let (content_key, sender_key) = multi_content_keys(&m);
     let (sender_block, content) = shared.split_at(SENDER_BLOCK_LEN);

@@ -12,24 +12,26 @@
 /// Smallest padded content length; shorter content pads up to it.
 pub const MIN_PADDED_LEN: usize = 64;
 
-/// The padded length for `len` bytes of content (the 0x80 marker included).
-pub fn padded_len(len: usize) -> usize {
+/// The padded length for `len` bytes of content (the 0x80 marker included), or
+/// `None` if it would not fit in a `usize`.
+pub fn padded_len(len: usize) -> Option<usize> {
     let len = len.max(MIN_PADDED_LEN);
     let e = usize::BITS - 1 - len.leading_zeros(); // floor(log2 len), len >= 64
     let s = u32::BITS - 1 - e.leading_zeros() + 1; // floor(log2 e) + 1
     let zero_bits = e - s;
     let mask = (1usize << zero_bits) - 1;
-    (len + mask) & !mask
+    Some(len.checked_add(mask)? & !mask)
 }
 
 /// Whether `len` is a length [`padded_len`] can produce.
 pub fn is_padded_len(len: usize) -> bool {
-    len >= MIN_PADDED_LEN && len.checked_add(64).is_some() && padded_len(len) == len
+    len >= MIN_PADDED_LEN && padded_len(len) == Some(len)
 }
 
-/// Appends `0x80` and zeros up to the padded length.
+/// Appends `0x80` and zeros up to the padded length. Callers bound `content`
+/// far below `usize::MAX`, so the padded length always exists.
 pub(crate) fn pad(content: &mut alloc::vec::Vec<u8>) {
-    let target = padded_len(content.len() + 1);
+    let target = padded_len(content.len() + 1).unwrap_or(content.len() + 1);
     content.push(0x80);
     content.resize(target, 0);
 }
@@ -48,7 +50,7 @@ mod tests {
     fn padme_is_idempotent_bounded_and_monotonic() {
         let mut previous = 0;
         for len in 0..100_000usize {
-            let p = padded_len(len);
+            let p = padded_len(len).expect("fits");
             assert!(p >= len && p >= MIN_PADDED_LEN);
             assert!(is_padded_len(p), "{len} -> {p}");
             assert!(p >= previous);
@@ -57,11 +59,19 @@ mod tests {
                 assert!(p - len <= len / 8 + 1, "overhead at {len}: {p}");
             }
         }
-        assert_eq!(padded_len(0), 64);
-        assert_eq!(padded_len(65), 72);
-        assert_eq!(padded_len(1000), 1024);
+        assert_eq!(padded_len(0), Some(64));
+        assert_eq!(padded_len(65), Some(72));
+        assert_eq!(padded_len(1000), Some(1024));
+        assert_eq!(padded_len(usize::MAX - 100), None);
+        assert!(!is_padded_len(usize::MAX - 100));
         assert!(!is_padded_len(65));
         assert!(!is_padded_len(10));
+    }
+
+    #[test]
+    fn largest_payload_fits_an_entry() {
+        let padded = padded_len(crate::sealed::MAX_PAYLOAD_LEN + 1).expect("fits");
+        assert!(padded + 48 <= usize::from(u16::MAX));
     }
 
     #[test]

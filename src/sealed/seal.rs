@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use rand_core::CryptoRng;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{self, DhKeyPair, KEY_LEN, labels};
 use crate::error::Error;
@@ -12,11 +12,13 @@ use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::sealed::address::Address;
 use crate::sealed::certificate::SenderCertificate;
 use crate::sealed::content::{self, MAX_INNER_LEN, SealedContent};
+use crate::sealed::padding;
 use crate::sealed::token::DeliveryAccessKey;
-use crate::sealed::wire::{AUTH_TAG_LEN, EnvelopeError, MIN_WRAPPED_LEN, MULTI_TAG, SINGLE_TAG};
+use crate::sealed::wire::{AUTH_TAG_LEN, EnvelopeError, MULTI_TAG, SINGLE_TAG};
 
-/// Largest per-recipient payload in a multi-recipient envelope.
-pub const MAX_PAYLOAD_LEN: usize = u16::MAX as usize - MIN_WRAPPED_LEN;
+/// Largest per-recipient payload in a multi-recipient envelope (its padded form
+/// must fit the entry's 16-bit length).
+pub const MAX_PAYLOAD_LEN: usize = 57_000;
 /// Most recipients one multi-recipient envelope can list.
 pub const MAX_RECIPIENTS: usize = u16::MAX as usize;
 
@@ -138,7 +140,9 @@ pub struct MultiRecipient<'a> {
     /// Its account's identity key.
     pub identity_key: &'a IdentityKey,
     /// Bytes for this device only (for example its 1:1 ratchet message);
-    /// encrypted to it alone. May be empty.
+    /// encrypted to it alone. May be empty. A non-empty payload is padded
+    /// (Padmé, like the content), so the server learns only whether it is empty
+    /// and its padded length.
     pub payload: &'a [u8],
 }
 
@@ -270,7 +274,15 @@ pub fn seal_multi<R: CryptoRng + ?Sized>(
         let wrap_key = multi_wrap_key(recipient.identity_key, &e_pub, &wrap_dh);
         plaintext.clear();
         plaintext.extend_from_slice(m.as_ref());
-        plaintext.extend_from_slice(recipient.payload);
+        if !recipient.payload.is_empty() {
+            // Non-empty payloads are padded like content, so the server learns
+            // only their Padmé length class.
+            plaintext.extend_from_slice(recipient.payload);
+            let mut tail = plaintext.split_off(KEY_LEN);
+            padding::pad(&mut tail);
+            plaintext.extend_from_slice(&tail);
+            tail.zeroize();
+        }
         let wrapped_len = plaintext.len() + crypto::TAG_LEN;
         out.extend_from_slice(&(wrapped_len as u16).to_be_bytes());
         let wrapped_start = out.len();

@@ -39,7 +39,9 @@ impl DeliveryAccessKey {
         self.0
     }
 
-    /// Combines access keys for a multi-recipient envelope (XOR).
+    /// Combines access keys for a multi-recipient envelope (XOR). Pass each
+    /// recipient **account's** key once, however many of its devices are listed:
+    /// a key passed twice cancels out and the server will answer `WrongToken`.
     pub fn combine<'a>(keys: impl IntoIterator<Item = &'a DeliveryAccessKey>) -> Self {
         let mut out = [0u8; TOKEN_LEN];
         for key in keys {

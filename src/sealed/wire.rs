@@ -226,6 +226,11 @@ impl<'a> RecipientEntry<'a> {
                 field: "wrapped key length",
             }));
         }
+        // A payload is absent or padded (SPEC.md §9.6).
+        let payload_len = wrapped_len - MIN_WRAPPED_LEN;
+        if payload_len != 0 && !padding::is_padded_len(payload_len) {
+            return Err(EnvelopeError::InvalidPadding);
+        }
         let wrapped = r.take(wrapped_len, "wrapped key")?;
         let auth_tag = r.take(AUTH_TAG_LEN, "authentication tag")?;
         let used = start.len() - r.remaining().len();
