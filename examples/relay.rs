@@ -734,14 +734,14 @@ fn main() -> Result<()> {
     }
     let payloads: Vec<String> = recipients
         .iter()
-        .map(|r| format!("{}={}", name(r.address), r.payload.len()))
+        .map(|r| format!("{}={} bytes", name(r.address), r.payload.len()))
         .collect();
     println!(
         "\nserver learned: 4 devices of 3 accounts, part sizes {}",
         sizes.join(" ")
     );
     println!(
-        "  sizes = fixed overhead + address + unpadded payload, so payloads show: {}",
+        "  payloads are padded (Padmé), so the exact lengths stay hidden: {}",
         payloads.join(" ")
     );
     let left: usize = server.mailboxes.values().map(VecDeque::len).sum();
