@@ -741,7 +741,7 @@ fn main() -> Result<()> {
         sizes.join(" ")
     );
     println!(
-        "  payloads are padded (Padmé), so the exact lengths stay hidden: {}",
+        "  payloads are padded (Padmé): the server cannot tell the real lengths ({})",
         payloads.join(" ")
     );
     let left: usize = server.mailboxes.values().map(VecDeque::len).sum();
