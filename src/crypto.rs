@@ -216,6 +216,21 @@ pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[&[u8]], info: &[u8], out: &mut [u8
     let _ = hkdf.expand(info, out);
 }
 
+/// HKDF-SHA256 to 64 bytes, split into two 32-byte keys (first half, second half).
+pub(crate) fn hkdf_sha256_pair(
+    salt: &[u8],
+    ikm: &[&[u8]],
+    info: &[u8],
+) -> (Zeroizing<[u8; KEY_LEN]>, Zeroizing<[u8; KEY_LEN]>) {
+    let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
+    hkdf_sha256(salt, ikm, info, okm.as_mut());
+    let mut first = Zeroizing::new([0u8; KEY_LEN]);
+    let mut second = Zeroizing::new([0u8; KEY_LEN]);
+    first.copy_from_slice(&okm[..KEY_LEN]);
+    second.copy_from_slice(&okm[KEY_LEN..]);
+    (first, second)
+}
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// KDF_CK from the Double Ratchet spec: `(HMAC(ck, 0x01), HMAC(ck, 0x02))`,

@@ -18,20 +18,11 @@ impl RootKey {
     /// KDF_RK: `HKDF(salt = RK, IKM = dh_out, info = ROOT_INFO)` → 64 bytes, split
     /// into the next root key and a new chain key.
     pub(crate) fn step(&self, dh_out: &DhOutput) -> (RootKey, ChainKey) {
-        let mut okm = zeroize::Zeroizing::new([0u8; 2 * KEY_LEN]);
-        crypto::hkdf_sha256(
-            self.0.as_bytes(),
-            &[dh_out.as_bytes()],
-            labels::ROOT_INFO,
-            okm.as_mut(),
-        );
-        let mut root = [0u8; KEY_LEN];
-        let mut chain = [0u8; KEY_LEN];
-        root.copy_from_slice(&okm[..KEY_LEN]);
-        chain.copy_from_slice(&okm[KEY_LEN..]);
+        let (root, chain) =
+            crypto::hkdf_sha256_pair(self.0.as_bytes(), &[dh_out.as_bytes()], labels::ROOT_INFO);
         (
-            RootKey(SecretKey32::from_bytes(root)),
-            ChainKey(SecretKey32::from_bytes(chain)),
+            RootKey(SecretKey32::from_bytes(*root)),
+            ChainKey(SecretKey32::from_bytes(*chain)),
         )
     }
 }

@@ -50,18 +50,11 @@ pub(crate) fn single_ephemeral_keys(
     ephemeral: &[u8; KEY_LEN],
     dh: &crypto::DhOutput,
 ) -> (Zeroizing<[u8; KEY_LEN]>, Zeroizing<[u8; KEY_LEN]>) {
-    let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
-    crypto::hkdf_sha256(
+    crypto::hkdf_sha256_pair(
         &[&recipient.to_bytes()[..], &ephemeral[..]].concat(),
         &[dh.as_bytes()],
         labels::SEALED_EPHEMERAL_INFO,
-        okm.as_mut(),
-    );
-    let mut chain = Zeroizing::new([0u8; KEY_LEN]);
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    chain.copy_from_slice(&okm[..KEY_LEN]);
-    key.copy_from_slice(&okm[KEY_LEN..]);
-    (chain, key)
+    )
 }
 
 /// The second (static) layer's key: `HKDF(salt = chain ‖ C1, ikm = DH(IK_S, IK_R), info, 32)`.
@@ -151,18 +144,7 @@ pub struct MultiRecipient<'a> {
 pub(crate) fn multi_content_keys(
     m: &[u8; KEY_LEN],
 ) -> (Zeroizing<[u8; KEY_LEN]>, Zeroizing<[u8; KEY_LEN]>) {
-    let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
-    crypto::hkdf_sha256(
-        &[0u8; KEY_LEN],
-        &[m],
-        labels::SEALED_MULTI_CONTENT_INFO,
-        okm.as_mut(),
-    );
-    let mut content = Zeroizing::new([0u8; KEY_LEN]);
-    let mut sender = Zeroizing::new([0u8; KEY_LEN]);
-    content.copy_from_slice(&okm[..KEY_LEN]);
-    sender.copy_from_slice(&okm[KEY_LEN..]);
-    (content, sender)
+    crypto::hkdf_sha256_pair(&[0u8; KEY_LEN], &[m], labels::SEALED_MULTI_CONTENT_INFO)
 }
 
 /// `K_i = HKDF(salt = Encode(IK_i) ‖ E, ikm = DH(E, IK_i), info, 32)`.

@@ -175,13 +175,15 @@ fn token(r: &mut Reader<'_>) -> Result<Option<[u8; TOKEN_LEN]>, DecodeError> {
     })
 }
 
-/// Checks the shared tail (sender block, then padded content and its tag).
-fn check_sealed_tail(sender_block: &[u8], content: &[u8]) -> Result<(), EnvelopeError> {
-    if sender_block.len() != SENDER_BLOCK_LEN {
+/// Splits and checks the sealed tail: the 48-byte sender block, then padded
+/// content and its tag, running to the end of the envelope.
+fn sealed_tail(rest: &[u8]) -> Result<(&[u8], &[u8]), EnvelopeError> {
+    if rest.len() < SENDER_BLOCK_LEN {
         return Err(EnvelopeError::Truncated {
             field: "sender block",
         });
     }
+    let (sender_block, content) = rest.split_at(SENDER_BLOCK_LEN);
     let padded = content
         .len()
         .checked_sub(TAG_LEN)
@@ -189,7 +191,7 @@ fn check_sealed_tail(sender_block: &[u8], content: &[u8]) -> Result<(), Envelope
     if !padding::is_padded_len(padded) {
         return Err(EnvelopeError::InvalidPadding);
     }
-    Ok(())
+    Ok((sender_block, content))
 }
 
 impl<'a> SingleEnvelope<'a> {
@@ -201,9 +203,7 @@ impl<'a> SingleEnvelope<'a> {
         let ephemeral = PublicKey::from_bytes(r.array("ephemeral key")?);
         let rest = r.remaining();
         let header = &bytes[..bytes.len() - rest.len()];
-        let split = rest.len().min(SENDER_BLOCK_LEN);
-        let (sender_block, content) = rest.split_at(split);
-        check_sealed_tail(sender_block, content)?;
+        let (sender_block, content) = sealed_tail(rest)?;
         Ok(Self {
             recipient,
             token,
@@ -280,9 +280,7 @@ impl<'a> MultiEnvelope<'a> {
         let entries = &entries_start[..entries_start.len() - r.remaining().len()];
         let token = token(&mut r)?;
         let shared = r.remaining();
-        let split = shared.len().min(SENDER_BLOCK_LEN);
-        let (sender_block, content) = shared.split_at(split);
-        check_sealed_tail(sender_block, content)?;
+        sealed_tail(shared)?;
         Ok(Self {
             ephemeral_bytes,
             count,
@@ -306,9 +304,7 @@ impl<'a> SplitEnvelope<'a> {
         let ephemeral = PublicKey::from_bytes(r.array("ephemeral key")?);
         let entry = RecipientEntry::parse(&mut r)?;
         let shared = r.remaining();
-        let split = shared.len().min(SENDER_BLOCK_LEN);
-        let (sender_block, content) = shared.split_at(split);
-        check_sealed_tail(sender_block, content)?;
+        sealed_tail(shared)?;
         Ok(Self {
             ephemeral,
             entry,
