@@ -8,9 +8,16 @@ import sys
 root, flags = sys.argv[1], sys.argv[2]
 
 
+# Criterion names directories after ids with '/' replaced; map ids to folders.
+FOLDERS = {}
+for dirpath, _, files in os.walk(root):
+    if os.path.basename(dirpath) == "new" and "benchmark.json" in files:
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            FOLDERS[json.load(f)["full_id"]] = dirpath
+
+
 def median(bench_id):
-    path = os.path.join(root, *bench_id.split("/"), "new", "estimates.json")
-    with open(path) as f:
+    with open(os.path.join(FOLDERS[bench_id], "estimates.json")) as f:
         return json.load(f)["median"]["point_estimate"]  # nanoseconds
 
 
