@@ -9,7 +9,7 @@ use crate::crypto::{self, KEY_LEN, PublicKey, TAG_LEN};
 use crate::error::{DecodeError, Error};
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::sealed::address::Address;
-use crate::sealed::certificate::{SenderCertificate, TrustStore, VerifiedSender};
+use crate::sealed::certificate::{CertificateError, SenderCertificate, TrustStore, VerifiedSender};
 use crate::sealed::content::{self, ContentHint, InnerKind};
 use crate::sealed::padding;
 use crate::sealed::seal::{
@@ -61,9 +61,12 @@ fn open_aead(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing
     Ok(out)
 }
 
+/// The sender identity from a decrypted sender block. That layer is keyed by the
+/// ephemeral key alone, so anyone can forge it: an invalid key is reported as a
+/// decryption failure, like any other forgery, not as a decode error.
 fn sender_identity(bytes: &[u8]) -> Result<IdentityKey, Error> {
     let array: [u8; KEY_LEN] = bytes.try_into().map_err(|_| Error::DecryptionFailed)?;
-    Ok(IdentityKey::from_bytes(&array)?)
+    IdentityKey::from_bytes(&array).map_err(|_| Error::DecryptionFailed)
 }
 
 /// Opens a sealed envelope addressed to `recipient`: a single-recipient envelope,
@@ -81,7 +84,9 @@ fn sender_identity(bytes: &[u8]) -> Result<IdentityKey, Error> {
 /// - [`Error::SenderIdentityMismatch`] if the certificate's identity differs from
 ///   the key the sender proved;
 /// - [`Error::Certificate`] if the certificate chain or expiry fails;
-/// - [`Error::SelfSend`] if the sender is this very device.
+/// - [`Error::SelfSend`] if the sender is this very device;
+/// - [`Error::Decode`] if an authenticated sender's content is malformed
+///   (padding, kind, hint or lengths).
 pub fn open(bytes: &[u8], recipient: &Recipient<'_>) -> Result<Opened, Error> {
     match bytes.first() {
         Some(&SINGLE_TAG) => open_single(&SingleEnvelope::parse(bytes)?, recipient),
@@ -143,14 +148,6 @@ fn open_entry(
     )?;
     let mut m = Zeroizing::new([0u8; KEY_LEN]);
     m.copy_from_slice(&unwrapped[..KEY_LEN]);
-    let payload = match &unwrapped[KEY_LEN..] {
-        [] => Vec::new(),
-        padded => padding::unpad(padded)
-            .ok_or(DecodeError::InvalidValue {
-                field: "payload padding",
-            })?
-            .to_vec(),
-    };
 
     let (content_key, sender_key) = multi_content_keys(&m);
     let (sender_block, content) = shared.split_at(SENDER_BLOCK_LEN);
@@ -169,6 +166,15 @@ fn open_entry(
     if !crypto::ct_eq(&expected, entry.auth_tag) {
         return Err(Error::DecryptionFailed);
     }
+    // Only now is the entry known to come from the sender: unpad its payload.
+    let payload = match &unwrapped[KEY_LEN..] {
+        [] => Vec::new(),
+        padded => padding::unpad(padded)
+            .ok_or(DecodeError::InvalidValue {
+                field: "payload padding",
+            })?
+            .to_vec(),
+    };
     let padded = open_aead(&content_key, &[&e_pub[..], sender_block].concat(), content)?;
     finish(&padded, &sender, payload, recipient)
 }
@@ -182,7 +188,8 @@ fn finish(
     recipient: &Recipient<'_>,
 ) -> Result<Opened, Error> {
     let decoded = content::decode(padded)?;
-    let certificate = SenderCertificate::decode(decoded.certificate)?;
+    let certificate = SenderCertificate::decode(decoded.certificate)
+        .map_err(|e| Error::Certificate(CertificateError::Malformed(e)))?;
     if certificate.identity_key() != sender {
         return Err(Error::SenderIdentityMismatch);
     }
