@@ -92,25 +92,18 @@ pub struct Session {
     skipped: SkippedKeys,
 }
 
-/// Keys derived for an incoming message, not yet committed.
-struct StagedReceive {
-    message_key: MessageKey,
-    chain_after: ChainKey,
-    skipped: Vec<SkippedKey>,
-}
-
-/// Derives keys `from..to` of a chain into `skipped` and returns the key for
-/// position `to` with the chain key after it.
+/// Derives keys `from..to` of a chain as staged skipped keys and returns the
+/// key for position `to` with the chain key after it.
 fn advance_chain(
     chain: &ChainKey,
     ratchet_key: &PublicKey,
     from: u32,
     to: u32,
-    skipped: &mut Vec<SkippedKey>,
+    skipped: &mut SkippedKeys,
 ) -> (MessageKey, ChainKey) {
     let (mut message_key, mut next) = chain.step();
     for number in from..to {
-        skipped.push(SkippedKey::new(*ratchet_key, number, message_key));
+        skipped.push_staged(SkippedKey::new(*ratchet_key, number, message_key));
         (message_key, next) = next.step();
     }
     (message_key, next)
@@ -220,14 +213,20 @@ impl Session {
         // Bob's first ratchet key is his signed prekey.
         let dh = signed_prekey.dh(&header.ratchet_key)?;
         let (root, receiving_chain) = RootKey::new(secret.into_bytes()).step(&dh);
-        let staged = stage_chain(&receiving_chain, header, 0, Vec::new());
-        staged
-            .message_key
-            .open(&aad, inner.ciphertext(), inner.tag(), &mut out[..len])?;
+        // A fresh store: on failure it is simply dropped (zeroizing its keys).
+        let mut skipped = SkippedKeys::default();
+        let mark = skipped.stage(header.message_number as usize);
+        let (message_key, chain_after) = advance_chain(
+            &receiving_chain,
+            &header.ratchet_key,
+            0,
+            header.message_number,
+            &mut skipped,
+        );
+        message_key.open(&aad, inner.ciphertext(), inner.tag(), &mut out[..len])?;
 
         let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
-        let mut skipped = SkippedKeys::default();
-        skipped.append(staged.skipped, config.max_skipped_keys() as usize);
+        skipped.commit(mark, config.max_skipped_keys() as usize);
         let session = Self {
             config,
             role: Role::Responder,
@@ -240,7 +239,7 @@ impl Session {
             previous_chain_length: 0,
             receiving: Some(ReceivingChain {
                 ratchet_key: header.ratchet_key,
-                chain: staged.chain_after,
+                chain: chain_after,
                 next_number: header.message_number + 1,
             }),
             previous_ratchet_keys: Vec::new(),
@@ -435,18 +434,25 @@ impl Session {
             return self.decrypt_skipped(header, aad, message, out);
         }
         let from = receiving.next_number;
-        check_skip(
-            u64::from(header.message_number - from),
-            &self.config,
-            header.message_number,
-        )?;
-        let staged = stage_chain(&receiving.chain, header, from, Vec::new());
-        staged
-            .message_key
-            .open(aad, message.ciphertext(), message.tag(), out)?;
-        receiving.chain = staged.chain_after;
-        receiving.next_number = header.message_number + 1;
-        self.commit_skipped(staged.skipped);
+        let to = header.message_number;
+        check_skip(u64::from(to - from), &self.config, to)?;
+        // In order (`to == from`) nothing is staged and nothing allocates.
+        let mark = self.skipped.stage((to - from) as usize);
+        let (message_key, chain_after) = advance_chain(
+            &receiving.chain,
+            &header.ratchet_key,
+            from,
+            to,
+            &mut self.skipped,
+        );
+        if let Err(e) = message_key.open(aad, message.ciphertext(), message.tag(), out) {
+            self.skipped.rollback(mark);
+            return Err(e);
+        }
+        receiving.chain = chain_after;
+        receiving.next_number = to + 1;
+        self.skipped
+            .commit(mark, self.config.max_skipped_keys() as usize);
         self.awaiting_reply = false;
         Ok(out.len())
     }
@@ -490,7 +496,46 @@ impl Session {
         let requested = u64::from(old_gap) + u64::from(header.message_number);
         check_skip(requested, &self.config, header.message_number)?;
 
-        let mut skipped = Vec::with_capacity(requested as usize);
+        let mark = self.skipped.stage(requested as usize);
+        match self.stage_new_ratchet(rng, header, old_gap, aad, message, out) {
+            Ok((root, sending, chain_after)) => {
+                if let Some(old) = self.receiving.take() {
+                    if self.previous_ratchet_keys.len() == MAX_PREVIOUS_RATCHET_KEYS {
+                        self.previous_ratchet_keys.remove(0);
+                    }
+                    self.previous_ratchet_keys.push(old.ratchet_key);
+                }
+                self.receiving = Some(ReceivingChain {
+                    ratchet_key: header.ratchet_key,
+                    chain: chain_after,
+                    next_number: header.message_number + 1,
+                });
+                self.previous_chain_length = self.sending.next_number;
+                self.sending = sending;
+                self.root = root;
+                self.skipped
+                    .commit(mark, self.config.max_skipped_keys() as usize);
+                self.awaiting_reply = false;
+                Ok(out.len())
+            }
+            Err(e) => {
+                self.skipped.rollback(mark);
+                Err(e)
+            }
+        }
+    }
+
+    /// Everything fallible of a new ratchet step. Changes nothing but the staged
+    /// skipped keys, which the caller commits or rolls back.
+    fn stage_new_ratchet<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        header: &Header,
+        old_gap: u32,
+        aad: &[u8],
+        message: &RatchetMessage<'_>,
+        out: &mut [u8],
+    ) -> Result<(RootKey, SendingChain, ChainKey), Error> {
         if let Some(old) = self.receiving.as_ref().filter(|_| old_gap > 0) {
             // Keys old.next_number ..= PN − 1: the rest of the peer's previous chain.
             let last = header.previous_chain_length - 1;
@@ -499,43 +544,23 @@ impl Session {
                 &old.ratchet_key,
                 old.next_number,
                 last,
-                &mut skipped,
+                &mut self.skipped,
             );
-            skipped.push(SkippedKey::new(old.ratchet_key, last, key));
+            self.skipped
+                .push_staged(SkippedKey::new(old.ratchet_key, last, key));
         }
         let dh = self.sending.ratchet.dh(&header.ratchet_key)?;
         let (root, receiving_chain) = self.root.step(&dh);
-        let staged = stage_chain(&receiving_chain, header, 0, skipped);
-        staged
-            .message_key
-            .open(aad, message.ciphertext(), message.tag(), out)?;
-
+        let (message_key, chain_after) = advance_chain(
+            &receiving_chain,
+            &header.ratchet_key,
+            0,
+            header.message_number,
+            &mut self.skipped,
+        );
+        message_key.open(aad, message.ciphertext(), message.tag(), out)?;
         let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
-        // Commit.
-        if let Some(old) = self.receiving.take() {
-            if self.previous_ratchet_keys.len() == MAX_PREVIOUS_RATCHET_KEYS {
-                self.previous_ratchet_keys.remove(0);
-            }
-            self.previous_ratchet_keys.push(old.ratchet_key);
-        }
-        self.receiving = Some(ReceivingChain {
-            ratchet_key: header.ratchet_key,
-            chain: staged.chain_after,
-            next_number: header.message_number + 1,
-        });
-        self.previous_chain_length = self.sending.next_number;
-        self.sending = sending;
-        self.root = root;
-        self.commit_skipped(staged.skipped);
-        self.awaiting_reply = false;
-        Ok(out.len())
-    }
-
-    fn commit_skipped(&mut self, skipped: Vec<SkippedKey>) {
-        if !skipped.is_empty() {
-            self.skipped
-                .append(skipped, self.config.max_skipped_keys() as usize);
-        }
+        Ok((root, sending, chain_after))
     }
 
     /// Parses and decrypts either message kind into a new `Vec`.
@@ -637,31 +662,6 @@ fn check_skip(requested: u64, config: &SessionConfig, number: u32) -> Result<(),
         });
     }
     Ok(())
-}
-
-/// Walks a receiving chain from position `from` to the header's message number.
-fn stage_chain(
-    chain: &ChainKey,
-    header: &Header,
-    from: u32,
-    mut skipped: Vec<SkippedKey>,
-) -> StagedReceive {
-    let gap = (header.message_number - from) as usize;
-    if gap > 0 {
-        skipped.reserve_exact(gap);
-    }
-    let (message_key, chain_after) = advance_chain(
-        chain,
-        &header.ratchet_key,
-        from,
-        header.message_number,
-        &mut skipped,
-    );
-    StagedReceive {
-        message_key,
-        chain_after,
-        skipped,
-    }
 }
 
 /// The sending half of a DH ratchet step: a fresh ratchet key pair and the

@@ -6,14 +6,20 @@
 //! most `max_skip` keys per message, and can never make us keep more than
 //! `max_skipped_keys` in total.
 //!
+//! Keys derived while decrypting a message are *staged* at the back of the
+//! store ([`stage`](SkippedKeys::stage)), then either kept
+//! ([`commit`](SkippedKeys::commit), which evicts the oldest beyond the cap) or
+//! removed ([`rollback`](SkippedKeys::rollback)) if the message does not
+//! authenticate, so a rejected message leaves the store exactly as it was,
+//! without a copy through a temporary buffer.
+//!
 //! The store never leaves stale copies of keys in freed or spare heap memory:
 //! entries are zeroized in place before they are popped (a pop moves the bytes
-//! out and leaves the slot as it was), new entries are copied in rather than
-//! moved out of the caller's buffer, and growth copies into a fresh buffer and
-//! then zeroizes the old entries in place.
+//! out and leaves the slot as it was), room for staged keys is reserved before
+//! they are derived, and growth copies into a fresh buffer and then zeroizes the
+//! old entries in place.
 
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 
 use zeroize::Zeroize;
 
@@ -58,6 +64,10 @@ impl SkippedKey {
 pub(crate) struct SkippedKeys {
     entries: VecDeque<SkippedKey>,
 }
+
+/// Where staging started: everything after it goes on rollback.
+#[must_use]
+pub(crate) struct StageMark(usize);
 
 impl SkippedKeys {
     pub(crate) fn len(&self) -> usize {
@@ -110,19 +120,31 @@ impl SkippedKeys {
         self.entries.pop_front();
     }
 
-    /// Appends newly skipped keys (oldest first), evicting the oldest stored keys
-    /// so that at most `cap` remain.
-    pub(crate) fn append(&mut self, new: Vec<SkippedKey>, cap: usize) {
-        let keep_new = new.len().min(cap);
-        let evict = (self.entries.len() + keep_new).saturating_sub(cap);
-        for _ in 0..evict {
+    /// Starts staging up to `additional` keys: reserves room for them (so
+    /// staging never reallocates) and marks where they begin.
+    pub(crate) fn stage(&mut self, additional: usize) -> StageMark {
+        self.reserve_zeroizing(additional);
+        StageMark(self.entries.len())
+    }
+
+    /// Adds a staged key at the back; [`stage`](Self::stage) reserved its room.
+    pub(crate) fn push_staged(&mut self, key: SkippedKey) {
+        self.entries.push_back(key);
+    }
+
+    /// Removes (and zeroizes) every key staged since `mark`.
+    pub(crate) fn rollback(&mut self, mark: StageMark) {
+        while self.entries.len() > mark.0 {
+            self.pop_back_zeroized();
+        }
+    }
+
+    /// Keeps the staged keys, evicting the oldest keys so that at most `cap` remain.
+    pub(crate) fn commit(&mut self, mark: StageMark, cap: usize) {
+        let _ = mark;
+        while self.entries.len() > cap {
             self.pop_front_zeroized();
         }
-        self.reserve_zeroizing(keep_new);
-        let skip = new.len() - keep_new;
-        self.entries
-            .extend(new.iter().skip(skip).map(SkippedKey::duplicate));
-        // `new` drops here, zeroizing each of its entries in place.
     }
 
     /// Adds one key at the back; used by the state decoder, which bounds the count.
@@ -149,19 +171,28 @@ impl SkippedKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     fn key(n: u32) -> SkippedKey {
         SkippedKey::from_parts(PublicKey::from_bytes([1; 32]), n, [n as u8; 32])
     }
 
+    fn append(s: &mut SkippedKeys, keys: impl ExactSizeIterator<Item = SkippedKey>, cap: usize) {
+        let mark = s.stage(keys.len());
+        for k in keys {
+            s.push_staged(k);
+        }
+        s.commit(mark, cap);
+    }
+
     #[test]
     fn evicts_oldest_first_and_keeps_order_on_remove() {
         let mut s = SkippedKeys::default();
-        s.append((0..5).map(key).collect(), 4);
+        append(&mut s, (0..5).map(key), 4);
         assert_eq!(s.iter().map(|e| e.number).collect::<Vec<_>>(), [1, 2, 3, 4]);
         s.remove(1);
         assert_eq!(s.iter().map(|e| e.number).collect::<Vec<_>>(), [1, 3, 4]);
-        s.append((10..12).map(key).collect(), 4);
+        append(&mut s, (10..12).map(key), 4);
         assert_eq!(
             s.iter().map(|e| e.number).collect::<Vec<_>>(),
             [3, 4, 10, 11]
@@ -175,7 +206,19 @@ mod tests {
     #[test]
     fn zero_cap_keeps_nothing() {
         let mut s = SkippedKeys::default();
-        s.append((0..3).map(key).collect(), 0);
+        append(&mut s, (0..3).map(key), 0);
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn rollback_restores_the_store() {
+        let mut s = SkippedKeys::default();
+        append(&mut s, (0..3).map(key), 10);
+        let mark = s.stage(4);
+        for k in (3..7).map(key) {
+            s.push_staged(k);
+        }
+        s.rollback(mark);
+        assert_eq!(s.iter().map(|e| e.number).collect::<Vec<_>>(), [0, 1, 2]);
     }
 }
