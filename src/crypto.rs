@@ -46,6 +46,8 @@ pub mod labels {
     pub const SEALED_MULTI_WRAP_INFO: &[u8] = b"ratchetbox v1 sealed multi wrap";
     /// HKDF `info` of a multi-recipient envelope's per-recipient sender authentication key.
     pub const SEALED_MULTI_AUTH_INFO: &[u8] = b"ratchetbox v1 sealed multi auth";
+    /// Suffix of the group chain's HMAC inputs, separating it from the 1:1 chain.
+    pub const GROUP_CHAIN: &[u8] = b"ratchetbox v1 group chain";
     /// HKDF `info` of a delivery access key.
     pub const DELIVERY_KEY_INFO: &[u8] = b"ratchetbox v1 delivery access key";
 }
@@ -246,6 +248,37 @@ pub(crate) fn kdf_ck(chain_key: &[u8; KEY_LEN]) -> ([u8; KEY_LEN], [u8; KEY_LEN]
         for_message.finalize().into_bytes().into(),
         for_next.finalize().into_bytes().into(),
     )
+}
+
+/// The group (sender-key) chain step: `(HMAC(ck, 0x01 ‖ GROUP_CHAIN),
+/// HMAC(ck, 0x02 ‖ GROUP_CHAIN))` as (message key, next chain key).
+pub(crate) fn kdf_ck_group(chain_key: &[u8; KEY_LEN]) -> ([u8; KEY_LEN], [u8; KEY_LEN]) {
+    let keyed = hmac_sha256_keyed(chain_key);
+    let mut for_message = keyed.clone();
+    for_message.update(&[labels::CHAIN_MESSAGE_KEY]);
+    for_message.update(labels::GROUP_CHAIN);
+    let mut for_next = keyed;
+    for_next.update(&[labels::CHAIN_NEXT_KEY]);
+    for_next.update(labels::GROUP_CHAIN);
+    (
+        for_message.finalize().into_bytes().into(),
+        for_next.finalize().into_bytes().into(),
+    )
+}
+
+/// Verifies many Ed25519 signatures at once (ed25519-dalek's batch
+/// verification). All three slices have the same length. Batch verification
+/// is cofactorless but randomized, so a signature that strict verification
+/// rejects only because of a small-torsion component of `R` can pass it with
+/// probability up to 1/2; only the holder of the signing key can make one.
+pub(crate) fn verify_batch(
+    messages: &[&[u8]],
+    signatures: &[[u8; SIGNATURE_LEN]],
+    keys: &[VerifyingKey],
+) -> bool {
+    let signatures: alloc::vec::Vec<Signature> =
+        signatures.iter().map(Signature::from_bytes).collect();
+    ed25519_dalek::verify_batch(messages, &signatures, keys).is_ok()
 }
 
 /// HMAC-SHA256 keyed with a 32-byte key. HMAC zero-pads keys shorter than the

@@ -155,6 +155,11 @@ pub enum Error {
     SelfSend,
     /// The envelope is not addressed to this device.
     WrongRecipient,
+    /// A group message or distribution belongs to another group.
+    WrongGroup,
+    /// The group message's sender (or its chain) is not known to this member:
+    /// never distributed, or removed.
+    NotAMember,
 }
 
 impl fmt::Display for Error {
@@ -193,6 +198,8 @@ impl fmt::Display for Error {
             }
             Self::SelfSend => f.write_str("envelope was sent by this device"),
             Self::WrongRecipient => f.write_str("envelope is not addressed to this device"),
+            Self::WrongGroup => f.write_str("message belongs to another group"),
+            Self::NotAMember => f.write_str("sender is not a known member of the group"),
         }
     }
 }

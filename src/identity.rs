@@ -63,6 +63,10 @@ impl IdentityKey {
         self.verifying.to_bytes()
     }
 
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying
+    }
+
     /// The X25519 form used in X3DH.
     pub fn dh_public(&self) -> &PublicKey {
         &self.dh_public
@@ -138,6 +142,10 @@ impl IdentityKeyPair {
     /// Signs `message` with the identity key (Ed25519).
     pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         crypto::sign(&self.signing, message)
+    }
+
+    pub(crate) fn seed(&self) -> &[u8; KEY_LEN] {
+        self.signing.as_bytes()
     }
 
     pub(crate) fn dh_key_pair(&self) -> &DhKeyPair {

@@ -52,6 +52,7 @@ mod bundle;
 mod codec;
 mod crypto;
 mod error;
+pub mod group;
 mod identity;
 mod message;
 mod prekey;
