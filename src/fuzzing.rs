@@ -493,6 +493,101 @@ pub fn envelope_open(data: &[u8]) {
     }
 }
 
+/// A member's group session holding Alice's chain with a skipped key, the
+/// messages it can still decrypt, and Alice's plaintexts.
+struct GroupFixture {
+    session: Vec<u8>,
+    messages: Vec<Vec<u8>>,
+    plaintexts: Vec<Vec<u8>>,
+    distribution: Vec<u8>,
+}
+
+fn group_fixture() -> Option<&'static GroupFixture> {
+    use crate::group::{GroupConfig, GroupSession};
+    use crate::sealed::Address;
+    static FIXTURE: OnceLock<Option<GroupFixture>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let mut rng = rng(9);
+            let mut alice = GroupSession::create(&mut rng, b"fuzz group").ok()?;
+            let config = GroupConfig::new(8, 8, 2).ok()?;
+            let mut bob = GroupSession::create_with_config(&mut rng, b"fuzz group", config).ok()?;
+            let distribution = alice.distribution().to_vec();
+            bob.process_distribution(Address::new(b"alice", 1).ok()?, &distribution)
+                .ok()?;
+            let plaintexts: Vec<Vec<u8>> = (0..4u8).map(|i| alloc::vec![i; 5]).collect();
+            let sent: Vec<Vec<u8>> = plaintexts
+                .iter()
+                .map(|p| alice.encrypt(p))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            bob.decrypt(Address::new(b"alice", 1).ok()?, &sent[1])
+                .ok()?;
+            Some(GroupFixture {
+                session: bob.encode().to_vec(),
+                messages: alloc::vec![sent[0].clone(), sent[2].clone(), sent[3].clone()],
+                plaintexts,
+                distribution,
+            })
+        })
+        .as_ref()
+}
+
+/// Distribution messages: accepted or rejected, the group session stays
+/// decodable and a rejection changes nothing.
+pub fn group_distribution(data: &[u8]) {
+    use crate::group::GroupSession;
+    use crate::sealed::Address;
+    let Some(f) = group_fixture() else {
+        return;
+    };
+    let (Ok(mut session), Ok(sender)) =
+        (GroupSession::decode(&f.session), Address::new(b"carol", 1))
+    else {
+        return;
+    };
+    match session.process_distribution(sender, data) {
+        Ok(()) => assert!(GroupSession::decode(&session.encode()).is_ok()),
+        Err(_) => assert_eq!(&session.encode()[..], &f.session[..]),
+    }
+}
+
+/// Group messages from a known member: either one of its plaintexts comes out
+/// (once), or the session is unchanged.
+pub fn group_decrypt(data: &[u8]) {
+    use crate::group::GroupSession;
+    use crate::sealed::Address;
+    let Some(f) = group_fixture() else {
+        return;
+    };
+    let (Ok(mut session), Ok(sender)) =
+        (GroupSession::decode(&f.session), Address::new(b"alice", 1))
+    else {
+        return;
+    };
+    match session.decrypt(sender, data) {
+        Ok(plaintext) => {
+            assert!(
+                f.plaintexts.contains(&plaintext),
+                "decrypted something never sent"
+            );
+            assert!(session.decrypt(sender, data).is_err(), "decrypted twice");
+        }
+        Err(_) => assert_eq!(&session.encode()[..], &f.session[..]),
+    }
+}
+
+/// Stored group sessions: decoding then encoding is the identity.
+pub fn group_state(data: &[u8]) {
+    if let Ok(session) = crate::group::GroupSession::decode(data) {
+        assert_eq!(
+            &session.encode()[..],
+            data,
+            "group state encoding is not canonical"
+        );
+    }
+}
+
 /// Valid inputs for each target, to seed its corpus: `(target, input)`.
 pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
     let mut seeds = Vec::new();
@@ -527,6 +622,13 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
             seeds.push(("envelope_open", envelope.clone()));
         }
     }
+    if let Some(f) = group_fixture() {
+        seeds.push(("group_distribution", f.distribution.clone()));
+        seeds.push(("group_state", f.session.clone()));
+        for m in &f.messages {
+            seeds.push(("group_decrypt", m.clone()));
+        }
+    }
     // Interaction schedules: sends both ways, in-order and reordered deliveries,
     // a duplicate, a tamper and a drop.
     seeds.push((
@@ -555,6 +657,9 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "sender_certificate" => sender_certificate,
         "envelope_validate" => envelope_validate,
         "envelope_open" => envelope_open,
+        "group_distribution" => group_distribution,
+        "group_decrypt" => group_decrypt,
+        "group_state" => group_state,
         _ => return false,
     };
     f(data);
