@@ -12,6 +12,8 @@
 //! - `state/*`: session encode and decode with 0 and 1000 skipped keys.
 //! - `envelope/*`: sealing and opening a single-recipient envelope, sealing for
 //!   10, 100 and 1000 devices, and the server's `validate` and split.
+//! - `group/*`: group encrypt and decrypt (256 B), and catching up a backlog of
+//!   500 messages with batch signature verification against one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -430,6 +432,84 @@ fn envelope(c: &mut Criterion) {
     g.finish();
 }
 
+fn group(c: &mut Criterion) {
+    use ratchetbox::group::GroupSession;
+    use ratchetbox::sealed::Address;
+    let mut rng = ChaCha20Rng::from_seed([11; 32]);
+    let mut g = c.benchmark_group("group");
+    let alice_addr = Address::new(b"alice", 1).unwrap();
+    let mut alice = GroupSession::create(&mut rng, b"bench group").unwrap();
+    let mut bob = GroupSession::create(&mut rng, b"bench group").unwrap();
+    bob.process_distribution(alice_addr, &alice.distribution())
+        .unwrap();
+    let plaintext = [0x5a; 256];
+    // Made before the encrypt bench moves Alice's chain far ahead.
+    let message = alice.encrypt(&plaintext).unwrap();
+    let mut wire = vec![0u8; alice.encrypted_len(256)];
+    g.bench_function("encrypt/256B", |b| {
+        b.iter(|| black_box(alice.encrypt_into(&plaintext, &mut wire).unwrap()))
+    });
+    let bob_state = bob.encode();
+    g.bench_function("decrypt/256B", |b| {
+        b.iter_batched(
+            || GroupSession::decode(&bob_state).unwrap(),
+            |mut bob| black_box(bob.decrypt(alice_addr, &message).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+
+    // A backlog of 500 messages from 5 senders, caught up from the same state.
+    let mut catcher = GroupSession::create(&mut rng, b"bench group").unwrap();
+    let senders: Vec<(Vec<u8>, GroupSession)> = (0..5)
+        .map(|i| {
+            let s = GroupSession::create(&mut rng, b"bench group").unwrap();
+            (format!("sender-{i}").into_bytes(), s)
+        })
+        .collect();
+    let mut senders = senders;
+    for (name, s) in &senders {
+        catcher
+            .process_distribution(Address::new(name, 1).unwrap(), &s.distribution())
+            .unwrap();
+    }
+    let mut backlog: Vec<(usize, Vec<u8>)> = Vec::new();
+    for i in 0..500 {
+        let k = i % senders.len();
+        backlog.push((k, senders[k].1.encrypt(&plaintext).unwrap()));
+    }
+    let names: Vec<Vec<u8>> = senders.iter().map(|(n, _)| n.clone()).collect();
+    let batch: Vec<(Address<'_>, &[u8])> = backlog
+        .iter()
+        .map(|(k, m)| (Address::new(&names[*k], 1).unwrap(), m.as_slice()))
+        .collect();
+    let catcher_state = catcher.encode();
+    g.sample_size(10);
+    g.bench_function("backlog_500/batch", |b| {
+        b.iter_batched(
+            || GroupSession::decode(&catcher_state).unwrap(),
+            |mut session| {
+                let results = session.decrypt_batch(&batch);
+                assert!(results.iter().all(Result::is_ok));
+                session
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("backlog_500/one_at_a_time", |b| {
+        b.iter_batched(
+            || GroupSession::decode(&catcher_state).unwrap(),
+            |mut session| {
+                for (sender, bytes) in &batch {
+                    session.decrypt(*sender, bytes).unwrap();
+                }
+                session
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -439,6 +519,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, ratchet, handshake, state, envelope
+    targets = floor, ratchet, handshake, state, envelope, group
 }
 criterion_main!(benches);

@@ -69,6 +69,14 @@ for n in ["10", "100", "1000"]:
     rows.append((f"server validate, {n} devices", median(f"envelope/validate_multi/{n}"), None, ""))
     rows.append((f"server validate + split, {n} devices", median(f"envelope/split_multi/{n}"), None, ""))
 
+rows.append(("group encrypt, 256 B", median("group/encrypt/256B"),
+             f["kdf_ck"] + seal256 + f["ed25519_sign"], "floor: KDF_CK + seal + sign"))
+rows.append(("group decrypt, 256 B", median("group/decrypt/256B"),
+             f["kdf_ck"] + open256 + f["ed25519_verify_strict"], "floor: KDF_CK + open + verify"))
+batch, single = median("group/backlog_500/batch"), median("group/backlog_500/one_at_a_time")
+rows.append(("backlog of 500, batch verification", batch, None, f"{single / batch:.2f}× faster than one at a time"))
+rows.append(("backlog of 500, one at a time", single, None, ""))
+
 print(f"Build flags: {flags}. Medians from one run of `cargo bench --bench protocol`.\n")
 print("| measure | median | floor | ratio | target |")
 print("|---|---|---|---|---|")
