@@ -31,6 +31,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Beyond 1:1 sessions:
+//! - [`sealed`]: sealed-sender envelopes. The server learns the recipient and a
+//!   padded length, validates envelopes and splits multi-recipient ones without
+//!   any key or allocation; recipients learn the certified sender.
+//! - [`group`]: sender-key groups. Each member device's chain is distributed once;
+//!   every group message is then encrypted and signed once.
+//!
 //! ## Design
 //! - One module, `crypto`, touches the primitive crates and names every label.
 //! - Wire and stored formats are parsed by code that holds no keys.

@@ -7,6 +7,38 @@
 //! - Servers: [`validate`] against a [`ServerPolicy`] and a [`DeliveryKeys`]
 //!   registry, then route a [`ValidatedEnvelope`] or split it into [`SplitPart`]s.
 //!   Neither allocates.
+//!
+//! ```
+//! use ratchetbox::IdentityKeyPair;
+//! use ratchetbox::sealed::*;
+//! let mut rng = ratchetbox::os_rng();
+//! let (root, server) = (IdentityKeyPair::generate(&mut rng), IdentityKeyPair::generate(&mut rng));
+//! let (alice, bob) = (IdentityKeyPair::generate(&mut rng), IdentityKeyPair::generate(&mut rng));
+//! let server_cert = ServerCertificate::issue(1, &root, 1, server.public_key());
+//! let alice_cert =
+//!     SenderCertificate::issue(Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert)?;
+//!
+//! // Alice seals a message to Bob's device 1, with Bob's delivery token.
+//! let bob_addr = Address::new(b"bob", 1)?;
+//! let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+//! let content = SealedContent { kind: InnerKind::Opaque, hint: ContentHint::Default, message: b"hi" };
+//! let envelope = seal(&mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key))?;
+//!
+//! // The server validates it without any key.
+//! let registry = |account: &[u8]| (account == b"bob").then_some(bob_key);
+//! let ValidatedEnvelope::Single(routed) = validate(&envelope, &ServerPolicy::default(), &registry)? else {
+//!     unreachable!()
+//! };
+//! assert_eq!(routed.recipient(), bob_addr);
+//!
+//! // Bob opens it and learns who sent it.
+//! let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+//! let me = Recipient { identity: &bob, address: bob_addr, trust: &trust, now: 1_700_000_000 };
+//! let opened = open(&envelope, &me)?;
+//! assert_eq!(opened.sender.account_id, b"alice");
+//! assert_eq!(opened.message, b"hi");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod address;
 mod certificate;
