@@ -623,7 +623,7 @@ fn main() -> Result<()> {
     section("4. Alice -> bob/1, bob/2, carol/1, alice/2: one multi-recipient envelope");
     // bob/1 gets the next message of its 1:1 session; carol and Alice's own
     // device get small per-device payloads; everyone shares the group message.
-    // Payloads are not padded: the server sees each one's length.
+    // Payloads are padded (Padmé): the server sees only their padded sizes.
     let to_bob1 = alice_session.encrypt(b"(1:1) Bring the rope?")?;
     let (bob2_key, carol1_key, alice2_key) = (
         server.identity_key("bob", bob2.id)?,

@@ -1,7 +1,7 @@
 //! A member's view of one group: its own sending chain and the chains of the
 //! other member devices.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -174,6 +174,9 @@ pub struct GroupSession {
     pub(crate) config: GroupConfig,
     pub(crate) own: OwnChain,
     pub(crate) members: BTreeMap<MemberId, Vec<InboundChain>>,
+    /// Accounts removed from the group: their distributions are refused until
+    /// [`readmit_member`](GroupSession::readmit_member).
+    pub(crate) removed: BTreeSet<Vec<u8>>,
 }
 
 /// A message whose signature was verified, ready to decrypt.
@@ -206,6 +209,7 @@ impl GroupSession {
             config,
             own: OwnChain::generate(rng),
             members: BTreeMap::new(),
+            removed: BTreeSet::new(),
         })
     }
 
@@ -230,19 +234,23 @@ impl GroupSession {
     }
 
     /// Records another member device's distribution. A distribution for a chain
-    /// already known is ignored unless it starts earlier (a member cannot be made
-    /// to forget keys it already has, nor to skip ahead). Beyond
+    /// already known is ignored, so a replayed or older distribution can neither
+    /// make this device forget keys nor accept old messages again. Beyond
     /// [`GroupConfig::max_chains_per_sender`] chains for one device, the oldest
     /// is dropped.
     ///
     /// # Errors
     /// [`Error::Decode`] for malformed bytes, [`Error::WrongGroup`] for another
-    /// group's distribution, [`Error::InvalidConfig`] if the group already has
+    /// group's distribution, [`Error::NotAMember`] for a removed account,
+    /// [`Error::InvalidConfig`] if the group already has
     /// [`MAX_GROUP_MEMBER_DEVICES`] devices.
     pub fn process_distribution(&mut self, sender: Address<'_>, bytes: &[u8]) -> Result<(), Error> {
         let distribution = Distribution::parse(bytes)?;
         if distribution.group_id != self.group_id.as_slice() {
             return Err(Error::WrongGroup);
+        }
+        if self.removed.contains(sender.account_id()) {
+            return Err(Error::NotAMember);
         }
         let id: MemberId = (sender.account_id().to_vec(), sender.device_id());
         if !self.members.contains_key(&id) && self.members.len() >= MAX_GROUP_MEMBER_DEVICES {
@@ -251,19 +259,7 @@ impl GroupSession {
             });
         }
         let chains = self.members.entry(id).or_default();
-        if let Some(known) = chains
-            .iter_mut()
-            .find(|c| c.chain_id == distribution.chain_id)
-        {
-            // Same chain: only a distribution that starts earlier and matches the
-            // signing key replaces what is known.
-            if known.signing_key == distribution.signing_key
-                && distribution.iteration < known.next_iteration
-            {
-                known.next_iteration = distribution.iteration;
-                known.chain_key = GroupChainKey::from_bytes(distribution.chain_key);
-                known.skipped = SkippedKeys::default();
-            }
+        if chains.iter().any(|c| c.chain_id == distribution.chain_id) {
             return Ok(());
         }
         if chains.len() >= self.config.max_chains_per_sender as usize {
@@ -488,7 +484,9 @@ impl GroupSession {
     /// device's chain, returning the distribution to send to the remaining
     /// members. Every remaining member must do the same (each calls this on
     /// its own session), so the removed member can read nothing sent afterwards,
-    /// and its later messages are refused with [`Error::NotAMember`].
+    /// and its later messages are refused with [`Error::NotAMember`]. The account
+    /// stays removed: its distributions are refused with [`Error::NotAMember`]
+    /// until [`readmit_member`](Self::readmit_member).
     pub fn remove_member<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -496,7 +494,16 @@ impl GroupSession {
     ) -> Zeroizing<Vec<u8>> {
         self.members
             .retain(|(account, _), _| account.as_slice() != account_id);
+        if self.removed.len() < MAX_GROUP_MEMBER_DEVICES {
+            self.removed.insert(account_id.to_vec());
+        }
         self.rotate(rng)
+    }
+
+    /// Lets a removed account back in: its next distribution is accepted again.
+    /// It reads only what is sent after that distribution's chain starts.
+    pub fn readmit_member(&mut self, account_id: &[u8]) {
+        self.removed.remove(account_id);
     }
 
     /// Member devices whose chains this session holds.
@@ -601,6 +608,36 @@ mod tests {
         for i in [0usize, 1, 3, 4] {
             assert_eq!(results[i].as_deref(), Ok(&[i as u8][..]));
         }
+    }
+
+    #[test]
+    fn removed_account_cannot_redistribute_and_replays_are_ignored() {
+        let mut rng = test_rng(24);
+        let (mut alice, mut bob) = pair();
+        let first = alice.distribution();
+        let m0 = alice.encrypt(b"zero").expect("fits");
+        assert_eq!(bob.decrypt(addr(b"alice"), &m0).expect("ok"), b"zero");
+        // A replayed distribution does not re-open message 0.
+        bob.process_distribution(addr(b"alice"), &first)
+            .expect("ignored");
+        assert_eq!(
+            bob.decrypt(addr(b"alice"), &m0),
+            Err(Error::DuplicateMessage)
+        );
+        // Once removed, Alice's new chains are refused until readmitted.
+        bob.remove_member(&mut rng, b"alice");
+        let fresh = alice.rotate(&mut rng);
+        assert_eq!(
+            bob.process_distribution(addr(b"alice"), &fresh),
+            Err(Error::NotAMember)
+        );
+        let restored = GroupSession::decode(&bob.encode()).expect("decodes");
+        assert_eq!(*restored.encode(), *bob.encode());
+        bob.readmit_member(b"alice");
+        bob.process_distribution(addr(b"alice"), &fresh)
+            .expect("accepted");
+        let m = alice.encrypt(b"back").expect("fits");
+        assert_eq!(bob.decrypt(addr(b"alice"), &m).expect("ok"), b"back");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The stored form of a group session (SPEC.md §10.5).
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use zeroize::Zeroizing;
@@ -52,6 +52,10 @@ impl GroupSession {
                     w.u32(entry.number).bytes(entry.key_bytes());
                 }
             }
+        }
+        w.u32(self.removed.len() as u32);
+        for account in &self.removed {
+            w.u8(account.len() as u8).bytes(account);
         }
         Zeroizing::new(w.into_vec())
     }
@@ -129,12 +133,29 @@ impl GroupSession {
             previous = Some(id.clone());
             members.insert(id, chains);
         }
+        let removed_count = r.count_u32("removed accounts", MAX_GROUP_MEMBER_DEVICES)?;
+        let mut removed = BTreeSet::new();
+        let mut previous: Option<Vec<u8>> = None;
+        for _ in 0..removed_count {
+            let len = usize::from(r.u8("removed account length")?);
+            let account = r.take(len, "removed account")?.to_vec();
+            Address::new(&account, 0)?;
+            if previous.as_ref().is_some_and(|p| *p >= account) {
+                return Err(DecodeError::InvalidValue {
+                    field: "removed account order",
+                }
+                .into());
+            }
+            previous = Some(account.clone());
+            removed.insert(account);
+        }
         r.finish()?;
         Ok(Self {
             group_id,
             config,
             own,
             members,
+            removed,
         })
     }
 }

@@ -269,6 +269,13 @@ pub struct VerifiedSender {
     pub identity_key: IdentityKey,
 }
 
+impl VerifiedSender {
+    /// The sender's device address.
+    pub fn address(&self) -> Address<'_> {
+        Address::from_parts(&self.account_id, self.device_id)
+    }
+}
+
 impl SenderCertificate {
     /// The server signs a sender's address, identity and expiry time.
     ///
