@@ -326,6 +326,7 @@ fn main() -> Result<()> {
     // device and authenticates the sender to it.
     let start = Instant::now();
     let (mut envelopes, mut parts, mut envelope_len) = (0, 0, 0);
+    let (mut uploaded, mut downloaded) = (0, 0);
     let (mut part_min, mut part_max) = (usize::MAX, 0);
     let distribution_len = devices[0].group.distribution().len();
     for sender in &devices {
@@ -341,6 +342,7 @@ fn main() -> Result<()> {
             &distribution,
         )?;
         let fanout = server.submit(&envelope)?;
+        uploaded += envelope.len();
         envelopes += 1;
         parts += fanout.parts;
         envelope_len = envelope_len.max(envelope.len());
@@ -348,13 +350,25 @@ fn main() -> Result<()> {
         part_max = part_max.max(fanout.part_max);
     }
     let mut processed = 0;
+    let mut sample = String::new();
     for device in &mut devices {
         for part in server.take(device) {
+            downloaded += part.len();
             let opened = device.open(&part, &trust)?;
             // File the chain under the address the certificate vouches for.
             let sender = Address::new(&opened.sender.account_id, opened.sender.device_id)?;
             device.group.process_distribution(sender, &opened.payload)?;
             processed += 1;
+            if sample.is_empty() && device.account == "alice" && device.id == 3 {
+                sample = format!(
+                    "alice/3 opens its {}-byte part: sender {} (certificate -> server #{SERVER_KEY_ID} \
+                     -> root #{ROOT_ID}), payload {} bytes -> process_distribution({})",
+                    part.len(),
+                    name(sender),
+                    opened.payload.len(),
+                    name(sender),
+                );
+            }
         }
     }
     let complete = devices
@@ -366,13 +380,26 @@ fn main() -> Result<()> {
         GROUP_ID.len()
     );
     println!(
-        "per sender: one envelope of {envelope_len} bytes for 51 devices; parts {part_min}-{part_max} bytes each"
+        "per sender: one envelope of {envelope_len} bytes for {} devices, combined token of {} accounts",
+        devices.len() - 1,
+        accounts.len(),
     );
     println!(
+        "server: validates it, splits it into parts of {part_min}-{part_max} bytes; \
+         sees recipients and padded sizes, not the sender or the chain"
+    );
+    println!("{sample}");
+    println!(
         "{envelopes} envelopes -> {parts} parts -> {processed} chains recorded; \
-         {complete}/{} devices know all 51 others ({})",
+         {complete}/{} devices know all {} others ({})",
         devices.len(),
+        devices.len() - 1,
         ms(start.elapsed()),
+    );
+    println!(
+        "traffic: {} KiB uploaded by clients, {} KiB downloaded (every device once per sender)",
+        uploaded / 1024,
+        downloaded / 1024,
     );
 
     // ---------------------------------------------------------------------
@@ -385,7 +412,11 @@ fn main() -> Result<()> {
     );
     let lines: [(&str, DeviceId, &str); 3] = [
         ("bob", 1, "Finished chapter 3. That ending!"),
-        ("alice", 2, "No spoilers please, I'm on my laptop at chapter 2."),
+        (
+            "alice",
+            2,
+            "No spoilers please, I'm on my laptop at chapter 2.",
+        ),
         ("m17", 1, "Same time next Thursday?"),
     ];
     for (account, id, text) in lines {
@@ -413,12 +444,13 @@ fn main() -> Result<()> {
             }
         }
         println!(
-            "{account}/{id}: {} -> {} bytes (+{}, {:.0}%); envelope {} bytes; read by {read}/51",
+            "{account}/{id}: {} -> {} bytes (+{}, {:.0}%); envelope {} bytes; read by {read}/{}",
             text.len(),
             message.len(),
             message.len() - text.len(),
             100.0 * (message.len() - text.len()) as f64 / text.len() as f64,
             envelope.len(),
+            devices.len() - 1,
         );
         println!("{shown}");
     }
@@ -432,12 +464,13 @@ fn main() -> Result<()> {
         .iter_mut()
         .map(|d| d.group.remove_member(&mut rng, REMOVED.as_bytes()))
         .collect();
-    let mut parts = 0;
+    let (mut parts, mut uploaded) = (0, 0);
     for (sender, distribution) in devices.iter().zip(&fresh) {
         // The remaining devices only: erin is no longer in `devices`.
         let to: Vec<&Device> = devices.iter().filter(|d| !d.is(sender)).collect();
         let envelope = seal_to(&mut rng, &server, &contacts, sender, &to, b"", distribution)?;
         parts += server.submit(&envelope)?.parts;
+        uploaded += envelope.len();
     }
     for device in &mut devices {
         for part in server.take(device) {
@@ -449,8 +482,13 @@ fn main() -> Result<()> {
     let n = devices.len();
     println!(
         "{n} devices x remove_member = {n} rotations, {n} envelopes, {parts} distributions \
-         (n*(n-1) = {}), 0 to erin ({})",
+         (n*(n-1) = {}), 0 to erin",
         n * (n - 1),
+    );
+    println!(
+        "cost: {} KiB of envelopes uploaded, {} seals + {parts} opens ({})",
+        uploaded / 1024,
+        n,
         ms(start.elapsed()),
     );
     let complete = devices
@@ -478,7 +516,10 @@ fn main() -> Result<()> {
     }
     let from_erin = erin_group.encrypt(b"hello?")?;
     let c = position(&devices, "carol", 1)?;
-    match devices[c].group.decrypt(Address::new(REMOVED.as_bytes(), 1)?, &from_erin) {
+    match devices[c]
+        .group
+        .decrypt(Address::new(REMOVED.as_bytes(), 1)?, &from_erin)
+    {
         Err(e @ Error::NotAMember) => println!("carol/1 decrypts a message from erin/1: {e:?}"),
         other => return Err(format!("removed member's message accepted: {other:?}").into()),
     }
@@ -491,7 +532,13 @@ fn main() -> Result<()> {
     // ---------------------------------------------------------------------
     section("5. Catch-up: alice/3 was offline for 500 messages from 5 senders");
     // Envelope opening (the same work either way) is left out: the group layer only.
-    let senders = [("bob", 1), ("carol", 1), ("alice", 1), ("m17", 1), ("m42", 1)];
+    let senders = [
+        ("bob", 1),
+        ("carol", 1),
+        ("alice", 1),
+        ("m17", 1),
+        ("m42", 1),
+    ];
     let offline = find(&devices, "alice", 3)?;
     let snapshot = offline.group.encode();
     let mut backlog: Vec<(usize, Vec<u8>)> = Vec::with_capacity(BACKLOG);
@@ -501,6 +548,12 @@ fn main() -> Result<()> {
         let text = format!("backlog #{i:03} from {account}/{id}: page {} noted", i * 3);
         backlog.push((s, devices[s].group.encrypt(text.as_bytes())?));
     }
+    let bytes: usize = backlog.iter().map(|(_, m)| m.len()).sum();
+    println!(
+        "backlog: {BACKLOG} group messages, {} KiB, round-robin from {}",
+        bytes / 1024,
+        senders.map(|(a, i)| format!("{a}/{i}")).join(" ")
+    );
     let batch: Vec<(Address<'_>, &[u8])> = backlog
         .iter()
         .map(|(s, m)| Ok((devices[*s].address()?, m.as_slice())))
@@ -508,10 +561,7 @@ fn main() -> Result<()> {
     // Two identical restored copies, so both runs start from the same state.
     let mut one_by_one = GroupSession::decode(&snapshot)?;
     let mut batched = GroupSession::decode(&snapshot)?;
-    println!(
-        "stored session: {} bytes, restored twice",
-        snapshot.len()
-    );
+    println!("stored session: {} bytes, restored twice", snapshot.len());
 
     let start = Instant::now();
     let singles: Vec<Vec<u8>> = batch
@@ -523,9 +573,7 @@ fn main() -> Result<()> {
     let start = Instant::now();
     let results = batched.decrypt_batch(&batch);
     let batch_time = start.elapsed();
-    let together: Vec<Vec<u8>> = results
-        .into_iter()
-        .collect::<std::result::Result<_, _>>()?;
+    let together: Vec<Vec<u8>> = results.into_iter().collect::<std::result::Result<_, _>>()?;
 
     if singles != together || *one_by_one.encode() != *batched.encode() {
         return Err("batch and one-by-one decryption disagree".into());
@@ -550,6 +598,9 @@ fn main() -> Result<()> {
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .unwrap_or_default()
     );
-    println!("(rough single-run wall-clock timing; the criterion bench is the reference)");
+    println!(
+        "(rough single-run wall-clock timing; the reference is the criterion bench \
+         group/backlog_500/{{batch,one_at_a_time}} in benches/protocol.rs)"
+    );
     Ok(())
 }
