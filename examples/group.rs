@@ -463,7 +463,7 @@ fn main() -> Result<()> {
     let fresh: Vec<_> = devices
         .iter_mut()
         .map(|d| d.group.remove_member(&mut rng, REMOVED.as_bytes()))
-        .collect();
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let (mut parts, mut uploaded) = (0, 0);
     for (sender, distribution) in devices.iter().zip(&fresh) {
         // The remaining devices only: erin is no longer in `devices`.

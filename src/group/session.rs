@@ -32,25 +32,31 @@ impl GroupConfig {
     /// Default [`max_chains_per_sender`](Self::max_chains_per_sender): the current
     /// chain and three older ones, for messages still in flight across rotations.
     pub const DEFAULT_MAX_CHAINS_PER_SENDER: u32 = 4;
-    /// Upper bound for every limit (a decoder trusts no stored limit above it).
+    /// Upper bound for the forward jump and skipped-key limits (a decoder trusts
+    /// no stored limit above it).
     pub const LIMIT_CEILING: u32 = 1 << 16;
+    /// Upper bound for chains per sender (stored in one byte).
+    pub const MAX_CHAINS_CEILING: u32 = 255;
 
     /// Builds a configuration.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] if a limit exceeds [`LIMIT_CEILING`](Self::LIMIT_CEILING)
-    /// or `max_chains_per_sender` is 0.
+    /// [`Error::InvalidConfig`] if a limit exceeds [`LIMIT_CEILING`](Self::LIMIT_CEILING),
+    /// or `max_chains_per_sender` is 0 or above
+    /// [`MAX_CHAINS_CEILING`](Self::MAX_CHAINS_CEILING).
     pub const fn new(
         max_forward_jump: u32,
         max_skipped_keys: u32,
         max_chains_per_sender: u32,
     ) -> Result<Self, Error> {
-        if max_forward_jump > Self::LIMIT_CEILING
-            || max_skipped_keys > Self::LIMIT_CEILING
-            || max_chains_per_sender > Self::LIMIT_CEILING
-        {
+        if max_forward_jump > Self::LIMIT_CEILING || max_skipped_keys > Self::LIMIT_CEILING {
             return Err(Error::InvalidConfig {
                 reason: "group limit above LIMIT_CEILING",
+            });
+        }
+        if max_chains_per_sender > Self::MAX_CHAINS_CEILING {
+            return Err(Error::InvalidConfig {
+                reason: "max_chains_per_sender above MAX_CHAINS_CEILING",
             });
         }
         if max_chains_per_sender == 0 {
@@ -487,17 +493,24 @@ impl GroupSession {
     /// and its later messages are refused with [`Error::NotAMember`]. The account
     /// stays removed: its distributions are refused with [`Error::NotAMember`]
     /// until [`readmit_member`](Self::readmit_member).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if [`MAX_GROUP_MEMBER_DEVICES`] accounts are
+    /// already recorded as removed (nothing changes).
     pub fn remove_member<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         account_id: &[u8],
-    ) -> Zeroizing<Vec<u8>> {
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if !self.removed.contains(account_id) && self.removed.len() >= MAX_GROUP_MEMBER_DEVICES {
+            return Err(Error::InvalidConfig {
+                reason: "MAX_GROUP_MEMBER_DEVICES accounts already removed",
+            });
+        }
         self.members
             .retain(|(account, _), _| account.as_slice() != account_id);
-        if self.removed.len() < MAX_GROUP_MEMBER_DEVICES {
-            self.removed.insert(account_id.to_vec());
-        }
-        self.rotate(rng)
+        self.removed.insert(account_id.to_vec());
+        Ok(self.rotate(rng))
     }
 
     /// Lets a removed account back in: its next distribution is accepted again.
@@ -584,7 +597,7 @@ mod tests {
             carol.decrypt(addr(b"alice"), &old),
             Err(Error::DuplicateMessage)
         );
-        let fresh = alice.remove_member(&mut rng, b"bob");
+        let fresh = alice.remove_member(&mut rng, b"bob").expect("room");
         carol
             .process_distribution(addr(b"alice"), &fresh)
             .expect("valid");
@@ -625,7 +638,7 @@ mod tests {
             Err(Error::DuplicateMessage)
         );
         // Once removed, Alice's new chains are refused until readmitted.
-        bob.remove_member(&mut rng, b"alice");
+        bob.remove_member(&mut rng, b"alice").expect("room");
         let fresh = alice.rotate(&mut rng);
         assert_eq!(
             bob.process_distribution(addr(b"alice"), &fresh),
