@@ -204,6 +204,17 @@ impl fmt::Display for Error {
     }
 }
 
+/// [`Error::BufferTooSmall`] unless `out` holds at least `needed` bytes.
+pub(crate) fn check_buffer(needed: usize, out: &[u8]) -> Result<(), Error> {
+    if out.len() < needed {
+        return Err(Error::BufferTooSmall {
+            needed,
+            available: out.len(),
+        });
+    }
+    Ok(())
+}
+
 impl From<crate::sealed::EnvelopeError> for Error {
     fn from(e: crate::sealed::EnvelopeError) -> Self {
         Self::Envelope(e)

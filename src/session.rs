@@ -288,12 +288,7 @@ impl Session {
     /// 2^32 − 1 messages in one chain.
     pub fn encrypt_into(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
         let needed = self.encrypted_len(plaintext.len());
-        if out.len() < needed {
-            return Err(Error::BufferTooSmall {
-                needed,
-                available: out.len(),
-            });
-        }
+        crate::error::check_buffer(needed, out)?;
         let number = self.sending.next_number;
         if number == u32::MAX {
             return Err(Error::CounterExhausted);

@@ -293,12 +293,7 @@ impl GroupSession {
     /// messages on one chain (rotate).
     pub fn encrypt_into(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
         let needed = self.encrypted_len(plaintext.len());
-        if out.len() < needed {
-            return Err(Error::BufferTooSmall {
-                needed,
-                available: out.len(),
-            });
-        }
+        crate::error::check_buffer(needed, out)?;
         let iteration = self.own.iteration;
         if iteration == u32::MAX {
             return Err(Error::CounterExhausted);

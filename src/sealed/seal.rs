@@ -36,6 +36,17 @@ pub(crate) fn seal_append(
     Ok(())
 }
 
+/// Appends the token flag and, if present, the token.
+fn push_token(out: &mut Vec<u8>, token: Option<&DeliveryAccessKey>) {
+    match token {
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.to_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
 fn check_content(content: &SealedContent<'_>) -> Result<(), Error> {
     if content.message.len() > MAX_INNER_LEN {
         return Err(Error::MessageTooLarge);
@@ -100,13 +111,7 @@ pub fn seal<R: CryptoRng + ?Sized>(
     let mut out = Vec::with_capacity(2 + 64 + 17 + 32 + 48 + padded.len() + 16);
     out.push(SINGLE_TAG);
     recipient.encode_into(&mut out);
-    match token {
-        Some(t) => {
-            out.push(1);
-            out.extend_from_slice(&t.to_bytes());
-        }
-        None => out.push(0),
-    }
+    push_token(&mut out, token);
     out.extend_from_slice(&e_pub);
 
     // The whole header (tag, address, token, E) is associated data of both layers.
@@ -288,13 +293,7 @@ pub fn seal_multi<R: CryptoRng + ?Sized>(
         );
         out.extend_from_slice(&tag);
     }
-    match token {
-        Some(t) => {
-            out.push(1);
-            out.extend_from_slice(&t.to_bytes());
-        }
-        None => out.push(0),
-    }
+    push_token(&mut out, token);
     out.extend_from_slice(&shared);
     Ok(out)
 }
