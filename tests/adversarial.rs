@@ -16,7 +16,9 @@
 //! with prekey-message fields (stripped or swapped prekeys, base key); skipped-key
 //! exhaustion with message numbers near `u32::MAX` and huge `PN`; truncation at
 //! every byte and trailing garbage for every wire and stored format; unknown
-//! format tags and versions; non-canonical presence flags.
+//! format tags and versions; non-canonical presence flags; and, for the later
+//! layers, expired, revoked and wrong-root certificates, self-send, duplicate
+//! recipients, a forged group signature and a group message from a removed member.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -2022,5 +2024,233 @@ fn tampered_stored_state_fields_are_rejected() {
     ];
     for (tampered, expected) in store_cases {
         assert_eq!(PreKeyStore::decode(&tampered).err(), Some(expected));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sealed envelopes and groups (the attacks of the later layers; their full
+// suites are tests/sealed_envelopes.rs and tests/groups.rs)
+// ---------------------------------------------------------------------------
+
+mod later_layers {
+    use chacha20::ChaCha20Rng;
+    use ratchetbox::group::GroupSession;
+    use ratchetbox::rand_core::SeedableRng;
+    use ratchetbox::sealed::{
+        Address, CertificateError, ContentHint, EnvelopeError, InnerKind, MultiRecipient,
+        Recipient, SealedContent, SenderCertificate, ServerCertificate, ServerPolicy, TrustRoot,
+        TrustStore, open, seal, seal_multi, validate,
+    };
+    use ratchetbox::{Error, IdentityKeyPair};
+
+    const CONTENT: SealedContent<'static> = SealedContent {
+        kind: InnerKind::Opaque,
+        hint: ContentHint::Default,
+        message: b"attack at dawn",
+    };
+
+    struct Pki {
+        root: IdentityKeyPair,
+        alice: IdentityKeyPair,
+        bob: IdentityKeyPair,
+        cert: SenderCertificate,
+    }
+
+    fn pki(expires: u64) -> Pki {
+        let root = IdentityKeyPair::from_seed(&[0x51; 32]);
+        let server = IdentityKeyPair::from_seed(&[0x52; 32]);
+        let alice = IdentityKeyPair::from_seed(&[0x53; 32]);
+        let bob = IdentityKeyPair::from_seed(&[0x54; 32]);
+        let cert = SenderCertificate::issue(
+            Address::new(b"alice", 1).unwrap(),
+            alice.public_key(),
+            expires,
+            &server,
+            ServerCertificate::issue(1, &root, 9, server.public_key()),
+        )
+        .unwrap();
+        Pki {
+            root,
+            alice,
+            bob,
+            cert,
+        }
+    }
+
+    fn sealed_to_bob(p: &Pki) -> Vec<u8> {
+        let mut rng = ChaCha20Rng::from_seed([0x55; 32]);
+        let bob = Address::new(b"bob", 1).unwrap();
+        seal(
+            &mut rng,
+            &p.alice,
+            &p.cert,
+            bob,
+            p.bob.public_key(),
+            CONTENT,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn open_as_bob(p: &Pki, bytes: &[u8], trust: &TrustStore, now: u64) -> Result<(), Error> {
+        let me = Recipient {
+            identity: &p.bob,
+            address: Address::new(b"bob", 1).unwrap(),
+            trust,
+            now,
+        };
+        open(bytes, &me).map(|_| ())
+    }
+
+    #[test]
+    fn expired_sender_certificate_is_refused() {
+        let p = pki(100);
+        let trust = TrustStore::new(&[TrustRoot::new(1, *p.root.public_key())]).unwrap();
+        assert_eq!(
+            open_as_bob(&p, &sealed_to_bob(&p), &trust, 100),
+            Err(Error::Certificate(CertificateError::Expired {
+                expires: 100,
+                now: 100
+            }))
+        );
+    }
+
+    #[test]
+    fn revoked_server_key_is_refused() {
+        let p = pki(u64::MAX);
+        let mut trust = TrustStore::new(&[TrustRoot::new(1, *p.root.public_key())]).unwrap();
+        trust.revoke(9).unwrap();
+        assert_eq!(
+            open_as_bob(&p, &sealed_to_bob(&p), &trust, 0),
+            Err(Error::Certificate(CertificateError::Revoked { key_id: 9 }))
+        );
+    }
+
+    #[test]
+    fn certificate_from_an_unpinned_root_is_refused() {
+        let p = pki(u64::MAX);
+        let impostor = IdentityKeyPair::from_seed(&[0x5f; 32]);
+        let wrong_id = TrustStore::new(&[TrustRoot::new(2, *p.root.public_key())]).unwrap();
+        assert_eq!(
+            open_as_bob(&p, &sealed_to_bob(&p), &wrong_id, 0),
+            Err(Error::Certificate(CertificateError::WrongRoot {
+                root_id: 1
+            }))
+        );
+        let wrong_key = TrustStore::new(&[TrustRoot::new(1, *impostor.public_key())]).unwrap();
+        assert_eq!(
+            open_as_bob(&p, &sealed_to_bob(&p), &wrong_key, 0),
+            Err(Error::Certificate(CertificateError::BadSignature))
+        );
+    }
+
+    #[test]
+    fn envelope_from_the_recipients_own_device_is_self_send() {
+        let p = pki(u64::MAX);
+        let trust = TrustStore::new(&[TrustRoot::new(1, *p.root.public_key())]).unwrap();
+        let mut rng = ChaCha20Rng::from_seed([0x56; 32]);
+        let me = Address::new(b"alice", 1).unwrap();
+        let sealed = seal(
+            &mut rng,
+            &p.alice,
+            &p.cert,
+            me,
+            p.alice.public_key(),
+            CONTENT,
+            None,
+        )
+        .unwrap();
+        let recipient = Recipient {
+            identity: &p.alice,
+            address: me,
+            trust: &trust,
+            now: 0,
+        };
+        assert_eq!(open(&sealed, &recipient), Err(Error::SelfSend));
+    }
+
+    #[test]
+    fn duplicate_recipient_is_refused_by_sealer_and_server() {
+        let p = pki(u64::MAX);
+        let mut rng = ChaCha20Rng::from_seed([0x57; 32]);
+        let bob = Address::new(b"bob", 1).unwrap();
+        let carol = Address::new(b"carol", 1).unwrap();
+        let twice = [
+            MultiRecipient {
+                address: bob,
+                identity_key: p.bob.public_key(),
+                payload: b"",
+            },
+            MultiRecipient {
+                address: bob,
+                identity_key: p.bob.public_key(),
+                payload: b"",
+            },
+        ];
+        assert_eq!(
+            seal_multi(&mut rng, &p.alice, &p.cert, &twice, CONTENT, None),
+            Err(Error::Envelope(EnvelopeError::DuplicateRecipient))
+        );
+        // A hand-made envelope listing bob/1 twice: copy bob's entry over carol's.
+        let pair = [
+            twice[0],
+            MultiRecipient {
+                address: carol,
+                identity_key: p.bob.public_key(),
+                payload: b"",
+            },
+        ];
+        let mut bytes = seal_multi(&mut rng, &p.alice, &p.cert, &pair, CONTENT, None).unwrap();
+        let entry_len = 1 + 3 + 4 + 2 + 48 + 16;
+        let first = 1 + 32 + 2;
+        let bob_entry = bytes[first..first + entry_len].to_vec();
+        // carol's entry is two bytes longer ("carol" vs "bob").
+        let second = first + entry_len;
+        bytes.splice(second..second + entry_len + 2, bob_entry);
+        let policy = ServerPolicy {
+            require_token: false,
+            ..ServerPolicy::default()
+        };
+        let no_keys = |_: &[u8]| None;
+        assert_eq!(
+            validate(&bytes, &policy, &no_keys).err(),
+            Some(EnvelopeError::DuplicateRecipient)
+        );
+    }
+
+    fn group_pair() -> (GroupSession, GroupSession, Address<'static>) {
+        let mut rng = ChaCha20Rng::from_seed([0x58; 32]);
+        let alice = GroupSession::create(&mut rng, b"club").unwrap();
+        let mut bob = GroupSession::create(&mut rng, b"club").unwrap();
+        let from = Address::new(b"alice", 1).unwrap();
+        bob.process_distribution(from, &alice.distribution())
+            .unwrap();
+        (alice, bob, from)
+    }
+
+    #[test]
+    fn forged_group_signature_is_refused() {
+        let (mut alice, mut bob, from) = group_pair();
+        let mut message = alice.encrypt(b"hi").unwrap();
+        let last = message.len() - 1;
+        message[last] ^= 0x40;
+        let before = bob.encode();
+        assert_eq!(bob.decrypt(from, &message), Err(Error::InvalidSignature));
+        assert_eq!(*bob.encode(), *before);
+    }
+
+    #[test]
+    fn group_message_from_a_removed_member_is_refused() {
+        let (mut alice, mut bob, from) = group_pair();
+        let mut rng = ChaCha20Rng::from_seed([0x59; 32]);
+        bob.remove_member(&mut rng, b"alice").unwrap();
+        let message = alice.encrypt(b"still here").unwrap();
+        let before = bob.encode();
+        assert_eq!(bob.decrypt(from, &message), Err(Error::NotAMember));
+        assert_eq!(
+            bob.process_distribution(from, &alice.rotate(&mut rng)),
+            Err(Error::NotAMember)
+        );
+        assert_eq!(*bob.encode(), *before);
     }
 }
