@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::identity::{DeviceId, IdentityKey, IdentityKeyPair};
 use crate::ratchet::keys::MessageKey;
 use crate::ratchet::skipped::{SkippedKey, SkippedKeys};
-use crate::sealed::Address;
+use crate::sealed::{Address, MAX_ACCOUNT_ID_LEN};
 
 /// Limits on what other members can make this device derive and keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,8 +155,54 @@ impl InboundChain {
     }
 }
 
-/// A member device: account id and device id, owned.
-pub(crate) type MemberId = (Vec<u8>, DeviceId);
+/// A member device's address, held inline so that looking a sender up on the
+/// decrypt path allocates nothing. Ordered like [`Address`] (account id bytes,
+/// then device id).
+#[derive(Clone, Copy)]
+pub(crate) struct MemberId {
+    len: u8,
+    account: [u8; MAX_ACCOUNT_ID_LEN],
+    device: DeviceId,
+}
+
+impl MemberId {
+    pub(crate) fn new(address: &Address<'_>) -> Self {
+        let account_id = address.account_id();
+        let mut account = [0u8; MAX_ACCOUNT_ID_LEN];
+        // Addresses hold 1..=MAX_ACCOUNT_ID_LEN bytes.
+        let len = account_id.len().min(MAX_ACCOUNT_ID_LEN);
+        account[..len].copy_from_slice(&account_id[..len]);
+        Self {
+            len: len as u8,
+            account,
+            device: address.device_id(),
+        }
+    }
+
+    pub(crate) fn address(&self) -> Address<'_> {
+        Address::from_parts(&self.account[..usize::from(self.len)], self.device)
+    }
+}
+
+impl PartialEq for MemberId {
+    fn eq(&self, other: &Self) -> bool {
+        self.address() == other.address()
+    }
+}
+
+impl Eq for MemberId {}
+
+impl PartialOrd for MemberId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemberId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.address().cmp(&other.address())
+    }
+}
 
 /// One device's view of one group: its own sending chain and the chains it
 /// has received from other member devices.
@@ -258,7 +304,7 @@ impl GroupSession {
         if self.removed.contains(sender.account_id()) {
             return Err(Error::NotAMember);
         }
-        let id: MemberId = (sender.account_id().to_vec(), sender.device_id());
+        let id = MemberId::new(&sender);
         if !self.members.contains_key(&id) && self.members.len() >= MAX_GROUP_MEMBER_DEVICES {
             return Err(Error::InvalidConfig {
                 reason: "group has MAX_GROUP_MEMBER_DEVICES devices",
@@ -350,7 +396,7 @@ impl GroupSession {
 
     fn chain(&self, sender: &Address<'_>, chain_id: u32) -> Result<&InboundChain, Error> {
         self.members
-            .get(&(sender.account_id().to_vec(), sender.device_id()))
+            .get(&MemberId::new(sender))
             .and_then(|chains| chains.iter().find(|c| c.chain_id == chain_id))
             .ok_or(Error::NotAMember)
     }
@@ -380,7 +426,7 @@ impl GroupSession {
         let cap = self.config.max_skipped_keys as usize;
         let chain = self
             .members
-            .get_mut(&(sender.account_id().to_vec(), sender.device_id()))
+            .get_mut(&MemberId::new(sender))
             .and_then(|chains| chains.iter_mut().find(|c| c.chain_id == message.chain_id))
             .ok_or(Error::NotAMember)?;
         let mut out = vec![0u8; message.ciphertext.len()];
@@ -503,7 +549,7 @@ impl GroupSession {
             });
         }
         self.members
-            .retain(|(account, _), _| account.as_slice() != account_id);
+            .retain(|id, _| id.address().account_id() != account_id);
         self.removed.insert(account_id.to_vec());
         Ok(self.rotate(rng))
     }
@@ -516,9 +562,7 @@ impl GroupSession {
 
     /// Member devices whose chains this session holds.
     pub fn member_devices(&self) -> impl Iterator<Item = Address<'_>> {
-        self.members
-            .keys()
-            .map(|(account, device)| Address::from_parts(account, *device))
+        self.members.keys().map(MemberId::address)
     }
 }
 

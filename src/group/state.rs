@@ -37,10 +37,11 @@ impl GroupSession {
             .bytes(self.own.chain_key.as_bytes())
             .bytes(self.own.signing.seed())
             .u32(self.members.len() as u32);
-        for ((account, device), chains) in &self.members {
-            w.u8(account.len() as u8)
-                .bytes(account)
-                .u32(*device)
+        for (id, chains) in &self.members {
+            let address = id.address();
+            w.u8(address.account_id().len() as u8)
+                .bytes(address.account_id())
+                .u32(address.device_id())
                 .u8(chains.len() as u8);
             for chain in chains {
                 w.u32(chain.chain_id)
@@ -93,8 +94,8 @@ impl GroupSession {
         let mut previous: Option<MemberId> = None;
         for _ in 0..member_count {
             let address = Address::parse(&mut r)?;
-            let id: MemberId = (address.account_id().to_vec(), address.device_id());
-            if previous.as_ref().is_some_and(|p| *p >= id) {
+            let id = MemberId::new(&address);
+            if previous.is_some_and(|p| p >= id) {
                 return Err(DecodeError::InvalidValue {
                     field: "member order",
                 }
@@ -130,7 +131,7 @@ impl GroupSession {
                     skipped,
                 });
             }
-            previous = Some(id.clone());
+            previous = Some(id);
             members.insert(id, chains);
         }
         let removed_count = r.count_u32("removed accounts", MAX_GROUP_MEMBER_DEVICES)?;
