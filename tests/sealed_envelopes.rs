@@ -27,12 +27,15 @@
 //! overhead -- --nocapture`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/scripted_rng.rs"]
+mod scripted_rng;
+use scripted_rng::{ScriptedRng, hex};
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 
 use chacha20::ChaCha20Rng;
 use proptest::prelude::*;
-use ratchetbox::rand_core::{SeedableRng, TryCryptoRng, TryRng};
+use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::sealed::{
     Address, CertificateError, ContentHint, DeliveryAccessKey, EnvelopeError, InnerKind,
     MAX_ACCOUNT_ID_LEN, MAX_INNER_LEN, MAX_PAYLOAD_LEN, MAX_RECIPIENTS, MAX_TRUST_ENTRIES,
@@ -282,10 +285,6 @@ fn padded_payload_len(payload_len: usize) -> usize {
     } else {
         padme(payload_len + 1)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -2192,34 +2191,6 @@ fn overhead_of_single_and_multi_envelopes() {
 
 // ---------------------------------------------------------------------------
 // A certified but malicious sender, through an independent sealer.
-
-/// An RNG that hands out scripted bytes in order (as in tests/vectors.rs).
-struct ScriptedRng {
-    bytes: Vec<u8>,
-}
-
-impl TryRng for ScriptedRng {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        assert!(self.bytes.len() >= dst.len(), "script exhausted");
-        let rest = self.bytes.split_off(dst.len());
-        dst.copy_from_slice(&self.bytes);
-        self.bytes = rest;
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for ScriptedRng {}
 
 const BASEPOINT: [u8; 32] = {
     let mut b = [0u8; 32];

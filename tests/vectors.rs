@@ -7,64 +7,17 @@
 //! after a deliberate format change.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
+#[path = "support/scripted_rng.rs"]
+mod scripted_rng;
+use scripted_rng::{ScriptedRng, hex, unhex};
 
-use ratchetbox::rand_core::{TryCryptoRng, TryRng};
+use std::collections::BTreeMap;
+
 use ratchetbox::{
     IdentityKeyPair, Message, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session, hazmat,
 };
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/session_v1.txt");
-
-/// An RNG that hands out scripted bytes in order, so that every secret the
-/// protocol draws is a vector input.
-struct ScriptedRng {
-    bytes: Vec<u8>,
-}
-
-impl ScriptedRng {
-    fn new(chunks: &[&[u8]]) -> Self {
-        Self {
-            bytes: chunks.concat(),
-        }
-    }
-}
-
-impl TryRng for ScriptedRng {
-    type Error = Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        assert!(self.bytes.len() >= dst.len(), "script exhausted");
-        let rest = self.bytes.split_off(dst.len());
-        dst.copy_from_slice(&self.bytes);
-        self.bytes = rest;
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for ScriptedRng {}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn arr(v: &[u8]) -> [u8; 32] {
     v.try_into().expect("32 bytes")
