@@ -19,7 +19,7 @@
 
 #[path = "support/scripted_rng.rs"]
 mod scripted_rng;
-use scripted_rng::{ScriptedRng, hex, unhex};
+use scripted_rng::{ScriptedRng, hex, read_vectors, write_vectors};
 
 use std::collections::BTreeMap;
 
@@ -121,29 +121,8 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn read_file() -> (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>) {
-    let text = std::fs::read_to_string(PATH).expect("vector file");
-    let (mut inputs, mut outputs) = (BTreeMap::new(), BTreeMap::new());
-    let mut section = None;
-    for line in text.lines().map(str::trim) {
-        match line {
-            "" => {}
-            l if l.starts_with('#') => {}
-            "[inputs]" => section = Some(&mut inputs),
-            "[outputs]" => section = Some(&mut outputs),
-            l => {
-                let (k, v) = l.split_once(" = ").expect("key = hex");
-                let map = section.as_deref_mut().expect("section header first");
-                map.insert(k.to_string(), unhex(v));
-            }
-        }
-    }
-    (inputs, outputs)
-}
-
 fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>>) {
-    let mut text = String::from(
-        "# ratchetbox v1 sender-key group known-answer vector. Hex, alphabetical.\n\
+    let header = "# ratchetbox v1 sender-key group known-answer vector. Hex, alphabetical.\n\
          #\n\
          # Random draws, in order, by GroupSession::create (OwnChain::generate):\n\
          #   1. chain key, 32 bytes              (<party>_chain_key)\n\
@@ -157,21 +136,8 @@ fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>
          # receiver (default GroupConfig) creates its own session, processes the\n\
          # distribution from sender_account/sender_device (device id big-endian),\n\
          # decrypts message_2 then message_0 (receiver_state_after_2_0 keeps the\n\
-         # skipped key of iteration 1), then message_1 (receiver_state_final).\n\n\
-         [inputs]\n",
-    );
-    for (k, v) in input {
-        text += &format!("{k} = {}\n", hex(v));
-    }
-    text += "\n[outputs]\n";
-    for (k, v) in output {
-        text += &format!("{k} = {}\n", hex(v));
-    }
-    // Written aside and renamed, so a test reading the file concurrently sees
-    // either the old or the new version, never a partial one.
-    let partial = format!("{PATH}.partial");
-    std::fs::write(&partial, text).expect("write vectors");
-    std::fs::rename(&partial, PATH).expect("replace vectors");
+         # skipped key of iteration 1), then message_1 (receiver_state_final).\n";
+    write_vectors(PATH, header, input, output);
 }
 
 /// The only test that writes the file.
@@ -182,7 +148,7 @@ fn group_vector_is_reproduced() {
     if std::env::var_os("RATCHETBOX_WRITE_VECTORS").is_some() {
         write_file(&input, &computed);
     }
-    let (stored_in, stored_out) = read_file();
+    let (stored_in, stored_out) = read_vectors(PATH);
     assert_eq!(stored_in.len(), input.len());
     for (k, v) in &input {
         assert_eq!(&stored_in[*k], v, "input {k}");
@@ -210,7 +176,7 @@ impl Layout {
 
 #[test]
 fn stored_group_vector_decrypts() {
-    let (input, output) = read_file();
+    let (input, output) = read_vectors(PATH);
     let i = |k: &str| input[k].as_slice();
     let o = |k: &str| output[k].as_slice();
     let from = sender_address(&input);

@@ -11,7 +11,7 @@
 
 #[path = "support/scripted_rng.rs"]
 mod scripted_rng;
-use scripted_rng::{ScriptedRng, hex, unhex};
+use scripted_rng::{ScriptedRng, hex, read_vectors, write_vectors};
 
 use std::collections::BTreeMap;
 
@@ -261,31 +261,8 @@ fn split(multi: &[u8], p: &Parties) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-type Sections = (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>);
-
-fn read_file() -> Sections {
-    let text = std::fs::read_to_string(PATH).expect("vector file");
-    let (mut inputs, mut outputs) = (BTreeMap::new(), BTreeMap::new());
-    let mut section = None;
-    for line in text.lines().map(str::trim) {
-        match line {
-            "" => {}
-            l if l.starts_with('#') => {}
-            "[inputs]" => section = Some(&mut inputs),
-            "[outputs]" => section = Some(&mut outputs),
-            l => {
-                let (k, v) = l.split_once('=').expect("key = hex");
-                let map = section.as_deref_mut().expect("section header first");
-                map.insert(k.trim().to_string(), unhex(v.trim()));
-            }
-        }
-    }
-    (inputs, outputs)
-}
-
 fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>>) {
-    let mut text = String::from(
-        "# ratchetbox v1 sealed-envelope known-answer vector (SPEC.md §9). Hex; integers\n\
+    let header = "# ratchetbox v1 sealed-envelope known-answer vector (SPEC.md §9). Hex; integers\n\
          # big-endian; kind and hint are their one-byte codes (§9.3); names are\n\
          # alphabetical, not in order of use.\n\
          #\n\
@@ -302,26 +279,8 @@ fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>
          # empty) and token multi_token = bob_delivery_key XOR carol_delivery_key;\n\
          # the RNG yields multi_content_key (M) then multi_ephemeral_secret.\n\
          # multi_part_<account>_<device> (§9.7): the server's split parts.\n\
-         # Ephemeral secrets are X25519 private keys, clamped when used.\n\n[inputs]\n",
-    );
-    let line = |k: &str, v: &[u8]| {
-        if v.is_empty() {
-            format!("{k} =\n")
-        } else {
-            format!("{k} = {}\n", hex(v))
-        }
-    };
-    for (k, v) in input {
-        text += &line(k, v);
-    }
-    text += "\n[outputs]\n";
-    for (k, v) in output {
-        text += &line(k, v);
-    }
-    // Write then rename, so a concurrent reader never sees half a file.
-    let tmp = format!("{PATH}.tmp");
-    std::fs::write(&tmp, text).expect("write vectors");
-    std::fs::rename(&tmp, PATH).expect("replace vectors");
+         # Ephemeral secrets are X25519 private keys, clamped when used.\n";
+    write_vectors(PATH, header, input, output);
 }
 
 #[test]
@@ -331,7 +290,7 @@ fn sealed_vector_is_reproduced() {
     if std::env::var_os("RATCHETBOX_WRITE_VECTORS").is_some() {
         write_file(&input, &computed);
     }
-    let (stored_in, stored_out) = read_file();
+    let (stored_in, stored_out) = read_vectors(PATH);
     assert_eq!(stored_in.len(), input.len());
     for (k, v) in &input {
         assert_eq!(hex(&stored_in[*k]), hex(v), "input {k}");
@@ -347,7 +306,7 @@ fn sealed_vector_is_reproduced() {
 
 #[test]
 fn stored_envelopes_open() {
-    let (input, output) = read_file();
+    let (input, output) = read_vectors(PATH);
     let i = |k: &str| input[k].as_slice();
     let o = |k: &str| output[k].as_slice();
     let p = parties(&input);

@@ -9,7 +9,7 @@
 
 #[path = "support/scripted_rng.rs"]
 mod scripted_rng;
-use scripted_rng::{ScriptedRng, hex, unhex};
+use scripted_rng::{ScriptedRng, hex, read_vectors, write_vectors};
 
 use std::collections::BTreeMap;
 
@@ -122,39 +122,10 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn read_file() -> (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>) {
-    let text = std::fs::read_to_string(PATH).expect("vector file");
-    let (mut inputs, mut outputs) = (BTreeMap::new(), BTreeMap::new());
-    let mut section = None;
-    for line in text.lines().map(str::trim) {
-        match line {
-            "" => {}
-            l if l.starts_with('#') => {}
-            "[inputs]" => section = Some(&mut inputs),
-            "[outputs]" => section = Some(&mut outputs),
-            l => {
-                let (k, v) = l.split_once(" = ").expect("key = hex");
-                let map = section.as_deref_mut().expect("section header first");
-                map.insert(k.to_string(), unhex(v));
-            }
-        }
-    }
-    (inputs, outputs)
-}
-
 fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>>) {
-    let mut text = String::from(
-        "# ratchetbox v1 session known-answer vector (SPEC.md §8). Hex, alphabetical;\n\
-         # SPEC.md §8 says which party uses each input, and in which order.\n\n[inputs]\n",
-    );
-    for (k, v) in input {
-        text += &format!("{k} = {}\n", hex(v));
-    }
-    text += "\n[outputs]\n";
-    for (k, v) in output {
-        text += &format!("{k} = {}\n", hex(v));
-    }
-    std::fs::write(PATH, text).expect("write vectors");
+    let header = "# ratchetbox v1 session known-answer vector (SPEC.md §8). Hex, alphabetical;\n\
+         # SPEC.md §8 says which party uses each input, and in which order.\n";
+    write_vectors(PATH, header, input, output);
 }
 
 #[test]
@@ -164,7 +135,7 @@ fn session_vector_is_reproduced() {
     if std::env::var_os("RATCHETBOX_WRITE_VECTORS").is_some() {
         write_file(&input, &computed);
     }
-    let (stored_in, stored_out) = read_file();
+    let (stored_in, stored_out) = read_vectors(PATH);
     for (k, v) in &input {
         assert_eq!(&stored_in[*k], v, "input {k}");
     }
@@ -176,7 +147,7 @@ fn session_vector_is_reproduced() {
 
 #[test]
 fn stored_messages_decrypt() {
-    let (input, output) = read_file();
+    let (input, output) = read_vectors(PATH);
     let i = |k: &str| input[k].as_slice();
     let alice = IdentityKeyPair::from_seed(&arr(i("alice_identity_seed")));
     let bob = IdentityKeyPair::from_seed(&arr(i("bob_identity_seed")));

@@ -3,6 +3,7 @@
 //! helpers for the vector files. Included with `#[path]`; not a test target.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use ratchetbox::rand_core::{TryCryptoRng, TryRng};
@@ -57,4 +58,57 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
         .collect()
+}
+
+/// The `[inputs]` and `[outputs]` sections of a vector file, by name.
+pub type Sections = (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>);
+
+/// Reads a vector file: `#` comments, `[inputs]` / `[outputs]` headers and
+/// `name = hex` lines (an empty value is written `name =`).
+pub fn read_vectors(path: &str) -> Sections {
+    let text = std::fs::read_to_string(path).expect("vector file");
+    let (mut inputs, mut outputs) = (BTreeMap::new(), BTreeMap::new());
+    let mut section = None;
+    for line in text.lines().map(str::trim) {
+        match line {
+            "" => {}
+            l if l.starts_with('#') => {}
+            "[inputs]" => section = Some(&mut inputs),
+            "[outputs]" => section = Some(&mut outputs),
+            l => {
+                let (k, v) = l.split_once('=').expect("key = hex");
+                let map = section.as_deref_mut().expect("section header first");
+                map.insert(k.trim().to_string(), unhex(v.trim()));
+            }
+        }
+    }
+    (inputs, outputs)
+}
+
+/// Writes a vector file: `header` (comment lines), then both sections. Written
+/// aside and renamed, so a test reading it concurrently never sees half a file.
+pub fn write_vectors(
+    path: &str,
+    header: &str,
+    input: &BTreeMap<&str, Vec<u8>>,
+    output: &BTreeMap<String, Vec<u8>>,
+) {
+    let line = |k: &str, v: &[u8]| {
+        if v.is_empty() {
+            format!("{k} =\n")
+        } else {
+            format!("{k} = {}\n", hex(v))
+        }
+    };
+    let mut text = format!("{header}\n[inputs]\n");
+    for (k, v) in input {
+        text += &line(k, v);
+    }
+    text += "\n[outputs]\n";
+    for (k, v) in output {
+        text += &line(k, v);
+    }
+    let partial = format!("{path}.partial");
+    std::fs::write(&partial, text).expect("write vectors");
+    std::fs::rename(&partial, path).expect("replace vectors");
 }
