@@ -50,6 +50,14 @@ pub mod labels {
     pub const GROUP_CHAIN: &[u8] = b"ratchetbox v1 group chain";
     /// HKDF `info` of a delivery access key.
     pub const DELIVERY_KEY_INFO: &[u8] = b"ratchetbox v1 delivery access key";
+    /// Prefix of the first hash of a safety-number fingerprint.
+    pub const SAFETY_NUMBER: &[u8] = b"ratchetbox v1 safety number";
+    /// HKDF `info` of the provisioning (device linking) key.
+    pub const PROVISIONING_INFO: &[u8] = b"ratchetbox v1 provisioning";
+    /// Prefix of the hash behind a provisioning confirmation code.
+    pub const PROVISIONING_CODE: &[u8] = b"ratchetbox v1 provisioning code";
+    /// HKDF `info` of the key that seals state at rest.
+    pub const STATE_AT_REST_INFO: &[u8] = b"ratchetbox v1 state at rest";
 }
 
 /// Length of every symmetric key, DH output and public key in the protocol.
@@ -362,6 +370,15 @@ pub(crate) fn hmac_sha256(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; 32] {
 /// SHA-256 over the concatenation of `parts`.
 pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part);
+    }
+    hash.finalize().into()
+}
+
+/// SHA-512 over the concatenation of `parts`.
+pub(crate) fn sha512(parts: &[&[u8]]) -> [u8; 64] {
+    let mut hash = Sha512::new();
     for part in parts {
         hash.update(part);
     }

@@ -55,6 +55,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+mod account;
 mod bundle;
 mod codec;
 mod crypto;
@@ -64,10 +65,12 @@ mod identity;
 mod message;
 mod prekey;
 mod ratchet;
+mod safety;
 pub mod sealed;
 mod session;
 mod x3dh;
 
+pub use account::{AccountId, DeviceAddress};
 pub use bundle::{
     BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, PreKeyBundle, VerifiedBundle,
 };
@@ -83,6 +86,10 @@ pub use prekey::{
     SignedPreKey,
 };
 pub use rand_core;
+pub use safety::{
+    SAFETY_NUMBER_DIGITS, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_VERSION, SCANNABLE_LEN,
+    SafetyNumber, SafetyNumberMatch,
+};
 pub use session::{MAX_PREVIOUS_RATCHET_KEYS, Responder, Role, Session, SessionConfig};
 
 /// Internal values for known-answer vectors and fuzzing. Not a stable API;

@@ -9,12 +9,13 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::wire::{self, Distribution, GROUP_MESSAGE_TAG, GroupMessage, group_message_overhead};
+use crate::account::DeviceAddress;
 use crate::crypto::{self, KEY_LEN, PublicKey, SIGNATURE_LEN, TAG_LEN};
 use crate::error::Error;
-use crate::identity::{DeviceId, IdentityKey, IdentityKeyPair};
+use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::ratchet::keys::MessageKey;
 use crate::ratchet::skipped::{SkippedKey, SkippedKeys};
-use crate::sealed::{Address, MAX_ACCOUNT_ID_LEN};
+use crate::sealed::Address;
 
 /// Limits on what other members can make this device derive and keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,55 +156,6 @@ impl InboundChain {
     }
 }
 
-/// A member device's address, held inline so that looking a sender up on the
-/// decrypt path allocates nothing. Ordered like [`Address`] (account id bytes,
-/// then device id).
-#[derive(Clone, Copy)]
-pub(crate) struct MemberId {
-    len: u8,
-    account: [u8; MAX_ACCOUNT_ID_LEN],
-    device: DeviceId,
-}
-
-impl MemberId {
-    pub(crate) fn new(address: &Address<'_>) -> Self {
-        let account_id = address.account_id();
-        let mut account = [0u8; MAX_ACCOUNT_ID_LEN];
-        // Addresses hold 1..=MAX_ACCOUNT_ID_LEN bytes.
-        let len = account_id.len().min(MAX_ACCOUNT_ID_LEN);
-        account[..len].copy_from_slice(&account_id[..len]);
-        Self {
-            len: len as u8,
-            account,
-            device: address.device_id(),
-        }
-    }
-
-    pub(crate) fn address(&self) -> Address<'_> {
-        Address::from_parts(&self.account[..usize::from(self.len)], self.device)
-    }
-}
-
-impl PartialEq for MemberId {
-    fn eq(&self, other: &Self) -> bool {
-        self.address() == other.address()
-    }
-}
-
-impl Eq for MemberId {}
-
-impl PartialOrd for MemberId {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for MemberId {
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.address().cmp(&other.address())
-    }
-}
-
 /// One device's view of one group: its own sending chain and the chains it
 /// has received from other member devices.
 ///
@@ -225,7 +177,7 @@ pub struct GroupSession {
     pub(crate) group_id: Vec<u8>,
     pub(crate) config: GroupConfig,
     pub(crate) own: OwnChain,
-    pub(crate) members: BTreeMap<MemberId, Vec<InboundChain>>,
+    pub(crate) members: BTreeMap<DeviceAddress, Vec<InboundChain>>,
     /// Accounts removed from the group: their distributions are refused until
     /// [`readmit_member`](GroupSession::readmit_member).
     pub(crate) removed: BTreeSet<Vec<u8>>,
@@ -304,7 +256,7 @@ impl GroupSession {
         if self.removed.contains(sender.account_id()) {
             return Err(Error::NotAMember);
         }
-        let id = MemberId::new(&sender);
+        let id = DeviceAddress::from_address(&sender);
         if !self.members.contains_key(&id) && self.members.len() >= MAX_GROUP_MEMBER_DEVICES {
             return Err(Error::InvalidConfig {
                 reason: "group has MAX_GROUP_MEMBER_DEVICES devices",
@@ -396,7 +348,7 @@ impl GroupSession {
 
     fn chain(&self, sender: &Address<'_>, chain_id: u32) -> Result<&InboundChain, Error> {
         self.members
-            .get(&MemberId::new(sender))
+            .get(&DeviceAddress::from_address(sender))
             .and_then(|chains| chains.iter().find(|c| c.chain_id == chain_id))
             .ok_or(Error::NotAMember)
     }
@@ -426,7 +378,7 @@ impl GroupSession {
         let cap = self.config.max_skipped_keys as usize;
         let chain = self
             .members
-            .get_mut(&MemberId::new(sender))
+            .get_mut(&DeviceAddress::from_address(sender))
             .and_then(|chains| chains.iter_mut().find(|c| c.chain_id == message.chain_id))
             .ok_or(Error::NotAMember)?;
         let mut out = vec![0u8; message.ciphertext.len()];
@@ -549,7 +501,7 @@ impl GroupSession {
             });
         }
         self.members
-            .retain(|id, _| id.address().account_id() != account_id);
+            .retain(|id, _| id.as_address().account_id() != account_id);
         self.removed.insert(account_id.to_vec());
         Ok(self.rotate(rng))
     }
@@ -562,7 +514,7 @@ impl GroupSession {
 
     /// Member devices whose chains this session holds.
     pub fn member_devices(&self) -> impl Iterator<Item = Address<'_>> {
-        self.members.keys().map(MemberId::address)
+        self.members.keys().map(DeviceAddress::as_address)
     }
 }
 

@@ -6,10 +6,10 @@ use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 use super::session::{
-    GroupChainKey, GroupConfig, GroupSession, InboundChain, MAX_GROUP_MEMBER_DEVICES, MemberId,
-    OwnChain,
+    GroupChainKey, GroupConfig, GroupSession, InboundChain, MAX_GROUP_MEMBER_DEVICES, OwnChain,
 };
 use super::wire;
+use crate::account::DeviceAddress;
 use crate::codec::{Reader, Writer};
 use crate::crypto::{KEY_LEN, PublicKey};
 use crate::error::{DecodeError, Error};
@@ -38,7 +38,7 @@ impl GroupSession {
             .bytes(self.own.signing.seed())
             .u32(self.members.len() as u32);
         for (id, chains) in &self.members {
-            let address = id.address();
+            let address = id.as_address();
             w.u8(address.account_id().len() as u8)
                 .bytes(address.account_id())
                 .u32(address.device_id())
@@ -91,10 +91,10 @@ impl GroupSession {
         };
         let member_count = r.count_u32("member devices", MAX_GROUP_MEMBER_DEVICES)?;
         let mut members = BTreeMap::new();
-        let mut previous: Option<MemberId> = None;
+        let mut previous: Option<DeviceAddress> = None;
         for _ in 0..member_count {
             let address = Address::parse(&mut r)?;
-            let id = MemberId::new(&address);
+            let id = DeviceAddress::from_address(&address);
             if previous.is_some_and(|p| p >= id) {
                 return Err(DecodeError::InvalidValue {
                     field: "member order",
