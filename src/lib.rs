@@ -64,10 +64,13 @@ pub mod group;
 mod identity;
 mod message;
 mod prekey;
+pub mod provisioning;
 mod ratchet;
 mod safety;
 pub mod sealed;
 mod session;
+pub mod storage;
+mod trust;
 mod x3dh;
 
 pub use account::{AccountId, DeviceAddress};
@@ -91,6 +94,7 @@ pub use safety::{
     SafetyNumber, SafetyNumberMatch,
 };
 pub use session::{MAX_PREVIOUS_RATCHET_KEYS, Responder, Role, Session, SessionConfig};
+pub use trust::{IdentityChange, Observation, TrustRecord, TrustState};
 
 /// Internal values for known-answer vectors and fuzzing. Not a stable API;
 /// never enable the `hazmat` feature in an application.

@@ -1,0 +1,436 @@
+//! State at rest: every stored object sealed under a caller's 32-byte storage
+//! key (SPEC.md §13).
+//!
+//! A sealed blob is `0x7A ‖ version ‖ kind ‖ nonce (12) ‖ ciphertext ‖ tag (16)`:
+//! ChaCha20-Poly1305 under a key derived from the storage key, with a random
+//! nonce, and the first three bytes as associated data, so a blob sealed as one
+//! kind of object never opens as another.
+//!
+//! ```
+//! use ratchetbox::IdentityKeyPair;
+//! use ratchetbox::storage::{self, StorageKey};
+//! let mut rng = ratchetbox::os_rng();
+//! let identity = IdentityKeyPair::generate(&mut rng);
+//! let key = StorageKey::generate(&mut rng);
+//!
+//! let blob = storage::seal(&mut rng, &key, &identity);
+//! let restored: IdentityKeyPair = storage::open(&key, &blob)?;
+//! assert_eq!(restored.public_key(), identity.public_key());
+//!
+//! // Moving to a new storage key is one call per blob.
+//! let new_key = StorageKey::generate(&mut rng);
+//! let moved = storage::reseal(&mut rng, &key, &new_key, &blob)?;
+//! assert!(storage::open::<IdentityKeyPair>(&key, &moved).is_err());
+//! # Ok::<(), ratchetbox::storage::StorageError>(())
+//! ```
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, KEY_LEN, NONCE_LEN, SecretKey32, TAG_LEN, labels};
+use crate::error::DecodeError;
+
+const SEALED_STATE_TAG: u8 = 0x7A;
+const SEALED_STATE_VERSION: u8 = 1;
+const HEADER_LEN: usize = 3;
+
+/// Bytes a sealed blob adds to the object's encoding: 3-byte header, nonce, tag.
+pub const SEALED_STATE_OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+
+/// A 32-byte key that seals stored state. The app keeps it in the platform
+/// keystore (Keychain, Android Keystore) and never stores it beside the blobs.
+pub struct StorageKey(SecretKey32);
+
+impl StorageKey {
+    /// A storage key from its bytes.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(SecretKey32::from_bytes(bytes))
+    }
+
+    /// A fresh random storage key.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        rng.fill_bytes(bytes.as_mut());
+        Self::from_bytes(*bytes)
+    }
+
+    /// `HKDF(salt = 32 zero bytes, ikm = storage key, info, 32)`: the AEAD key.
+    fn aead_key(&self) -> Zeroizing<[u8; KEY_LEN]> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        crypto::hkdf_sha256(
+            &[0u8; KEY_LEN],
+            &[self.0.as_bytes()],
+            labels::STATE_AT_REST_INFO,
+            key.as_mut(),
+        );
+        key
+    }
+}
+
+impl fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StorageKey([redacted])")
+    }
+}
+
+/// What kind of object a sealed blob holds; bound into its associated data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StateKind {
+    /// An [`IdentityKeyPair`](crate::IdentityKeyPair).
+    Identity,
+    /// A device's [`PreKeyStore`](crate::PreKeyStore).
+    PreKeys,
+    /// A [`SessionRecord`](crate::devices::SessionRecord) (one remote device's sessions).
+    Sessions,
+    /// A [`TrustRecord`](crate::TrustRecord).
+    Trust,
+    /// A [`GroupSession`](crate::group::GroupSession).
+    Group,
+    /// A whole [`MemoryStore`](crate::store::MemoryStore) snapshot.
+    DeviceStore,
+}
+
+impl StateKind {
+    /// The kind's byte in the sealed header.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            Self::Identity => 1,
+            Self::PreKeys => 2,
+            Self::Sessions => 3,
+            Self::Trust => 4,
+            Self::Group => 5,
+            Self::DeviceStore => 6,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            1 => Self::Identity,
+            2 => Self::PreKeys,
+            3 => Self::Sessions,
+            4 => Self::Trust,
+            5 => Self::Group,
+            6 => Self::DeviceStore,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a sealed blob could not be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The blob is shorter than a header, nonce and tag.
+    Truncated,
+    /// The first byte is not the sealed-state tag: not a sealed blob.
+    NotSealed {
+        /// The byte found.
+        found: u8,
+    },
+    /// A sealed-state version this library does not read.
+    UnsupportedVersion {
+        /// The version found.
+        found: u8,
+    },
+    /// The blob holds another kind of object than the one asked for.
+    WrongKind {
+        /// The kind asked for.
+        expected: StateKind,
+        /// The kind byte in the header.
+        found: u8,
+    },
+    /// The tag did not verify: the wrong storage key, or the blob was altered.
+    WrongKeyOrCorrupted,
+    /// The blob authenticated but its content is not a valid object
+    /// (written by an incompatible version of the app).
+    Decode(DecodeError),
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("sealed state is truncated"),
+            Self::NotSealed { found } => {
+                write!(f, "not sealed state (tag 0x{found:02x}, expected 0x7a)")
+            }
+            Self::UnsupportedVersion { found } => {
+                write!(f, "unsupported sealed-state version {found}")
+            }
+            Self::WrongKind { expected, found } => write!(
+                f,
+                "sealed state holds kind {found}, expected {expected:?} ({})",
+                expected.to_byte()
+            ),
+            Self::WrongKeyOrCorrupted => {
+                f.write_str("sealed state did not authenticate: wrong storage key or corrupted")
+            }
+            Self::Decode(e) => write!(f, "sealed state content is malformed: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for StorageError {}
+
+impl From<DecodeError> for StorageError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
+}
+
+/// An object with a stored encoding that can be sealed at rest.
+pub trait Persist: Sized {
+    /// The kind bound into the sealed blob.
+    const KIND: StateKind;
+    /// The object's versioned encoding (it may hold secrets).
+    fn encode_state(&self) -> Zeroizing<Vec<u8>>;
+    /// Decodes what [`encode_state`](Self::encode_state) produced.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a malformed encoding.
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// Seals `object` under `key`. Its size is the object's encoding plus
+/// [`SEALED_STATE_OVERHEAD`].
+pub fn seal<T: Persist, R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    key: &StorageKey,
+    object: &T,
+) -> Vec<u8> {
+    seal_bytes(rng, key, T::KIND, &object.encode_state())
+}
+
+/// Opens a blob [`seal`] produced as a `T`.
+///
+/// # Errors
+/// [`StorageError`]: truncation, a foreign tag or version, another kind of
+/// object, a wrong key or an altered byte, or undecodable content.
+pub fn open<T: Persist>(key: &StorageKey, blob: &[u8]) -> Result<T, StorageError> {
+    let plaintext = open_bytes(key, T::KIND, blob)?;
+    Ok(T::decode_state(&plaintext)?)
+}
+
+/// Re-seals a blob under a new storage key, keeping its kind, without decoding
+/// the object.
+///
+/// # Errors
+/// As [`open_bytes`], for the old key.
+pub fn reseal<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    old: &StorageKey,
+    new: &StorageKey,
+    blob: &[u8],
+) -> Result<Vec<u8>, StorageError> {
+    let kind = parse_header(blob)?;
+    let plaintext = open_bytes(old, kind, blob)?;
+    Ok(seal_bytes(rng, new, kind, &plaintext))
+}
+
+/// Seals an already encoded object of `kind`.
+pub fn seal_bytes<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    key: &StorageKey,
+    kind: StateKind,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(plaintext.len() + SEALED_STATE_OVERHEAD);
+    blob.extend_from_slice(&[SEALED_STATE_TAG, SEALED_STATE_VERSION, kind.to_byte()]);
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    blob.extend_from_slice(&nonce);
+    blob.resize(HEADER_LEN + NONCE_LEN + plaintext.len(), 0);
+    let (header, body) = blob.split_at_mut(HEADER_LEN + NONCE_LEN);
+    let tag = crypto::aead_seal_with_nonce(
+        &key.aead_key(),
+        &nonce,
+        &header[..HEADER_LEN],
+        plaintext,
+        body,
+    );
+    // A plaintext that fits in memory is far below ChaCha20's 256 GiB limit.
+    match tag {
+        Ok(tag) => blob.extend_from_slice(&tag),
+        Err(_) => blob.clear(),
+    }
+    blob
+}
+
+/// Opens a blob of `kind` into the object's encoding.
+///
+/// # Errors
+/// As [`open`], except that content is not decoded.
+pub fn open_bytes(
+    key: &StorageKey,
+    kind: StateKind,
+    blob: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, StorageError> {
+    let found = parse_header(blob)?;
+    if found != kind {
+        return Err(StorageError::WrongKind {
+            expected: kind,
+            found: found.to_byte(),
+        });
+    }
+    let (header, rest) = blob.split_at(HEADER_LEN);
+    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+    let mut plaintext = Zeroizing::new(alloc::vec![0u8; ciphertext.len()]);
+    crypto::aead_open_with_nonce(
+        &key.aead_key(),
+        nonce.try_into().map_err(|_| StorageError::Truncated)?,
+        header,
+        ciphertext,
+        tag.try_into().map_err(|_| StorageError::Truncated)?,
+        &mut plaintext,
+    )
+    .map_err(|_| StorageError::WrongKeyOrCorrupted)?;
+    Ok(plaintext)
+}
+
+/// The kind a blob claims, after checking tag, version and minimum length.
+/// The kind byte is authenticated only when the blob is opened.
+fn parse_header(blob: &[u8]) -> Result<StateKind, StorageError> {
+    if let Some(&tag) = blob.first()
+        && tag != SEALED_STATE_TAG
+    {
+        return Err(StorageError::NotSealed { found: tag });
+    }
+    if let Some(&version) = blob.get(1)
+        && version != SEALED_STATE_VERSION
+    {
+        return Err(StorageError::UnsupportedVersion { found: version });
+    }
+    if blob.len() < SEALED_STATE_OVERHEAD {
+        return Err(StorageError::Truncated);
+    }
+    // An unknown kind byte cannot be what any caller expects; an attacker who
+    // changed it gets the same answer as any other alteration.
+    StateKind::from_byte(blob[2]).ok_or(StorageError::WrongKeyOrCorrupted)
+}
+
+impl Persist for crate::IdentityKeyPair {
+    const KIND: StateKind = StateKind::Identity;
+    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        self.encode()
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes)
+    }
+}
+
+impl Persist for crate::PreKeyStore {
+    const KIND: StateKind = StateKind::PreKeys;
+    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        self.encode()
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes)
+    }
+}
+
+impl Persist for crate::TrustRecord {
+    const KIND: StateKind = StateKind::Trust;
+    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.encode())
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes)
+    }
+}
+
+impl Persist for crate::group::GroupSession {
+    const KIND: StateKind = StateKind::Group;
+    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        self.encode()
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes).map_err(|e| match e {
+            crate::Error::Decode(d) => d,
+            _ => DecodeError::InvalidValue {
+                field: "group state",
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdentityKeyPair;
+    use crate::test_rng;
+
+    #[test]
+    fn wrong_key_kind_truncation_and_tampering_are_typed() {
+        let mut rng = test_rng(1);
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let key = StorageKey::generate(&mut rng);
+        let blob = seal(&mut rng, &key, &identity);
+        assert_eq!(blob.len(), identity.encode().len() + SEALED_STATE_OVERHEAD);
+
+        let other = StorageKey::generate(&mut rng);
+        assert_eq!(
+            open::<IdentityKeyPair>(&other, &blob).err(),
+            Some(StorageError::WrongKeyOrCorrupted)
+        );
+        assert_eq!(
+            open::<crate::TrustRecord>(&key, &blob).err(),
+            Some(StorageError::WrongKind {
+                expected: StateKind::Trust,
+                found: 1
+            })
+        );
+        // Relabelling the blob is caught by the associated data.
+        let mut relabelled = blob.clone();
+        relabelled[2] = StateKind::Trust.to_byte();
+        assert_eq!(
+            open::<crate::TrustRecord>(&key, &relabelled).err(),
+            Some(StorageError::WrongKeyOrCorrupted)
+        );
+        for cut in 0..blob.len() {
+            let err = open::<IdentityKeyPair>(&key, &blob[..cut]).err();
+            assert!(
+                matches!(
+                    err,
+                    Some(StorageError::Truncated | StorageError::WrongKeyOrCorrupted)
+                ),
+                "cut {cut}: {err:?}"
+            );
+        }
+        for i in 0..blob.len() {
+            let mut flipped = blob.clone();
+            flipped[i] ^= 0x01;
+            assert!(open::<IdentityKeyPair>(&key, &flipped).is_err(), "byte {i}");
+        }
+        let mut version = blob.clone();
+        version[1] = 2;
+        assert_eq!(
+            open::<IdentityKeyPair>(&key, &version).err(),
+            Some(StorageError::UnsupportedVersion { found: 2 })
+        );
+        assert_eq!(
+            open::<IdentityKeyPair>(&key, &identity.encode()).err(),
+            Some(StorageError::NotSealed { found: 0x49 })
+        );
+    }
+
+    #[test]
+    fn two_seals_of_one_object_differ_and_reseal_moves_keys() {
+        let mut rng = test_rng(2);
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let (old, new) = (
+            StorageKey::generate(&mut rng),
+            StorageKey::generate(&mut rng),
+        );
+        let a = seal(&mut rng, &old, &identity);
+        let b = seal(&mut rng, &old, &identity);
+        assert_ne!(a, b);
+        let moved = reseal(&mut rng, &old, &new, &a).unwrap();
+        let back: IdentityKeyPair = open(&new, &moved).unwrap();
+        assert_eq!(back.public_key(), identity.public_key());
+        assert!(reseal(&mut rng, &new, &old, &a).is_err());
+    }
+}

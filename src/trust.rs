@@ -1,0 +1,339 @@
+//! Trust records: what this device knows about a contact account's identity key,
+//! and the identity-change policy (SPEC.md §12).
+//!
+//! # Policy
+//! - The first key seen for an account is recorded as [`TrustState::Unverified`].
+//! - The user compares safety numbers and marks the key
+//!   [`Verified`](TrustState::Verified).
+//! - A different key arriving (in a bundle, or in a prekey message that
+//!   authenticates) makes the record [`Changed`](TrustState::Changed):
+//!   - if the old key was **verified**, the change **blocks**: no message is
+//!     encrypted to the account and no new session is created with it (either
+//!     direction) until the app calls the accept operation for the new key;
+//!   - if the old key was **unverified**, the change is **reported** (the app
+//!     shows a notice) but allowed: sessions with the new key proceed.
+//! - Accepting a changed key makes it [`Unverified`](TrustState::Unverified)
+//!   again; verifying it makes it [`Verified`](TrustState::Verified).
+//!
+//! A lock icon maps directly: unverified grey, verified green, changed red.
+
+use crate::account::AccountId;
+use crate::codec::{Reader, Writer};
+use crate::crypto::KEY_LEN;
+use crate::error::DecodeError;
+use crate::identity::IdentityKey;
+
+const TRUST_RECORD_TAG: u8 = 0x55;
+const TRUST_RECORD_VERSION: u8 = 1;
+
+/// Where a contact's identity key stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustState {
+    /// Seen, not verified by the user (a grey lock).
+    Unverified,
+    /// The user compared safety numbers for this key (a green lock).
+    Verified,
+    /// The key differs from the one recorded before (a red lock).
+    Changed {
+        /// The key recorded before the change: the last verified key if the
+        /// change blocks, otherwise the key that was in use.
+        previous: IdentityKey,
+        /// Whether the previous key was verified. If so the change blocks
+        /// sending and new sessions until the app accepts the new key.
+        was_verified: bool,
+    },
+}
+
+impl TrustState {
+    /// Whether this state blocks sending and new sessions (a change away from a
+    /// verified key that the app has not accepted yet).
+    pub fn is_blocking(&self) -> bool {
+        matches!(
+            self,
+            Self::Changed {
+                was_verified: true,
+                ..
+            }
+        )
+    }
+}
+
+/// A contact account's identity key and its trust state.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+/// let mut rng = ratchetbox::os_rng();
+/// let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut record = TrustRecord::first_seen(*bob.public_key());
+/// assert_eq!(record.state(), &TrustState::Unverified);
+/// record.mark_verified(bob.public_key())?;
+/// assert_eq!(record.state(), &TrustState::Verified);
+///
+/// let reinstalled = IdentityKeyPair::generate(&mut rng);
+/// let change = record.observe(reinstalled.public_key());
+/// assert!(change.blocked);
+/// assert!(record.state().is_blocking());
+/// record.accept(reinstalled.public_key())?;
+/// assert_eq!(record.state(), &TrustState::Unverified);
+/// # Ok::<(), ratchetbox::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustRecord {
+    identity: IdentityKey,
+    state: TrustState,
+}
+
+/// What [`TrustRecord::observe`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The key differs from the one recorded: the change to report.
+    pub changed: bool,
+    /// The record blocks sending and new sessions with the offered key.
+    pub blocked: bool,
+}
+
+/// An identity change, reported to the app when a contact's key differs from
+/// the recorded one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdentityChange {
+    /// The contact account.
+    pub account: AccountId,
+    /// The key recorded before.
+    pub previous: IdentityKey,
+    /// The key now offered.
+    pub new: IdentityKey,
+    /// Whether the previous key was verified (then the change blocks).
+    pub was_verified: bool,
+}
+
+impl TrustRecord {
+    /// The record for a key seen for the first time: unverified.
+    pub fn first_seen(identity: IdentityKey) -> Self {
+        Self {
+            identity,
+            state: TrustState::Unverified,
+        }
+    }
+
+    /// The most recently seen key (after a change, the new one).
+    pub fn identity(&self) -> &IdentityKey {
+        &self.identity
+    }
+
+    /// The trust state.
+    pub fn state(&self) -> &TrustState {
+        &self.state
+    }
+
+    /// Applies the policy to a key offered for this account (from a bundle or
+    /// an authenticated prekey message). A different key turns the record into
+    /// [`TrustState::Changed`]; see the [module docs](self) for the policy.
+    pub fn observe(&mut self, offered: &IdentityKey) -> Observation {
+        if *offered == self.identity {
+            return Observation {
+                changed: false,
+                blocked: self.state.is_blocking(),
+            };
+        }
+        let (previous, was_verified) = match self.state {
+            TrustState::Verified => (self.identity, true),
+            // A blocking change keeps naming the last verified key.
+            TrustState::Changed {
+                previous,
+                was_verified: true,
+            } => (previous, true),
+            TrustState::Unverified
+            | TrustState::Changed {
+                was_verified: false,
+                ..
+            } => (self.identity, false),
+        };
+        self.identity = *offered;
+        self.state = TrustState::Changed {
+            previous,
+            was_verified,
+        };
+        Observation {
+            changed: true,
+            blocked: was_verified,
+        }
+    }
+
+    /// The user accepted the current key after a change (or acknowledged a
+    /// reported one): it becomes unverified, and stops blocking.
+    ///
+    /// # Errors
+    /// [`crate::Error::IdentityMismatch`] if `identity` is not the recorded key
+    /// (the app accepted a key it did not show).
+    pub fn accept(&mut self, identity: &IdentityKey) -> Result<(), crate::Error> {
+        self.check(identity)?;
+        if matches!(self.state, TrustState::Changed { .. }) {
+            self.state = TrustState::Unverified;
+        }
+        Ok(())
+    }
+
+    /// The user compared safety numbers computed from `identity`: it becomes verified.
+    ///
+    /// # Errors
+    /// [`crate::Error::IdentityMismatch`] if `identity` is not the recorded key.
+    pub fn mark_verified(&mut self, identity: &IdentityKey) -> Result<(), crate::Error> {
+        self.check(identity)?;
+        self.state = TrustState::Verified;
+        Ok(())
+    }
+
+    /// Clears the verified mark (for example when the user un-verifies).
+    pub fn mark_unverified(&mut self) {
+        if self.state == TrustState::Verified {
+            self.state = TrustState::Unverified;
+        }
+    }
+
+    fn check(&self, identity: &IdentityKey) -> Result<(), crate::Error> {
+        if *identity == self.identity {
+            Ok(())
+        } else {
+            Err(crate::Error::IdentityMismatch)
+        }
+    }
+
+    /// Encodes the record (SPEC.md §12.2). Public data only.
+    pub fn encode(&self) -> alloc::vec::Vec<u8> {
+        let mut w = Writer::with_capacity(3 + 2 * KEY_LEN + 1);
+        w.u8(TRUST_RECORD_TAG)
+            .u8(TRUST_RECORD_VERSION)
+            .bytes(&self.identity.to_bytes());
+        match self.state {
+            TrustState::Unverified => {
+                w.u8(0);
+            }
+            TrustState::Verified => {
+                w.u8(1);
+            }
+            TrustState::Changed {
+                previous,
+                was_verified,
+            } => {
+                w.u8(2).bytes(&previous.to_bytes()).flag(was_verified);
+            }
+        }
+        w.into_vec()
+    }
+
+    /// Decodes what [`encode`](Self::encode) produced.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a malformed, truncated or unknown record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(TRUST_RECORD_TAG)?;
+        let version = r.u8("version")?;
+        if version != TRUST_RECORD_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version });
+        }
+        let identity = IdentityKey::from_bytes(&r.array("identity key")?)?;
+        let state = match r.u8("trust state")? {
+            0 => TrustState::Unverified,
+            1 => TrustState::Verified,
+            2 => {
+                let previous = IdentityKey::from_bytes(&r.array("previous identity key")?)?;
+                if previous == identity {
+                    return Err(DecodeError::InvalidValue {
+                        field: "previous identity key",
+                    });
+                }
+                TrustState::Changed {
+                    previous,
+                    was_verified: r.flag("was verified")?,
+                }
+            }
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    field: "trust state",
+                });
+            }
+        };
+        r.finish()?;
+        Ok(Self { identity, state })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdentityKeyPair;
+
+    fn key(seed: u8) -> IdentityKey {
+        *IdentityKeyPair::from_seed(&[seed; 32]).public_key()
+    }
+
+    #[test]
+    fn change_from_unverified_is_reported_but_allowed() {
+        let mut record = TrustRecord::first_seen(key(1));
+        assert_eq!(
+            record.observe(&key(1)),
+            Observation {
+                changed: false,
+                blocked: false
+            }
+        );
+        let seen = record.observe(&key(2));
+        assert!(seen.changed && !seen.blocked);
+        assert_eq!(
+            record.state(),
+            &TrustState::Changed {
+                previous: key(1),
+                was_verified: false
+            }
+        );
+        // The new key keeps working while the notice is shown.
+        assert!(!record.observe(&key(2)).blocked);
+        record.accept(&key(2)).unwrap();
+        assert_eq!(record.state(), &TrustState::Unverified);
+    }
+
+    #[test]
+    fn change_from_verified_blocks_until_accepted() {
+        let mut record = TrustRecord::first_seen(key(1));
+        record.mark_verified(&key(1)).unwrap();
+        assert!(record.observe(&key(2)).blocked);
+        // Still blocked on every later sighting, and a third key keeps the
+        // verified key as the one to compare against.
+        assert!(record.observe(&key(2)).blocked);
+        assert!(record.observe(&key(3)).blocked);
+        assert_eq!(
+            record.state(),
+            &TrustState::Changed {
+                previous: key(1),
+                was_verified: true
+            }
+        );
+        // Accepting a key the app did not show is refused.
+        assert_eq!(record.accept(&key(2)), Err(crate::Error::IdentityMismatch));
+        record.accept(&key(3)).unwrap();
+        assert!(!record.observe(&key(3)).blocked);
+        // Going back to the old verified key is a change too, not a silent revert.
+        assert!(record.observe(&key(1)).changed);
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_garbage() {
+        let mut record = TrustRecord::first_seen(key(1));
+        let mut all = std::vec![record];
+        record.mark_verified(&key(1)).unwrap();
+        all.push(record);
+        record.observe(&key(2));
+        all.push(record);
+        for r in all {
+            let bytes = r.encode();
+            assert_eq!(TrustRecord::decode(&bytes), Ok(r));
+            for cut in 0..bytes.len() {
+                assert!(TrustRecord::decode(&bytes[..cut]).is_err());
+            }
+        }
+        let mut bad = TrustRecord::first_seen(key(1)).encode();
+        bad[34] = 3;
+        assert!(TrustRecord::decode(&bad).is_err());
+    }
+}
