@@ -27,6 +27,9 @@ const TRUST_RECORD_TAG: u8 = 0x55;
 const TRUST_RECORD_VERSION: u8 = 1;
 
 /// Where a contact's identity key stands.
+// IdentityKey keeps its decompressed point (to verify without re-decoding), so
+// the changed state is large; records are few and copied rarely.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrustState {
     /// Seen, not verified by the user (a grey lock).
