@@ -128,6 +128,15 @@ impl DhKeyPair {
         Self { secret, public }
     }
 
+    /// An independent copy of the key pair, for a store handing out owned keys
+    /// (both copies zeroize on drop). Deliberately not `Clone`.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            secret: self.secret.clone(),
+            public: self.public,
+        }
+    }
+
     /// Rebuilds a key pair from a stored scalar, which must already be clamped:
     /// stored forms are canonical, so decoding and re-encoding is the identity.
     pub(crate) fn from_stored_secret(bytes: [u8; KEY_LEN]) -> Option<Self> {

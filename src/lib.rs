@@ -59,6 +59,7 @@ mod account;
 mod bundle;
 mod codec;
 mod crypto;
+pub mod devices;
 mod error;
 pub mod group;
 mod identity;
@@ -70,6 +71,7 @@ mod safety;
 pub mod sealed;
 mod session;
 pub mod storage;
+pub mod store;
 mod trust;
 mod x3dh;
 

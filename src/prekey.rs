@@ -29,6 +29,8 @@ pub const MAX_RETIRED_SIGNED_PREKEYS: usize = 4;
 
 const PREKEY_STATE_TAG: u8 = 0x50;
 const PREKEY_STATE_VERSION: u8 = 1;
+const SIGNED_PREKEY_TAG: u8 = 0x51;
+const ONE_TIME_PREKEY_TAG: u8 = 0x52;
 
 /// A signed prekey: an X25519 key pair, its id, and the identity's signature
 /// over `Encode(public key)`.
@@ -71,6 +73,35 @@ impl SignedPreKey {
     pub(crate) fn key_pair(&self) -> &DhKeyPair {
         &self.key_pair
     }
+
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            id: self.id,
+            key_pair: self.key_pair.duplicate(),
+            signature: self.signature,
+        }
+    }
+
+    /// Encodes the key alone, for a store that keeps prekeys as separate rows
+    /// (SPEC.md §6.2): `0x51 ‖ id ‖ secret ‖ signature`. Holds a secret.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(1 + 4 + KEY_LEN + SIGNATURE_LEN);
+        w.u8(SIGNED_PREKEY_TAG);
+        encode_signed(&mut w, self);
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Decodes what [`encode`](Self::encode) produced.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a malformed or unclamped key.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(SIGNED_PREKEY_TAG)?;
+        let key = decode_signed(&mut r)?;
+        r.finish()?;
+        Ok(key)
+    }
 }
 
 impl core::fmt::Debug for SignedPreKey {
@@ -101,6 +132,36 @@ impl OneTimePreKey {
 
     pub(crate) fn key_pair(&self) -> &DhKeyPair {
         &self.key_pair
+    }
+
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            id: self.id,
+            key_pair: self.key_pair.duplicate(),
+        }
+    }
+
+    /// Encodes the key alone (SPEC.md §6.2): `0x52 ‖ id ‖ secret`. Holds a secret.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(1 + 4 + KEY_LEN);
+        w.u8(ONE_TIME_PREKEY_TAG)
+            .u32(self.id)
+            .bytes(self.key_pair.secret_bytes());
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Decodes what [`encode`](Self::encode) produced.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a malformed or unclamped key.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(ONE_TIME_PREKEY_TAG)?;
+        let id = r.u32("one-time prekey id")?;
+        let secret = Zeroizing::new(r.array::<KEY_LEN>("one-time prekey secret")?);
+        let key_pair = stored_key_pair(*secret, "one-time prekey secret")?;
+        r.finish()?;
+        Ok(Self { id, key_pair })
     }
 }
 

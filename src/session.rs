@@ -22,6 +22,7 @@ use rand_core::CryptoRng;
 
 pub use config::SessionConfig;
 pub use responder::Responder;
+pub(crate) use responder::accept_with_keys;
 
 use crate::bundle::VerifiedBundle;
 use crate::crypto::{DhKeyPair, PublicKey};

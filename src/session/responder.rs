@@ -9,7 +9,7 @@ use super::{Session, SessionConfig};
 use crate::error::Error;
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::message::PreKeyMessage;
-use crate::prekey::PreKeyStore;
+use crate::prekey::{OneTimePreKey, PreKeyStore, SignedPreKey};
 use crate::x3dh;
 
 /// Accepts a [`PreKeyMessage`] and creates the responder's [`Session`].
@@ -101,20 +101,12 @@ impl<'a> Responder<'a> {
             ),
             None => None,
         };
-        let (secret, associated_data) = x3dh::respond(
-            self.identity,
-            signed_prekey,
-            one_time_prekey,
-            message.identity_key(),
-            message.base_key(),
-        )?;
-        let accepted = Session::respond_and_decrypt(
+        let accepted = accept_with_keys(
             rng,
             self.config,
             self.identity,
-            signed_prekey.key_pair(),
-            secret,
-            &associated_data,
+            signed_prekey,
+            one_time_prekey,
             message,
             out,
         )?;
@@ -139,4 +131,35 @@ impl<'a> Responder<'a> {
         out.truncate(len);
         Ok((session, out))
     }
+}
+
+/// X3DH as the responder plus the first decrypt, with the prekeys the message
+/// names already looked up. Touches no store: the caller deletes the one-time
+/// prekey when it commits the new session.
+pub(crate) fn accept_with_keys<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    config: SessionConfig,
+    identity: &IdentityKeyPair,
+    signed_prekey: &SignedPreKey,
+    one_time_prekey: Option<&OneTimePreKey>,
+    message: &PreKeyMessage<'_>,
+    out: &mut [u8],
+) -> Result<(Session, usize), Error> {
+    let (secret, associated_data) = x3dh::respond(
+        identity,
+        signed_prekey,
+        one_time_prekey,
+        message.identity_key(),
+        message.base_key(),
+    )?;
+    Session::respond_and_decrypt(
+        rng,
+        config,
+        identity,
+        signed_prekey.key_pair(),
+        secret,
+        &associated_data,
+        message,
+        out,
+    )
 }

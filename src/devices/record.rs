@@ -1,0 +1,175 @@
+//! One remote device's sessions: the active one and a bounded archive.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::codec::{Reader, Writer};
+use crate::error::DecodeError;
+use crate::session::Session;
+
+const SESSION_RECORD_TAG: u8 = 0x54;
+const SESSION_RECORD_VERSION: u8 = 1;
+
+/// Archived sessions kept per remote device unless the manager is configured
+/// otherwise. An archived session still decrypts messages sent on it (a peer
+/// that has not yet seen the newer session, a delayed message, two sessions
+/// started at once); 8 covers those with room, and bounds what a peer who
+/// keeps starting sessions can make us store.
+pub const DEFAULT_MAX_ARCHIVED_SESSIONS: usize = 8;
+/// The most archived sessions any configuration or stored record may hold.
+pub const MAX_ARCHIVED_SESSIONS: usize = 40;
+
+/// The sessions with one remote device: exactly one active session (used to
+/// encrypt, tried first to decrypt) and up to [`MAX_ARCHIVED_SESSIONS`]
+/// archived ones, most recent first.
+pub struct SessionRecord {
+    active: Session,
+    archived: Vec<Session>,
+}
+
+impl SessionRecord {
+    /// A record whose only session is `active`.
+    pub fn new(active: Session) -> Self {
+        Self {
+            active,
+            archived: Vec::new(),
+        }
+    }
+
+    /// The session messages are encrypted with.
+    pub fn active(&self) -> &Session {
+        &self.active
+    }
+
+    pub(crate) fn active_mut(&mut self) -> &mut Session {
+        &mut self.active
+    }
+
+    /// The archived sessions, most recent first.
+    pub fn archived(&self) -> &[Session] {
+        &self.archived
+    }
+
+    pub(crate) fn archived_mut(&mut self) -> &mut [Session] {
+        &mut self.archived
+    }
+
+    /// Makes `session` active, archiving the previous active session and
+    /// dropping the oldest archived ones beyond `max_archived`.
+    pub(crate) fn install(&mut self, session: Session, max_archived: usize) {
+        let previous = core::mem::replace(&mut self.active, session);
+        self.archive(previous, max_archived);
+    }
+
+    /// Adds `session` to the archive as its most recent entry.
+    pub(crate) fn archive(&mut self, session: Session, max_archived: usize) {
+        self.archived.insert(0, session);
+        self.archived
+            .truncate(max_archived.min(MAX_ARCHIVED_SESSIONS));
+    }
+
+    /// Makes archived session `index` active, archiving the current one.
+    pub(crate) fn promote(&mut self, index: usize) {
+        if index < self.archived.len() {
+            let promoted = self.archived.remove(index);
+            let previous = core::mem::replace(&mut self.active, promoted);
+            self.archived.insert(0, previous);
+        }
+    }
+
+    /// Drops archived sessions with another remote identity than the active
+    /// one (after an identity change they can only confuse).
+    pub(crate) fn drop_foreign_archived(&mut self) {
+        let identity = *self.active.remote_identity();
+        self.archived.retain(|s| *s.remote_identity() == identity);
+    }
+
+    /// The session (active first, then archived in order) matching `predicate`.
+    pub(crate) fn position(&self, predicate: impl Fn(&Session) -> bool) -> Option<Slot> {
+        if predicate(&self.active) {
+            return Some(Slot::Active);
+        }
+        self.archived.iter().position(predicate).map(Slot::Archived)
+    }
+
+    /// Encodes the record (SPEC.md §12.3). Holds secrets: store it sealed.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let active = self.active.encode();
+        let archived: Vec<_> = self.archived.iter().map(Session::encode).collect();
+        let len = 3 + 4 + active.len() + archived.iter().map(|a| 4 + a.len()).sum::<usize>();
+        let mut w = Writer::with_capacity(len);
+        w.u8(SESSION_RECORD_TAG).u8(SESSION_RECORD_VERSION);
+        w.u32(active.len() as u32).bytes(&active);
+        w.u8(archived.len() as u8);
+        for session in &archived {
+            w.u32(session.len() as u32).bytes(session);
+        }
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Decodes what [`encode`](Self::encode) produced.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a malformed record or session, or more than
+    /// [`MAX_ARCHIVED_SESSIONS`] archived sessions.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(SESSION_RECORD_TAG)?;
+        let version = r.u8("version")?;
+        if version != SESSION_RECORD_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version });
+        }
+        let active = decode_session(&mut r)?;
+        let count = usize::from(r.u8("archived session count")?);
+        if count > MAX_ARCHIVED_SESSIONS {
+            return Err(DecodeError::LimitExceeded {
+                field: "archived sessions",
+                max: MAX_ARCHIVED_SESSIONS as u64,
+                found: count as u64,
+            });
+        }
+        let mut archived = Vec::with_capacity(count);
+        for _ in 0..count {
+            archived.push(decode_session(&mut r)?);
+        }
+        r.finish()?;
+        Ok(Self { active, archived })
+    }
+}
+
+/// Where a session sits in a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Active,
+    Archived(usize),
+}
+
+fn decode_session(r: &mut Reader<'_>) -> Result<Session, DecodeError> {
+    let len = r.u32("session length")? as usize;
+    let bytes = r.take(len, "session")?;
+    Session::decode(bytes).map_err(|e| match e {
+        crate::Error::Decode(d) => d,
+        _ => DecodeError::InvalidValue { field: "session" },
+    })
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("active", &self.active)
+            .field("archived", &self.archived.len())
+            .finish()
+    }
+}
+
+impl crate::storage::Persist for SessionRecord {
+    const KIND: crate::storage::StateKind = crate::storage::StateKind::Sessions;
+    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        self.encode()
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes)
+    }
+}

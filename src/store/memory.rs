@@ -1,0 +1,281 @@
+//! The in-memory store, for tests, examples and apps that persist a snapshot.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+use zeroize::Zeroizing;
+
+use super::{
+    Change, ChangeSet, GroupStore, IdentityStore, PreKeyStorage, ProtocolStore, SessionStore,
+    StoreError,
+};
+use crate::account::{AccountId, DeviceAddress};
+use crate::codec::{Reader, Writer};
+use crate::devices::SessionRecord;
+use crate::error::DecodeError;
+use crate::group::GroupSession;
+use crate::identity::DeviceId;
+use crate::prekey::{OneTimePreKey, PreKeyId, PreKeyStore, SignedPreKey};
+use crate::sealed::Address;
+use crate::storage::{Persist, StateKind};
+use crate::trust::TrustRecord;
+
+const MEMORY_STORE_TAG: u8 = 0x57;
+const MEMORY_STORE_VERSION: u8 = 1;
+
+/// A [`ProtocolStore`] in memory. Sessions and group states are kept encoded,
+/// as a database would keep them, so every load decodes a fresh copy and a
+/// change set is the only way anything changes.
+///
+/// [`encode`](Self::encode) snapshots the whole store; seal the snapshot with
+/// [`storage::seal`](crate::storage::seal) (kind
+/// [`StateKind::DeviceStore`]).
+pub struct MemoryStore {
+    prekeys: PreKeyStore,
+    trust: BTreeMap<AccountId, TrustRecord>,
+    sessions: BTreeMap<DeviceAddress, Zeroizing<Vec<u8>>>,
+    groups: BTreeMap<Vec<u8>, Zeroizing<Vec<u8>>>,
+}
+
+impl MemoryStore {
+    /// A store holding this device's prekeys and nothing else yet.
+    pub fn new(prekeys: PreKeyStore) -> Self {
+        Self {
+            prekeys,
+            trust: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// This device's prekeys (to publish a bundle).
+    pub fn prekeys(&self) -> &PreKeyStore {
+        &self.prekeys
+    }
+
+    /// This device's prekeys, to replenish one-time prekeys or rotate the signed prekey.
+    pub fn prekeys_mut(&mut self) -> &mut PreKeyStore {
+        &mut self.prekeys
+    }
+
+    /// Every trust record, by account.
+    pub fn trust_records(&self) -> impl Iterator<Item = (&AccountId, &TrustRecord)> {
+        self.trust.iter()
+    }
+
+    /// Every remote device with sessions.
+    pub fn session_addresses(&self) -> impl Iterator<Item = &DeviceAddress> {
+        self.sessions.keys()
+    }
+
+    /// Snapshots the store (SPEC.md §13.3). Holds secrets: seal it.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let prekeys = self.prekeys.encode();
+        let mut w = Writer::with_capacity(64 + prekeys.len());
+        w.u8(MEMORY_STORE_TAG).u8(MEMORY_STORE_VERSION);
+        w.u32(prekeys.len() as u32).bytes(&prekeys);
+        w.u32(self.trust.len() as u32);
+        for (account, record) in &self.trust {
+            let bytes = record.encode();
+            w.u8(account.as_bytes().len() as u8)
+                .bytes(account.as_bytes())
+                .u32(bytes.len() as u32)
+                .bytes(&bytes);
+        }
+        w.u32(self.sessions.len() as u32);
+        for (address, record) in &self.sessions {
+            let account = address.account().as_bytes();
+            w.u8(account.len() as u8)
+                .bytes(account)
+                .u32(address.device_id())
+                .u32(record.len() as u32)
+                .bytes(record);
+        }
+        w.u32(self.groups.len() as u32);
+        for state in self.groups.values() {
+            w.u32(state.len() as u32).bytes(state);
+        }
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Restores what [`encode`](Self::encode) produced. Every record is
+    /// decoded once to check it.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for a malformed snapshot or any malformed record in it.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.tag(MEMORY_STORE_TAG)?;
+        let version = r.u8("version")?;
+        if version != MEMORY_STORE_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version });
+        }
+        let len = r.u32("prekeys length")? as usize;
+        let prekeys = PreKeyStore::decode(r.take(len, "prekeys")?)?;
+        let mut store = Self::new(prekeys);
+
+        // Counts are not trusted for allocation: every entry consumes input.
+        for _ in 0..r.u32("trust record count")? {
+            let account = read_account(&mut r)?;
+            let len = r.u32("trust record length")? as usize;
+            let record = TrustRecord::decode(r.take(len, "trust record")?)?;
+            if store.trust.insert(account, record).is_some() {
+                return Err(DecodeError::InvalidValue {
+                    field: "duplicate trust record",
+                });
+            }
+        }
+        for _ in 0..r.u32("session record count")? {
+            let account = read_account(&mut r)?;
+            let address = DeviceAddress::new(account, r.u32("device id")?);
+            let len = r.u32("session record length")? as usize;
+            let bytes = r.take(len, "session record")?;
+            SessionRecord::decode(bytes)?;
+            if store
+                .sessions
+                .insert(address, Zeroizing::new(bytes.to_vec()))
+                .is_some()
+            {
+                return Err(DecodeError::InvalidValue {
+                    field: "duplicate session record",
+                });
+            }
+        }
+        for _ in 0..r.u32("group count")? {
+            let len = r.u32("group state length")? as usize;
+            let bytes = r.take(len, "group state")?;
+            let group = GroupSession::decode_state(bytes)?;
+            if store
+                .groups
+                .insert(group.group_id().to_vec(), Zeroizing::new(bytes.to_vec()))
+                .is_some()
+            {
+                return Err(DecodeError::InvalidValue {
+                    field: "duplicate group state",
+                });
+            }
+        }
+        r.finish()?;
+        Ok(store)
+    }
+
+    /// Checks a change set against the current contents; nothing is written.
+    fn check(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        for change in changes.changes() {
+            if let Change::RemoveOneTimePreKey { id } = change
+                && self.prekeys.find_one_time_prekey(*id).is_none()
+            {
+                return Err(StoreError::Conflict);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_account(r: &mut Reader<'_>) -> Result<AccountId, DecodeError> {
+    let len = usize::from(r.u8("account id length")?);
+    Ok(AccountId::from_address(&Address::new(
+        r.take(len, "account id")?,
+        0,
+    )?))
+}
+
+impl IdentityStore for MemoryStore {
+    fn trust_record(&self, account: &AccountId) -> Result<Option<TrustRecord>, StoreError> {
+        Ok(self.trust.get(account).copied())
+    }
+}
+
+impl PreKeyStorage for MemoryStore {
+    fn signed_prekey(&self, id: PreKeyId) -> Result<Option<SignedPreKey>, StoreError> {
+        Ok(self
+            .prekeys
+            .find_signed_prekey(id)
+            .map(SignedPreKey::duplicate))
+    }
+
+    fn one_time_prekey(&self, id: PreKeyId) -> Result<Option<OneTimePreKey>, StoreError> {
+        Ok(self
+            .prekeys
+            .find_one_time_prekey(id)
+            .map(OneTimePreKey::duplicate))
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn session_record(&self, address: &DeviceAddress) -> Result<Option<SessionRecord>, StoreError> {
+        match self.sessions.get(address) {
+            Some(bytes) => Ok(Some(SessionRecord::decode(bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn session_devices(&self, account: &AccountId) -> Result<Vec<DeviceId>, StoreError> {
+        let from = DeviceAddress::new(*account, 0);
+        Ok(self
+            .sessions
+            .range(from..)
+            .take_while(|(address, _)| address.account() == account)
+            .map(|(address, _)| address.device_id())
+            .collect())
+    }
+}
+
+impl GroupStore for MemoryStore {
+    fn group_session(&self, group_id: &[u8]) -> Result<Option<GroupSession>, StoreError> {
+        match self.groups.get(group_id) {
+            Some(bytes) => Ok(Some(GroupSession::decode_state(bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl ProtocolStore for MemoryStore {
+    fn apply(&mut self, changes: ChangeSet) -> Result<(), StoreError> {
+        self.check(&changes)?;
+        // Past the check nothing below can fail, so the set applies whole.
+        for change in changes {
+            match change {
+                Change::SaveTrust { account, record } => {
+                    self.trust.insert(account, *record);
+                }
+                Change::SaveSessions { address, record } => {
+                    self.sessions.insert(address, record.encode());
+                }
+                Change::DeleteSessions { address } => {
+                    self.sessions.remove(&address);
+                }
+                Change::RemoveOneTimePreKey { id } => {
+                    self.prekeys.remove_one_time_prekey(id);
+                }
+                Change::SaveGroup { session } => {
+                    self.groups
+                        .insert(session.group_id().to_vec(), session.encode());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Persist for MemoryStore {
+    const KIND: StateKind = StateKind::DeviceStore;
+    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        self.encode()
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("prekeys", &self.prekeys)
+            .field("trust_records", &self.trust.len())
+            .field("session_records", &self.sessions.len())
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
