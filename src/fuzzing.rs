@@ -5,6 +5,8 @@
 //!
 //! Not a stable API.
 
+mod devices;
+
 use alloc::vec::Vec;
 use std::sync::OnceLock;
 
@@ -639,8 +641,14 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
         "session_interaction",
         alloc::vec![0, 1, 0, 2, 0, 3, 2, 2, 2, 0, 2, 1, 1, 1, 3, 3, 4, 0],
     ));
+    devices::seeds(&mut seeds);
     seeds
 }
+
+pub use devices::{
+    device_store, link_accept, link_request, manager_decrypt, prekey_row, safety_scannable,
+    sealed_state, session_record, trust_record,
+};
 
 /// Runs the named target on `data`; `false` if there is no such target.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -660,6 +668,15 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "group_distribution" => group_distribution,
         "group_decrypt" => group_decrypt,
         "group_state" => group_state,
+        "trust_record" => trust_record,
+        "session_record" => session_record,
+        "device_store" => device_store,
+        "prekey_row" => prekey_row,
+        "sealed_state" => sealed_state,
+        "link_accept" => link_accept,
+        "link_request" => link_request,
+        "safety_scannable" => safety_scannable,
+        "manager_decrypt" => manager_decrypt,
         _ => return false,
     };
     f(data);

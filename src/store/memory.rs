@@ -116,15 +116,21 @@ impl MemoryStore {
         let mut store = Self::new(prekeys);
 
         // Counts are not trusted for allocation: every entry consumes input.
+        // Keys must be strictly increasing, so the snapshot is canonical.
         for _ in 0..r.u32("trust record count")? {
             let account = read_account(&mut r)?;
             let len = r.u32("trust record length")? as usize;
             let record = TrustRecord::decode(r.take(len, "trust record")?)?;
-            if store.trust.insert(account, record).is_some() {
+            if store
+                .trust
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= account)
+            {
                 return Err(DecodeError::InvalidValue {
-                    field: "duplicate trust record",
+                    field: "trust record order",
                 });
             }
+            store.trust.insert(account, record);
         }
         for _ in 0..r.u32("session record count")? {
             let account = read_account(&mut r)?;
@@ -134,27 +140,32 @@ impl MemoryStore {
             SessionRecord::decode(bytes)?;
             if store
                 .sessions
-                .insert(address, Zeroizing::new(bytes.to_vec()))
-                .is_some()
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= address)
             {
                 return Err(DecodeError::InvalidValue {
-                    field: "duplicate session record",
+                    field: "session record order",
                 });
             }
+            store
+                .sessions
+                .insert(address, Zeroizing::new(bytes.to_vec()));
         }
         for _ in 0..r.u32("group count")? {
             let len = r.u32("group state length")? as usize;
             let bytes = r.take(len, "group state")?;
             let group = GroupSession::decode_state(bytes)?;
+            let id = group.group_id().to_vec();
             if store
                 .groups
-                .insert(group.group_id().to_vec(), Zeroizing::new(bytes.to_vec()))
-                .is_some()
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= id)
             {
                 return Err(DecodeError::InvalidValue {
-                    field: "duplicate group state",
+                    field: "group state order",
                 });
             }
+            store.groups.insert(id, Zeroizing::new(bytes.to_vec()));
         }
         r.finish()?;
         Ok(store)
