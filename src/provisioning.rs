@@ -195,6 +195,20 @@ impl LinkRequest {
             .secret
             .as_ref()
             .ok_or(ProvisioningError::AlreadyCompleted)?;
+        // Tag before length, so the first defect in byte order is the one reported.
+        let Some(&tag) = payload.first() else {
+            return Err(DecodeError::Truncated {
+                field: "provisioning payload",
+            }
+            .into());
+        };
+        if tag != PROVISIONING_TAG {
+            return Err(DecodeError::UnknownFormat {
+                expected: PROVISIONING_TAG,
+                found: tag,
+            }
+            .into());
+        }
         if payload.len() < HEADER_LEN + TAG_LEN {
             return Err(DecodeError::Truncated {
                 field: "provisioning payload",
@@ -202,13 +216,6 @@ impl LinkRequest {
             .into());
         }
         let (header, sealed) = payload.split_at(HEADER_LEN);
-        if header[0] != PROVISIONING_TAG {
-            return Err(DecodeError::UnknownFormat {
-                expected: PROVISIONING_TAG,
-                found: header[0],
-            }
-            .into());
-        }
         if !crypto::ct_eq(&header[1..1 + KEY_LEN], self.public.as_bytes()) {
             return Err(ProvisioningError::WrongEphemeralKey);
         }
