@@ -20,8 +20,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chacha20::ChaCha20Rng;
+use ratchetbox::devices::{LocalDevice, SessionManager, SessionRecord};
 use ratchetbox::hazmat;
+use ratchetbox::provisioning::{LinkRequest, LinkedDevice, ProvisionedAccount, provision};
+use ratchetbox::rand_core::Rng;
 use ratchetbox::rand_core::SeedableRng;
+use ratchetbox::storage::StorageKey;
+use ratchetbox::store::{MemoryStore, SessionStore};
+use ratchetbox::{AccountId, DeviceAddress};
 use ratchetbox::{
     IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session,
     SignedPreKey,
@@ -67,6 +73,14 @@ assert_not_impl_any!(Session: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(PreKeyStore: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(SignedPreKey: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(OneTimePreKey: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(StorageKey: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(LinkRequest: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(ProvisionedAccount: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(LinkedDevice: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(SessionRecord: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(MemoryStore: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(LocalDevice: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(SessionManager<MemoryStore>: Clone, Copy, core::fmt::Display);
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -385,4 +399,79 @@ fn stored_forms_are_zeroizing_by_type() {
         (identity_blob.len(), store_blob.len(), session_blob.len()),
         (34, 2 + 4 + 100 + 1 + 4 + 4, 227)
     );
+}
+
+// ---------------------------------------------------------------------------
+// Trust, devices, linking and storage
+// ---------------------------------------------------------------------------
+
+#[test]
+fn storage_key_and_linking_debug_show_no_secret() {
+    let key_bytes = [0x51; 32];
+    let key = StorageKey::from_bytes(key_bytes);
+    assert_no_secret("StorageKey", &key, &[("storage key".into(), key_bytes)]);
+
+    // The link request's secret is the first 32 bytes its generator yields.
+    let mut link_secret = [0u8; 32];
+    rng(5).fill_bytes(&mut link_secret);
+    let mut request = LinkRequest::new(&mut rng(5));
+    let seed = [0x52; 32];
+    let mut secrets = identity_secrets(&seed);
+    secrets.push(("link request secret".into(), link_secret));
+    assert_no_secret("LinkRequest", &request, &secrets);
+
+    let identity = IdentityKeyPair::from_seed(&seed);
+    let account = AccountId::new(b"alice").unwrap();
+    let (payload, _) = provision(&mut rng(6), &identity, &account, &[1], &request.code()).unwrap();
+    let linked = request.accept(&payload).unwrap();
+    assert_no_secret("ProvisionedAccount", &linked, &secrets);
+    assert_no_secret("completed LinkRequest", &request, &secrets);
+    let device = linked.into_device(&mut rng(7));
+    let mut with_prekeys = secrets.clone();
+    with_prekeys.extend(prekey_store_secrets(&device.prekeys));
+    assert_no_secret("LinkedDevice", &device, &with_prekeys);
+}
+
+#[test]
+fn session_manager_and_store_debug_show_no_secret() {
+    let mut rng = rng(8);
+    let (alice_seed, bob_seed) = ([0x61; 32], [0x62; 32]);
+    let manager = |rng: &mut ChaCha20Rng, seed: [u8; 32], name: &[u8]| {
+        let identity = IdentityKeyPair::from_seed(&seed);
+        let prekeys = PreKeyStore::generate(rng, &identity, 1);
+        let local = LocalDevice {
+            account: AccountId::new(name).unwrap(),
+            device_id: 1,
+            identity,
+        };
+        SessionManager::new(local, MemoryStore::new(prekeys))
+    };
+    let mut alice = manager(&mut rng, alice_seed, b"alice");
+    let bob = manager(&mut rng, bob_seed, b"bob");
+    let bob_account = bob.local().account;
+    let bundle = PreKeyBundle::from_store(
+        bob.local().identity.public_key(),
+        bob.store().prekeys(),
+        None,
+    );
+    alice
+        .process_bundle(&mut rng, &bob_account, bundle)
+        .unwrap();
+    alice.encrypt(&bob_account, b"hello", &[1], &[1]).unwrap();
+
+    let record = alice
+        .store()
+        .session_record(&DeviceAddress::new(bob_account, 1))
+        .unwrap()
+        .unwrap();
+    let mut secrets = identity_secrets(&alice_seed);
+    secrets.extend(prekey_store_secrets(alice.store().prekeys()));
+    secrets.extend(session_secrets(record.active()));
+    assert_no_secret("SessionRecord", &record, &secrets);
+    assert_no_secret("MemoryStore", alice.store(), &secrets);
+    assert_no_secret("LocalDevice", alice.local(), &secrets);
+    assert_no_secret("SessionManager", &alice, &secrets);
+    // Stored forms hold secrets, so they are zeroizing by type.
+    let _: Zeroizing<Vec<u8>> = record.encode();
+    let _: Zeroizing<Vec<u8>> = alice.store().encode();
 }
