@@ -14,6 +14,8 @@
 //!   10, 100 and 1000 devices, and the server's `validate` and split.
 //! - `group/*`: group encrypt and decrypt (256 B), and catching up a backlog of
 //!   500 messages with batch signature verification against one at a time.
+//! - `devices/*`: the session manager over the in-memory store (decrypt, and a
+//!   fan-out to three devices), safety numbers, sealing state at rest, linking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -26,7 +28,12 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ed25519_dalek::{Signer, SigningKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use ratchetbox::devices::{LocalDevice, SessionManager, SessionRecord};
+use ratchetbox::provisioning::{LinkRequest, provision};
 use ratchetbox::rand_core::SeedableRng;
+use ratchetbox::storage::{self, StorageKey};
+use ratchetbox::store::{MemoryStore, SessionStore};
+use ratchetbox::{AccountId, SafetyNumber};
 use ratchetbox::{
     IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, RATCHET_MESSAGE_OVERHEAD,
     RatchetMessage, Responder, Session, SessionConfig, VerifiedBundle,
@@ -510,6 +517,134 @@ fn group(c: &mut Criterion) {
     g.finish();
 }
 
+fn manager(rng: &mut ChaCha20Rng, name: &[u8], device: u32, identity: IdentityKeyPair) -> Manager {
+    let prekeys = PreKeyStore::generate(rng, &identity, device);
+    let local = LocalDevice {
+        account: AccountId::new(name).unwrap(),
+        device_id: device,
+        identity,
+    };
+    SessionManager::new(local, MemoryStore::new(prekeys))
+}
+
+type Manager = SessionManager<MemoryStore>;
+
+fn bundle_of(m: &Manager) -> PreKeyBundle {
+    PreKeyBundle::from_store(m.local().identity.public_key(), m.store().prekeys(), None)
+}
+
+fn devices(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::from_seed([11; 32]);
+    let mut g = c.benchmark_group("devices");
+    let plaintext = [0x5a; 256];
+
+    // Alice's phone and desktop, Bob's phone and tablet; sessions established.
+    let alice_seed = [0xA1; 32];
+    let bob_seed = [0xB1; 32];
+    let mut phone = manager(
+        &mut rng,
+        b"alice",
+        1,
+        IdentityKeyPair::from_seed(&alice_seed),
+    );
+    let mut desktop = manager(
+        &mut rng,
+        b"alice",
+        2,
+        IdentityKeyPair::from_seed(&alice_seed),
+    );
+    let mut bob1 = manager(&mut rng, b"bob", 1, IdentityKeyPair::from_seed(&bob_seed));
+    let bob2 = manager(&mut rng, b"bob", 2, IdentityKeyPair::from_seed(&bob_seed));
+    let (alice, bob) = (phone.local().account, bob1.local().account);
+    for b in [&bob1, &bob2] {
+        phone.process_bundle(&mut rng, &bob, bundle_of(b)).unwrap();
+    }
+    phone
+        .process_bundle(&mut rng, &alice, bundle_of(&desktop))
+        .unwrap();
+    bob1.process_bundle(&mut rng, &alice, bundle_of(&phone))
+        .unwrap();
+    // One message each way so both sides are past the prekey stage.
+    let first = phone.encrypt(&bob, b"hi", &[1, 2], &[1, 2]).unwrap();
+    let to_bob1 = first
+        .iter()
+        .find(|o| o.address == bob1.local().address())
+        .unwrap();
+    bob1.decrypt(&mut rng, &phone.local().address(), &to_bob1.message)
+        .unwrap();
+    let reply = bob1.encrypt(&alice, b"hey", &[1], &[1]).unwrap();
+    phone
+        .decrypt(&mut rng, &bob1.local().address(), &reply[0].message)
+        .unwrap();
+    let to_desktop = first
+        .iter()
+        .find(|o| o.address == desktop.local().address())
+        .unwrap();
+    desktop
+        .decrypt(&mut rng, &phone.local().address(), &to_desktop.message)
+        .unwrap();
+
+    g.bench_function("fanout_encrypt_3_devices/256B", |b| {
+        b.iter(|| black_box(phone.encrypt(&bob, &plaintext, &[1, 2], &[1, 2]).unwrap()))
+    });
+    let from = bob1.local().address();
+    g.bench_function("manager_decrypt/256B", |b| {
+        b.iter_custom(|iters| {
+            let messages: Vec<Vec<u8>> = (0..iters)
+                .map(|_| {
+                    bob1.encrypt(&alice, &plaintext, &[1], &[1])
+                        .unwrap()
+                        .remove(0)
+                        .message
+                })
+                .collect();
+            let start = Instant::now();
+            for m in &messages {
+                black_box(phone.decrypt(&mut rng, &from, m).unwrap());
+            }
+            start.elapsed()
+        })
+    });
+
+    let (a, b_) = (
+        IdentityKeyPair::from_seed(&alice_seed),
+        IdentityKeyPair::from_seed(&bob_seed),
+    );
+    g.bench_function("safety_number", |b| {
+        b.iter(|| {
+            black_box(SafetyNumber::new(
+                &alice,
+                a.public_key(),
+                &bob,
+                b_.public_key(),
+            ))
+        })
+    });
+
+    let key = StorageKey::from_bytes([0x33; 32]);
+    let record = phone
+        .store()
+        .session_record(&bob1.local().address())
+        .unwrap()
+        .unwrap();
+    let sealed = storage::seal(&mut rng, &key, &record);
+    g.bench_function("seal_session_record", |b| {
+        b.iter(|| black_box(storage::seal(&mut rng, &key, &record)))
+    });
+    g.bench_function("open_session_record", |b| {
+        b.iter(|| black_box(storage::open::<SessionRecord>(&key, &sealed).unwrap()))
+    });
+
+    g.bench_function("link/provision_and_accept", |b| {
+        b.iter(|| {
+            let mut request = LinkRequest::new(&mut rng);
+            let (payload, _) = provision(&mut rng, &a, &alice, &[1], &request.code()).unwrap();
+            black_box(request.accept(&payload).unwrap())
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -519,6 +654,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, ratchet, handshake, state, envelope, group
+    targets = floor, ratchet, handshake, state, envelope, group, devices
 }
 criterion_main!(benches);
