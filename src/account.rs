@@ -87,6 +87,21 @@ impl fmt::Debug for AccountId {
     }
 }
 
+impl fmt::Display for AccountId {
+    /// The id as text if it is printable UTF-8, else as lowercase hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match core::str::from_utf8(self.as_bytes()) {
+            Ok(text) if !text.chars().any(char::is_control) => f.write_str(text),
+            _ => {
+                for byte in self.as_bytes() {
+                    write!(f, "{byte:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One device of one account: what sessions and group chains are keyed by.
 /// Ordered like [`Address`]: account id bytes, then device id.
 ///
@@ -137,16 +152,9 @@ impl fmt::Debug for DeviceAddress {
 }
 
 impl fmt::Display for DeviceAddress {
+    /// `account/device`, the account as in [`AccountId`]'s `Display`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match core::str::from_utf8(self.account.as_bytes()) {
-            Ok(text) => write!(f, "{text}/{}", self.device),
-            Err(_) => {
-                for byte in self.account.as_bytes() {
-                    write!(f, "{byte:02x}")?;
-                }
-                write!(f, "/{}", self.device)
-            }
-        }
+        write!(f, "{}/{}", self.account, self.device)
     }
 }
 
@@ -180,7 +188,7 @@ mod tests {
             AccountId::new(&[7u8; MAX_ACCOUNT_ID_LEN + 1]),
             Err(DecodeError::LimitExceeded { .. })
         ));
-        let id = AccountId::new(b"\xff\x01").unwrap();
-        assert_eq!(std::format!("{}", DeviceAddress::new(id, 4)), "ff01/4");
+        let id = AccountId::new(b"\x00\x01").unwrap();
+        assert_eq!(std::format!("{}", DeviceAddress::new(id, 4)), "0001/4");
     }
 }

@@ -12,6 +12,7 @@
 //! [`crate::TrustRecord`] is enforced at both points where a new key arrives:
 //! bundles and prekey messages.
 
+mod local;
 mod outcome;
 mod record;
 
@@ -19,11 +20,13 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
 use core::fmt;
 
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
+pub use local::LocalDevice;
 pub use outcome::{Decrypted, DeviceError, OutgoingMessage, SessionStarted, SessionUse};
 pub use record::{DEFAULT_MAX_ARCHIVED_SESSIONS, MAX_ARCHIVED_SESSIONS, SessionRecord};
 
@@ -31,7 +34,7 @@ use crate::account::{AccountId, DeviceAddress};
 use crate::bundle::PreKeyBundle;
 use crate::error::Error;
 use crate::group::GroupSession;
-use crate::identity::{DeviceId, IdentityKey, IdentityKeyPair};
+use crate::identity::{DeviceId, IdentityKey};
 use crate::message::{Message, PreKeyMessage, RatchetMessage};
 use crate::safety::SafetyNumber;
 use crate::sealed::{self, DeliveryAccessKey, SenderCertificate};
@@ -39,32 +42,6 @@ use crate::session::{Role, Session, SessionConfig, accept_with_keys};
 use crate::store::{Change, ChangeSet, ProtocolStore};
 use crate::trust::{IdentityChange, TrustRecord};
 use record::Slot;
-
-/// This device: its account, device id and the account's identity key pair.
-pub struct LocalDevice {
-    /// The account.
-    pub account: AccountId,
-    /// This device's id.
-    pub device_id: DeviceId,
-    /// The account's identity key pair (shared by all its devices).
-    pub identity: IdentityKeyPair,
-}
-
-impl LocalDevice {
-    /// This device's address.
-    pub fn address(&self) -> DeviceAddress {
-        DeviceAddress::new(self.account, self.device_id)
-    }
-}
-
-impl fmt::Debug for LocalDevice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalDevice")
-            .field("address", &self.address())
-            .field("identity_key", self.identity.public_key())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Manages one device's sessions with all devices of all contacts, over a
 /// [`ProtocolStore`].
@@ -170,9 +147,11 @@ impl<S: ProtocolStore> SessionManager<S> {
         &mut self,
         rng: &mut R,
         account: &AccountId,
-        bundle: PreKeyBundle,
+        bundle: impl Borrow<PreKeyBundle>,
     ) -> Result<SessionStarted, DeviceError> {
-        let bundle = bundle.verify()?;
+        // Borrowed or owned: a bundle refused for an untrusted identity can be
+        // processed again after the app accepts the key.
+        let bundle = bundle.borrow().clone().verify()?;
         let address = DeviceAddress::new(*account, bundle.device_id());
         if address == self.local.address() {
             return Err(Error::SelfSend.into());
@@ -273,17 +252,17 @@ impl<S: ProtocolStore> SessionManager<S> {
         to_devices: &[DeviceId],
         own_devices: &[DeviceId],
     ) -> Result<Vec<OutgoingMessage>, DeviceError> {
+        // A contact never seen has no sessions: every listed device is missing.
         let expected_identity = if self.is_own_account(to) {
-            *self.local.identity.public_key()
+            Some(*self.local.identity.public_key())
         } else {
-            let record = self
-                .store
-                .trust_record(to)?
-                .ok_or(DeviceError::UnknownContact { account: *to })?;
-            if record.state().is_blocking() {
-                return Err(DeviceError::UntrustedIdentity { account: *to });
+            match self.store.trust_record(to)? {
+                Some(record) if record.state().is_blocking() => {
+                    return Err(DeviceError::UntrustedIdentity { account: *to });
+                }
+                Some(record) => Some(*record.identity()),
+                None => None,
             }
-            *record.identity()
         };
         let mut records = Vec::new();
         let mut missing = Vec::new();
@@ -291,7 +270,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         self.collect_targets(
             to,
             to_devices,
-            &expected_identity,
+            expected_identity.as_ref(),
             &mut records,
             &mut missing,
             &mut stale,
@@ -302,7 +281,7 @@ impl<S: ProtocolStore> SessionManager<S> {
             self.collect_targets(
                 &own,
                 own_devices,
-                &own_identity,
+                Some(&own_identity),
                 &mut records,
                 &mut missing,
                 &mut stale,
@@ -338,7 +317,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         &self,
         account: &AccountId,
         listed: &[DeviceId],
-        identity: &IdentityKey,
+        identity: Option<&IdentityKey>,
         records: &mut Vec<(DeviceAddress, SessionRecord)>,
         missing: &mut Vec<DeviceAddress>,
         stale: &mut Vec<DeviceAddress>,
@@ -353,7 +332,7 @@ impl<S: ProtocolStore> SessionManager<S> {
             match self.store.session_record(&address)? {
                 // A session with an identity the account no longer has is as
                 // good as none: the device must be fetched again.
-                Some(record) if record.active().remote_identity() == identity => {
+                Some(record) if Some(record.active().remote_identity()) == identity => {
                     records.push((address, record));
                 }
                 _ => missing.push(address),

@@ -92,6 +92,8 @@ pub enum StateKind {
     Group,
     /// A whole [`MemoryStore`](crate::store::MemoryStore) snapshot.
     DeviceStore,
+    /// A [`LocalDevice`](crate::devices::LocalDevice): account, device id and identity.
+    LocalDevice,
 }
 
 impl StateKind {
@@ -104,6 +106,7 @@ impl StateKind {
             Self::Trust => 4,
             Self::Group => 5,
             Self::DeviceStore => 6,
+            Self::LocalDevice => 7,
         }
     }
 
@@ -115,6 +118,7 @@ impl StateKind {
             4 => Self::Trust,
             5 => Self::Group,
             6 => Self::DeviceStore,
+            7 => Self::LocalDevice,
             _ => return None,
         })
     }

@@ -74,22 +74,33 @@ impl fmt::Display for DeviceError {
             Self::Store(e) => fmt::Display::fmt(e, f),
             Self::UntrustedIdentity { account } => write!(
                 f,
-                "identity of {account:?} changed from a verified key; accept the new key first"
+                "identity of {account} changed from a verified key; accept the new key first"
             ),
-            Self::DeviceListMismatch { missing, stale } => write!(
-                f,
-                "device list mismatch: {} missing {missing:?}, {} stale {stale:?}",
-                missing.len(),
-                stale.len()
-            ),
+            Self::DeviceListMismatch { missing, stale } => {
+                f.write_str("device list mismatch: missing [")?;
+                write_list(f, missing)?;
+                f.write_str("], stale [")?;
+                write_list(f, stale)?;
+                f.write_str("]")
+            }
             Self::NoSession { address } => write!(f, "no session with {address}"),
             Self::SessionDesync { address } => {
                 write!(f, "sessions with {address} diverged; start a fresh session")
             }
-            Self::UnknownContact { account } => write!(f, "no identity recorded for {account:?}"),
+            Self::UnknownContact { account } => write!(f, "no identity recorded for {account}"),
             Self::UnknownGroup => f.write_str("no state for this group"),
         }
     }
+}
+
+fn write_list(f: &mut fmt::Formatter<'_>, addresses: &[DeviceAddress]) -> fmt::Result {
+    for (i, address) in addresses.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{address}")?;
+    }
+    Ok(())
 }
 
 impl core::error::Error for DeviceError {}
