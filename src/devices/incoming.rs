@@ -1,0 +1,285 @@
+//! Incoming messages: which session decrypts, and when a new one is created
+//! (SPEC.md §12.4).
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use super::record::Slot;
+use super::{Decrypted, DeviceError, SessionManager, SessionRecord, SessionUse};
+use crate::account::DeviceAddress;
+use crate::error::Error;
+use crate::identity::IdentityKey;
+use crate::message::{Message, PreKeyMessage, RatchetMessage};
+use crate::sealed;
+use crate::session::{Role, Session, accept_with_keys};
+use crate::store::{Change, ChangeSet, ProtocolStore};
+
+impl<S: ProtocolStore> SessionManager<S> {
+    /// Decrypts a message from device `from`: on its active session, else on
+    /// an archived one (which is then promoted), else — for a prekey message —
+    /// on a new session, after the identity-change policy.
+    ///
+    /// # Errors
+    /// - [`DeviceError::NoSession`] / [`DeviceError::SessionDesync`]: start a
+    ///   fresh session ([`DeviceError::needs_fresh_session`]);
+    /// - [`DeviceError::UntrustedIdentity`] for a new session under a changed
+    ///   key of a verified contact (nothing is spent; decrypt again after
+    ///   accepting the key);
+    /// - [`Error::DuplicateMessage`], [`Error::UnknownOneTimePreKey`] and the
+    ///   other session errors as [`DeviceError::Protocol`];
+    /// - [`DeviceError::Store`].
+    pub fn decrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        from: &DeviceAddress,
+        message: &[u8],
+    ) -> Result<Decrypted, DeviceError> {
+        self.decrypt_checked(rng, from, message, None)
+    }
+
+    /// Opens a sealed envelope addressed to this device (a single-recipient
+    /// envelope, or a part split from a multi-recipient one) and decrypts the
+    /// session message inside. The certified sender identity must be the one
+    /// the session layer authenticates.
+    ///
+    /// # Errors
+    /// As [`sealed::open`] and [`decrypt`](Self::decrypt);
+    /// [`Error::SenderIdentityMismatch`] if the session's identity is not the
+    /// certificate's.
+    pub fn open_sealed<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        envelope: &[u8],
+        trust: &sealed::TrustStore,
+        now: u64,
+    ) -> Result<(DeviceAddress, Decrypted), DeviceError> {
+        let me = self.local.address();
+        let recipient = sealed::Recipient {
+            identity: &self.local.identity,
+            address: me.as_address(),
+            trust,
+            now,
+        };
+        let opened = sealed::open(envelope, &recipient)?;
+        let from = DeviceAddress::from_address(&opened.sender.address());
+        let identity = opened.sender.identity_key;
+        let message = if opened.payload.is_empty() {
+            &opened.message
+        } else {
+            &opened.payload
+        };
+        let decrypted = self.decrypt_checked(rng, &from, message, Some(&identity))?;
+        Ok((from, decrypted))
+    }
+
+    fn decrypt_checked<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        from: &DeviceAddress,
+        bytes: &[u8],
+        certified: Option<&IdentityKey>,
+    ) -> Result<Decrypted, DeviceError> {
+        if *from == self.local.address() {
+            return Err(Error::SelfSend.into());
+        }
+        let record = self.store.session_record(from)?;
+        match Message::parse(bytes)? {
+            Message::Ratchet(message) => {
+                self.decrypt_ratchet(rng, from, record, &message, certified)
+            }
+            Message::PreKey(message) => {
+                if certified.is_some_and(|c| c != message.identity_key()) {
+                    return Err(Error::SenderIdentityMismatch.into());
+                }
+                self.decrypt_prekey(rng, from, record, &message)
+            }
+        }
+    }
+
+    fn decrypt_ratchet<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        from: &DeviceAddress,
+        record: Option<SessionRecord>,
+        message: &RatchetMessage<'_>,
+        certified: Option<&IdentityKey>,
+    ) -> Result<Decrypted, DeviceError> {
+        let Some(mut record) = record else {
+            return Err(DeviceError::NoSession { address: *from });
+        };
+        let mut out = Zeroizing::new(vec![0u8; message.plaintext_len()]);
+        // The most telling failure across sessions: a message belongs to one
+        // session, so "duplicate" from one outranks "cannot decrypt" from others.
+        let mut best: Option<Error> = None;
+        let slots =
+            core::iter::once(Slot::Active).chain((0..record.archived().len()).map(Slot::Archived));
+        for slot in slots {
+            let session = match slot {
+                Slot::Active => record.active_mut(),
+                Slot::Archived(i) => &mut record.archived_mut()[i],
+            };
+            if certified.is_some_and(|c| c != session.remote_identity()) {
+                continue;
+            }
+            match session.decrypt_into(rng, message, &mut out) {
+                Ok(len) => {
+                    let used = match slot {
+                        Slot::Active => SessionUse::Active,
+                        Slot::Archived(i) => {
+                            record.promote(i);
+                            SessionUse::Promoted
+                        }
+                    };
+                    let mut changes = ChangeSet::new();
+                    changes.push(Change::SaveSessions {
+                        address: *from,
+                        record: Box::new(record),
+                    });
+                    self.store.apply(changes)?;
+                    return Ok(Decrypted {
+                        plaintext: out[..len].to_vec(),
+                        session: used,
+                        identity_change: None,
+                    });
+                }
+                Err(e) => {
+                    if rank(&e) > best.as_ref().map_or(0, rank) {
+                        best = Some(e);
+                    }
+                }
+            }
+        }
+        match best {
+            Some(e) => Err(e.into()),
+            None => Err(DeviceError::SessionDesync { address: *from }),
+        }
+    }
+
+    fn decrypt_prekey<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        from: &DeviceAddress,
+        record: Option<SessionRecord>,
+        message: &PreKeyMessage<'_>,
+    ) -> Result<Decrypted, DeviceError> {
+        let mut out = Zeroizing::new(vec![0u8; message.message().plaintext_len()]);
+        // A repeat of the message that created a session we hold.
+        if let Some(mut record) = record {
+            if let Some(slot) = record.position(|s| s.owns_prekey_message(message)) {
+                let session = match slot {
+                    Slot::Active => record.active_mut(),
+                    Slot::Archived(i) => &mut record.archived_mut()[i],
+                };
+                let len = session.decrypt_into(rng, message.message(), &mut out)?;
+                let used = match slot {
+                    Slot::Active => SessionUse::Active,
+                    Slot::Archived(i) => {
+                        record.promote(i);
+                        SessionUse::Promoted
+                    }
+                };
+                let mut changes = ChangeSet::new();
+                changes.push(Change::SaveSessions {
+                    address: *from,
+                    record: Box::new(record),
+                });
+                self.store.apply(changes)?;
+                return Ok(Decrypted {
+                    plaintext: out[..len].to_vec(),
+                    session: used,
+                    identity_change: None,
+                });
+            }
+            return self.accept_new_session(rng, from, Some(record), message, out);
+        }
+        self.accept_new_session(rng, from, None, message, out)
+    }
+
+    fn accept_new_session<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        from: &DeviceAddress,
+        record: Option<SessionRecord>,
+        message: &PreKeyMessage<'_>,
+        mut out: Zeroizing<Vec<u8>>,
+    ) -> Result<Decrypted, DeviceError> {
+        let signed_id = message.signed_prekey_id();
+        let signed = self
+            .store
+            .signed_prekey(signed_id)?
+            .ok_or(Error::UnknownSignedPreKey { id: signed_id })?;
+        let one_time = match message.one_time_prekey_id() {
+            Some(id) => Some(
+                self.store
+                    .one_time_prekey(id)?
+                    .ok_or(Error::UnknownOneTimePreKey { id })?,
+            ),
+            None => None,
+        };
+        // Authenticate first: only a sender holding the identity key gets to
+        // change what the trust record says.
+        let (session, len) = accept_with_keys(
+            rng,
+            self.session_config,
+            &self.local.identity,
+            &signed,
+            one_time.as_ref(),
+            message,
+            &mut out,
+        )?;
+        let mut changes = ChangeSet::new();
+        let identity_change =
+            self.check_identity(from.account(), message.identity_key(), &mut changes)?;
+        if let Some(id) = message.one_time_prekey_id() {
+            changes.push(Change::RemoveOneTimePreKey { id });
+        }
+        let (record, used) = match record {
+            None => (SessionRecord::new(session), SessionUse::Created),
+            Some(mut record) => {
+                if keeps_own_session(record.active(), &session) {
+                    record.archive(session, self.max_archived);
+                    (record, SessionUse::CreatedArchived)
+                } else {
+                    record.install(session, self.max_archived);
+                    record.drop_foreign_archived();
+                    (record, SessionUse::Created)
+                }
+            }
+        };
+        changes.push(Change::SaveSessions {
+            address: *from,
+            record: Box::new(record),
+        });
+        self.store.apply(changes)?;
+        Ok(Decrypted {
+            plaintext: out[..len].to_vec(),
+            session: used,
+            identity_change,
+        })
+    }
+}
+
+/// Ranks decrypt failures across sessions; 0 is "this session cannot decrypt it".
+fn rank(e: &Error) -> u8 {
+    match e {
+        Error::DecryptionFailed => 0,
+        Error::DuplicateMessage => 3,
+        Error::TooManySkippedMessages { .. } => 1,
+        _ => 2,
+    }
+}
+
+/// Simultaneous initiation: both devices started a session and each received
+/// the other's prekey message. Both keep the session whose base key is smaller,
+/// so they converge on one session without any further message. Otherwise
+/// the newer session wins.
+fn keeps_own_session(active: &Session, incoming: &Session) -> bool {
+    active.role() == Role::Initiator
+        && active.is_awaiting_reply()
+        && active.remote_identity() == incoming.remote_identity()
+        && active.base_key().as_bytes() < incoming.base_key().as_bytes()
+}

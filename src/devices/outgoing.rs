@@ -1,0 +1,181 @@
+//! Outgoing messages: one per device of the recipient and of the sender's own
+//! other devices, optionally in one sealed envelope (SPEC.md §12.5).
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+use super::{DeviceError, OutgoingMessage, SessionManager, SessionRecord};
+use crate::account::{AccountId, DeviceAddress};
+use crate::error::Error;
+use crate::identity::{DeviceId, IdentityKey};
+use crate::sealed::{self, DeliveryAccessKey, SenderCertificate};
+use crate::store::{Change, ChangeSet, ProtocolStore};
+
+impl<S: ProtocolStore> SessionManager<S> {
+    /// Encrypts `plaintext` for every device of `to` and every other device of
+    /// this account. `to_devices` and `own_devices` are the device lists the
+    /// app last got from the server; they must match the sessions held.
+    ///
+    /// To write only to this account's other devices (a note to self), pass
+    /// this account as `to`; `own_devices` is then ignored.
+    ///
+    /// # Errors
+    /// - [`DeviceError::UntrustedIdentity`] if the contact's key change blocks;
+    /// - [`DeviceError::DeviceListMismatch`] naming missing and stale devices;
+    /// - [`DeviceError::Protocol`] from the sessions (for example
+    ///   [`Error::CounterExhausted`]), [`DeviceError::Store`].
+    pub fn encrypt(
+        &mut self,
+        to: &AccountId,
+        plaintext: &[u8],
+        to_devices: &[DeviceId],
+        own_devices: &[DeviceId],
+    ) -> Result<Vec<OutgoingMessage>, DeviceError> {
+        // A contact never seen has no sessions: every listed device is missing.
+        let expected_identity = if self.is_own_account(to) {
+            Some(*self.local.identity.public_key())
+        } else {
+            match self.store.trust_record(to)? {
+                Some(record) if record.state().is_blocking() => {
+                    return Err(DeviceError::UntrustedIdentity { account: *to });
+                }
+                Some(record) => Some(*record.identity()),
+                None => None,
+            }
+        };
+        let mut records = Vec::new();
+        let mut missing = Vec::new();
+        let mut stale = Vec::new();
+        self.collect_targets(
+            to,
+            to_devices,
+            expected_identity.as_ref(),
+            &mut records,
+            &mut missing,
+            &mut stale,
+        )?;
+        if !self.is_own_account(to) {
+            let own = self.local.account;
+            let own_identity = *self.local.identity.public_key();
+            self.collect_targets(
+                &own,
+                own_devices,
+                Some(&own_identity),
+                &mut records,
+                &mut missing,
+                &mut stale,
+            )?;
+        }
+        if !missing.is_empty() || !stale.is_empty() {
+            return Err(DeviceError::DeviceListMismatch { missing, stale });
+        }
+
+        let mut outgoing = Vec::with_capacity(records.len());
+        let mut changes = ChangeSet::new();
+        for (address, mut record) in records {
+            let session = record.active_mut();
+            let message = session.encrypt(plaintext)?;
+            outgoing.push(OutgoingMessage {
+                address,
+                identity_key: *session.remote_identity(),
+                message,
+            });
+            changes.push(Change::SaveSessions {
+                address,
+                record: Box::new(record),
+            });
+        }
+        self.store.apply(changes)?;
+        Ok(outgoing)
+    }
+
+    /// Loads the records of `account`'s listed devices (this device excluded),
+    /// noting listed devices without a usable session and sessions not listed.
+    #[allow(clippy::too_many_arguments)]
+    fn collect_targets(
+        &self,
+        account: &AccountId,
+        listed: &[DeviceId],
+        identity: Option<&IdentityKey>,
+        records: &mut Vec<(DeviceAddress, SessionRecord)>,
+        missing: &mut Vec<DeviceAddress>,
+        stale: &mut Vec<DeviceAddress>,
+    ) -> Result<(), DeviceError> {
+        let me = self.local.address();
+        let listed: BTreeSet<DeviceId> = listed.iter().copied().collect();
+        for &device in &listed {
+            let address = DeviceAddress::new(*account, device);
+            if address == me {
+                continue;
+            }
+            match self.store.session_record(&address)? {
+                // A session with an identity the account no longer has is as
+                // good as none: the device must be fetched again.
+                Some(record) if Some(record.active().remote_identity()) == identity => {
+                    records.push((address, record));
+                }
+                _ => missing.push(address),
+            }
+        }
+        for device in self.store.session_devices(account)? {
+            let address = DeviceAddress::new(*account, device);
+            if address != me && !listed.contains(&device) {
+                stale.push(address);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`encrypt`](Self::encrypt), with every device's message placed in one
+    /// multi-recipient sealed envelope (each as that device's payload; the
+    /// shared content is empty). The server splits it per device.
+    ///
+    /// `token` is the combined delivery token of the recipient accounts
+    /// ([`DeliveryAccessKey::combine`]), if the server requires one.
+    ///
+    /// # Errors
+    /// As [`encrypt`](Self::encrypt), plus [`Error::MessageTooLarge`] when a
+    /// device's message exceeds [`sealed::MAX_PAYLOAD_LEN`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn encrypt_sealed<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        to: &AccountId,
+        plaintext: &[u8],
+        to_devices: &[DeviceId],
+        own_devices: &[DeviceId],
+        certificate: &SenderCertificate,
+        token: Option<&DeliveryAccessKey>,
+    ) -> Result<Vec<u8>, DeviceError> {
+        // Check sizes first so no session advances for a message that cannot be sent.
+        let session_overhead = crate::message::PREKEY_MESSAGE_OVERHEAD;
+        if plaintext.len().saturating_add(session_overhead) > sealed::MAX_PAYLOAD_LEN {
+            return Err(Error::MessageTooLarge.into());
+        }
+        let outgoing = self.encrypt(to, plaintext, to_devices, own_devices)?;
+        let recipients: Vec<sealed::MultiRecipient<'_>> = outgoing
+            .iter()
+            .map(|o| sealed::MultiRecipient {
+                address: o.address.as_address(),
+                identity_key: &o.identity_key,
+                payload: &o.message,
+            })
+            .collect();
+        let content = sealed::SealedContent {
+            kind: sealed::InnerKind::Opaque,
+            hint: sealed::ContentHint::Default,
+            message: &[],
+        };
+        Ok(sealed::seal_multi(
+            rng,
+            &self.local.identity,
+            certificate,
+            &recipients,
+            content,
+            token,
+        )?)
+    }
+}
