@@ -422,6 +422,31 @@ mod tests {
     }
 
     #[test]
+    fn sealed_sizes_are_the_documented_ones() {
+        let mut rng = test_rng(3);
+        let key = StorageKey::generate(&mut rng);
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let local = crate::devices::LocalDevice {
+            account: crate::AccountId::new(b"alice").unwrap(),
+            device_id: 1,
+            identity: IdentityKeyPair::generate(&mut rng),
+        };
+        let mut trust = crate::TrustRecord::first_seen(*identity.public_key());
+        assert_eq!(seal(&mut rng, &key, &identity).len(), 65);
+        assert_eq!(seal(&mut rng, &key, &local).len(), 75);
+        assert_eq!(seal(&mut rng, &key, &trust).len(), 66);
+        trust.observe(local.identity.public_key());
+        assert_eq!(seal(&mut rng, &key, &trust).len(), 99);
+        let prekeys = crate::PreKeyStore::generate(&mut rng, &identity, 1);
+        let bundle = crate::PreKeyBundle::from_store(identity.public_key(), &prekeys, None)
+            .verify()
+            .unwrap();
+        let session = crate::Session::initiate(&mut rng, &local.identity, &bundle).unwrap();
+        let record = crate::devices::SessionRecord::new(session);
+        assert_eq!(seal(&mut rng, &key, &record).len(), 265);
+    }
+
+    #[test]
     fn two_seals_of_one_object_differ_and_reseal_moves_keys() {
         let mut rng = test_rng(2);
         let identity = IdentityKeyPair::generate(&mut rng);
