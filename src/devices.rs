@@ -27,6 +27,7 @@ use rand_core::CryptoRng;
 
 pub use local::LocalDevice;
 pub use outcome::{Decrypted, DeviceError, OutgoingMessage, SessionStarted, SessionUse};
+pub use outgoing::Sealing;
 pub use record::{DEFAULT_MAX_ARCHIVED_SESSIONS, MAX_ARCHIVED_SESSIONS, SessionRecord};
 
 use crate::account::{AccountId, DeviceAddress};
@@ -205,7 +206,7 @@ impl<S: ProtocolStore> SessionManager<S> {
             account: *account,
             previous: *before.identity(),
             new: *offered,
-            was_verified: record.state().is_blocking(),
+            was_verified: seen.blocked,
         });
         if record != before {
             if seen.blocked {
@@ -224,7 +225,7 @@ impl<S: ProtocolStore> SessionManager<S> {
             }
         }
         if seen.blocked {
-            return Err(DeviceError::UntrustedIdentity { account: *account });
+            return Err(DeviceError::untrusted(account, &record));
         }
         Ok(change)
     }

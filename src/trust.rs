@@ -14,6 +14,8 @@
 //!     shows a notice) but allowed: sessions with the new key proceed.
 //! - Accepting a changed key makes it [`Unverified`](TrustState::Unverified)
 //!   again; verifying it makes it [`Verified`](TrustState::Verified).
+//! - If, during a blocking change, the verified key itself arrives again, the
+//!   record returns to verified with that key (reported as a change).
 //!
 //! A lock icon maps directly: unverified grey, verified green, changed red.
 
@@ -136,6 +138,21 @@ impl TrustRecord {
             return Observation {
                 changed: false,
                 blocked: self.state.is_blocking(),
+            };
+        }
+        // The verified key coming back after a blocked change: it is the key the
+        // user compared, so it is verified again (a change, but not a block).
+        if let TrustState::Changed {
+            previous,
+            was_verified: true,
+        } = self.state
+            && *offered == previous
+        {
+            self.identity = previous;
+            self.state = TrustState::Verified;
+            return Observation {
+                changed: true,
+                blocked: false,
             };
         }
         let (previous, was_verified) = match self.state {
@@ -312,6 +329,15 @@ mod tests {
                 was_verified: true
             }
         );
+        // The verified key coming back restores the verified state.
+        let mut back = record;
+        let seen = back.observe(&key(1));
+        assert!(seen.changed && !seen.blocked);
+        assert_eq!(
+            (back.identity(), back.state()),
+            (&key(1), &TrustState::Verified)
+        );
+        assert_eq!(TrustRecord::decode(&back.encode()), Ok(back));
         // Accepting a key the app did not show is refused.
         assert_eq!(record.accept(&key(2)), Err(crate::Error::IdentityMismatch));
         record.accept(&key(3)).unwrap();

@@ -115,6 +115,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         // The most telling failure across sessions: a message belongs to one
         // session, so "duplicate" from one outranks "cannot decrypt" from others.
         let mut best: Option<Error> = None;
+        let mut tried = false;
         let slots =
             core::iter::once(Slot::Active).chain((0..record.archived().len()).map(Slot::Archived));
         for slot in slots {
@@ -125,6 +126,7 @@ impl<S: ProtocolStore> SessionManager<S> {
             if certified.is_some_and(|c| c != session.remote_identity()) {
                 continue;
             }
+            tried = true;
             match session.decrypt_into(rng, message, &mut out) {
                 Ok(len) => {
                     let used = match slot {
@@ -155,6 +157,9 @@ impl<S: ProtocolStore> SessionManager<S> {
         }
         match best {
             Some(e) => Err(e.into()),
+            // The envelope's certified sender has no session here at all: the
+            // sessions we hold are with another identity, not out of sync.
+            None if !tried => Err(Error::SenderIdentityMismatch.into()),
             None => Err(DeviceError::SessionDesync { address: *from }),
         }
     }
@@ -177,6 +182,14 @@ impl<S: ProtocolStore> SessionManager<S> {
                 let len = session.decrypt_into(rng, message.message(), &mut out)?;
                 let used = match slot {
                     Slot::Active => SessionUse::Active,
+                    // A repeat on the session that lost a simultaneous-initiation
+                    // tie-break: the peer has not seen our prekey message yet and
+                    // will switch when it does, so ours stays active.
+                    Slot::Archived(i)
+                        if keeps_own_session(record.active(), &record.archived()[i]) =>
+                    {
+                        SessionUse::Archived
+                    }
                     Slot::Archived(i) => {
                         record.promote(i);
                         SessionUse::Promoted
@@ -240,7 +253,9 @@ impl<S: ProtocolStore> SessionManager<S> {
         let (record, used) = match record {
             None => (SessionRecord::new(session), SessionUse::Created),
             Some(mut record) => {
-                if keeps_own_session(record.active(), &session) {
+                if record.active().is_awaiting_reply()
+                    && keeps_own_session(record.active(), &session)
+                {
                     record.archive(session, self.max_archived);
                     (record, SessionUse::CreatedArchived)
                 } else {
@@ -279,7 +294,7 @@ fn rank(e: &Error) -> u8 {
 /// the newer session wins.
 fn keeps_own_session(active: &Session, incoming: &Session) -> bool {
     active.role() == Role::Initiator
-        && active.is_awaiting_reply()
+        && incoming.role() == Role::Responder
         && active.remote_identity() == incoming.remote_identity()
         && active.base_key().as_bytes() < incoming.base_key().as_bytes()
 }

@@ -1,5 +1,6 @@
 //! What the session manager's operations return, and how they fail.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -7,7 +8,7 @@ use crate::account::{AccountId, DeviceAddress};
 use crate::error::Error;
 use crate::identity::IdentityKey;
 use crate::store::StoreError;
-use crate::trust::IdentityChange;
+use crate::trust::{IdentityChange, TrustRecord, TrustState};
 
 /// Why a session-manager operation failed. Nothing was written to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +23,9 @@ pub enum DeviceError {
     /// ([`SessionManager::accept_identity`](super::SessionManager::accept_identity))
     /// or verifies it. The change itself was recorded.
     UntrustedIdentity {
-        /// The contact account.
-        account: AccountId,
+        /// The change: the last verified key (`previous`) and the key now
+        /// offered (`new`), to show beside the new safety number.
+        change: Box<IdentityChange>,
     },
     /// The device lists the app gave differ from the sessions held. Fetch
     /// bundles for `missing` ([`process_bundle`](super::SessionManager::process_bundle)),
@@ -57,6 +59,22 @@ pub enum DeviceError {
 }
 
 impl DeviceError {
+    /// The error for a record that blocks.
+    pub(crate) fn untrusted(account: &AccountId, record: &TrustRecord) -> Self {
+        let previous = match record.state() {
+            TrustState::Changed { previous, .. } => *previous,
+            _ => *record.identity(),
+        };
+        Self::UntrustedIdentity {
+            change: Box::new(IdentityChange {
+                account: *account,
+                previous,
+                new: *record.identity(),
+                was_verified: true,
+            }),
+        }
+    }
+
     /// The device to start a fresh session with (from a new bundle), if that is
     /// what this error calls for.
     pub fn needs_fresh_session(&self) -> Option<&DeviceAddress> {
@@ -72,9 +90,10 @@ impl fmt::Display for DeviceError {
         match self {
             Self::Protocol(e) => fmt::Display::fmt(e, f),
             Self::Store(e) => fmt::Display::fmt(e, f),
-            Self::UntrustedIdentity { account } => write!(
+            Self::UntrustedIdentity { change } => write!(
                 f,
-                "identity of {account} changed from a verified key; accept the new key first"
+                "identity of {} changed from a verified key; accept the new key first",
+                change.account
             ),
             Self::DeviceListMismatch { missing, stale } => {
                 f.write_str("device list mismatch: missing [")?;
@@ -137,6 +156,7 @@ pub struct Decrypted {
 
 /// Which session decrypted a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SessionUse {
     /// The active session.
     Active,
@@ -147,6 +167,9 @@ pub enum SessionUse {
     /// A new session from a prekey message that crossed one this device started;
     /// the tie-break kept this device's session active and archived the new one.
     CreatedArchived,
+    /// An archived session that lost that tie-break decrypted a repeat of its
+    /// prekey message, and stays archived.
+    Archived,
 }
 
 /// One device's copy of an outgoing message.

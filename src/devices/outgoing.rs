@@ -40,7 +40,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         } else {
             match self.store.trust_record(to)? {
                 Some(record) if record.state().is_blocking() => {
-                    return Err(DeviceError::UntrustedIdentity { account: *to });
+                    return Err(DeviceError::untrusted(to, &record));
                 }
                 Some(record) => Some(*record.identity()),
                 None => None,
@@ -133,13 +133,16 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// multi-recipient sealed envelope (each as that device's payload; the
     /// shared content is empty). The server splits it per device.
     ///
-    /// `token` is the combined delivery token of the recipient accounts
-    /// ([`DeliveryAccessKey::combine`]), if the server requires one.
+    /// The delivery token is computed here, over exactly the accounts the
+    /// envelope reaches (the recipient's, and this account's when other own
+    /// devices are included): if `sealing.access_keys` knows every one of them,
+    /// the envelope carries their combination; otherwise it carries none.
     ///
     /// # Errors
     /// As [`encrypt`](Self::encrypt), plus [`Error::MessageTooLarge`] when a
-    /// device's message exceeds [`sealed::MAX_PAYLOAD_LEN`].
-    #[allow(clippy::too_many_arguments)]
+    /// device's message would exceed [`sealed::MAX_PAYLOAD_LEN`] (checked before
+    /// any session advances) and [`Error::Envelope`] when there is no device to
+    /// send to.
     pub fn encrypt_sealed<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -147,10 +150,8 @@ impl<S: ProtocolStore> SessionManager<S> {
         plaintext: &[u8],
         to_devices: &[DeviceId],
         own_devices: &[DeviceId],
-        certificate: &SenderCertificate,
-        token: Option<&DeliveryAccessKey>,
+        sealing: &Sealing<'_>,
     ) -> Result<Vec<u8>, DeviceError> {
-        // Check sizes first so no session advances for a message that cannot be sent.
         let session_overhead = crate::message::PREKEY_MESSAGE_OVERHEAD;
         if plaintext.len().saturating_add(session_overhead) > sealed::MAX_PAYLOAD_LEN {
             return Err(Error::MessageTooLarge.into());
@@ -164,6 +165,10 @@ impl<S: ProtocolStore> SessionManager<S> {
                 payload: &o.message,
             })
             .collect();
+        let accounts: BTreeSet<AccountId> = outgoing.iter().map(|o| *o.address.account()).collect();
+        let keys: Option<Vec<DeliveryAccessKey>> =
+            accounts.iter().map(|a| (sealing.access_keys)(a)).collect();
+        let token = keys.map(|keys| DeliveryAccessKey::combine(&keys));
         let content = sealed::SealedContent {
             kind: sealed::InnerKind::Opaque,
             hint: sealed::ContentHint::Default,
@@ -172,10 +177,28 @@ impl<S: ProtocolStore> SessionManager<S> {
         Ok(sealed::seal_multi(
             rng,
             &self.local.identity,
-            certificate,
+            sealing.certificate,
             &recipients,
             content,
-            token,
+            token.as_ref(),
         )?)
+    }
+}
+
+/// What sealing a fan-out needs besides the messages: this device's sender
+/// certificate, and the delivery access keys of the accounts it may reach.
+pub struct Sealing<'a> {
+    /// This device's current sender certificate.
+    pub certificate: &'a SenderCertificate,
+    /// The delivery access key of an account, if known (contacts share theirs;
+    /// this account's own is known to all its devices).
+    pub access_keys: &'a dyn Fn(&AccountId) -> Option<DeliveryAccessKey>,
+}
+
+impl core::fmt::Debug for Sealing<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sealing")
+            .field("certificate", self.certificate)
+            .finish_non_exhaustive()
     }
 }
