@@ -139,6 +139,16 @@ impl IdentityKeyPair {
         &self.public
     }
 
+    /// An independent copy without re-deriving anything, for a store that
+    /// hands out owned state. Deliberately not `Clone`.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            signing: self.signing.clone(),
+            dh: self.dh.duplicate(),
+            public: self.public,
+        }
+    }
+
     /// Signs `message` with the identity key (Ed25519).
     pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         crypto::sign(&self.signing, message)

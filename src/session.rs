@@ -111,6 +111,36 @@ fn advance_chain(
 }
 
 impl Session {
+    /// An independent deep copy (both copies zeroize on drop). Deliberately not
+    /// `Clone`: only a store that hands out owned sessions needs it, and a copy
+    /// must never be used to send, or message keys would repeat.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            config: self.config,
+            role: self.role,
+            local_identity: self.local_identity,
+            remote_identity: self.remote_identity,
+            base_key: self.base_key,
+            aad_prefix: self.aad_prefix,
+            root: self.root.duplicate(),
+            sending: SendingChain {
+                ratchet: self.sending.ratchet.duplicate(),
+                chain: self.sending.chain.duplicate(),
+                next_number: self.sending.next_number,
+            },
+            previous_chain_length: self.previous_chain_length,
+            receiving: self.receiving.as_ref().map(|r| ReceivingChain {
+                ratchet_key: r.ratchet_key,
+                chain: r.chain.duplicate(),
+                next_number: r.next_number,
+            }),
+            previous_ratchet_keys: self.previous_ratchet_keys.clone(),
+            handshake_prekeys: self.handshake_prekeys,
+            awaiting_reply: self.awaiting_reply,
+            skipped: self.skipped.duplicate(),
+        }
+    }
+
     /// Starts a session as the initiator from a verified bundle. Messages from
     /// this session are prekey messages until the responder replies.
     ///

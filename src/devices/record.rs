@@ -38,6 +38,14 @@ impl SessionRecord {
         }
     }
 
+    /// An independent deep copy, for a store that keeps live records.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            active: self.active.duplicate(),
+            archived: self.archived.iter().map(Session::duplicate).collect(),
+        }
+    }
+
     /// The session messages are encrypted with.
     pub fn active(&self) -> &Session {
         &self.active
@@ -171,5 +179,44 @@ impl crate::storage::Persist for SessionRecord {
     }
     fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
         Self::decode(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, test_rng};
+
+    #[test]
+    fn duplicates_are_faithful_and_archives_bounded() {
+        let mut rng = test_rng(21);
+        let alice = IdentityKeyPair::generate(&mut rng);
+        let bob = IdentityKeyPair::generate(&mut rng);
+        let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+        let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None)
+            .verify()
+            .unwrap();
+        let mut a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+        let sent: Vec<_> = (0..4u8).map(|i| a.encrypt(&[i]).unwrap()).collect();
+        let (b, _) = Responder::new(&bob, &mut store)
+            .accept(&mut rng, &PreKeyMessage::parse(&sent[3]).unwrap())
+            .unwrap();
+        assert_eq!(b.skipped_key_count(), 3);
+        let mut record = SessionRecord::new(b);
+        for _ in 0..3 {
+            let other = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+            record.install(other, 2);
+        }
+        assert_eq!(record.archived().len(), 2);
+        let copy = record.duplicate();
+        assert_eq!(&copy.encode()[..], &record.encode()[..]);
+        assert_eq!(
+            &SessionRecord::decode(&record.encode()).unwrap().encode()[..],
+            &record.encode()[..]
+        );
+        // The copy is independent: advancing it leaves the original alone.
+        let mut copy = copy;
+        copy.active_mut().encrypt(b"x").unwrap();
+        assert_ne!(&copy.encode()[..], &record.encode()[..]);
     }
 }

@@ -113,6 +113,10 @@ impl GroupChainKey {
         self.0.as_bytes()
     }
 
+    fn duplicate(&self) -> Self {
+        Self::from_bytes(*self.as_bytes())
+    }
+
     fn step(&self) -> (MessageKey, GroupChainKey) {
         let (mk, next) = crypto::kdf_ck_group(self.0.as_bytes());
         (MessageKey::from_bytes(mk), GroupChainKey::from_bytes(next))
@@ -189,6 +193,40 @@ struct Checked<'a> {
 }
 
 impl GroupSession {
+    /// An independent deep copy, for a store that keeps live group states.
+    /// Deliberately not `Clone`: a copy must never be used to send.
+    pub(crate) fn duplicate(&self) -> Self {
+        let members = self
+            .members
+            .iter()
+            .map(|(address, chains)| {
+                let chains = chains
+                    .iter()
+                    .map(|c| InboundChain {
+                        chain_id: c.chain_id,
+                        signing_key: c.signing_key,
+                        next_iteration: c.next_iteration,
+                        chain_key: c.chain_key.duplicate(),
+                        skipped: c.skipped.duplicate(),
+                    })
+                    .collect();
+                (*address, chains)
+            })
+            .collect();
+        Self {
+            group_id: self.group_id.clone(),
+            config: self.config,
+            own: OwnChain {
+                chain_id: self.own.chain_id,
+                iteration: self.own.iteration,
+                chain_key: self.own.chain_key.duplicate(),
+                signing: self.own.signing.duplicate(),
+            },
+            members,
+            removed: self.removed.clone(),
+        }
+    }
+
     /// Creates this device's session for a group, with a fresh sending chain.
     ///
     /// # Errors
@@ -545,6 +583,24 @@ mod tests {
         bob.process_distribution(addr(b"alice"), &alice.distribution())
             .expect("valid");
         (alice, bob)
+    }
+
+    #[test]
+    fn duplicate_is_faithful_and_independent() {
+        let (mut alice, mut bob) = pair();
+        let m: Vec<Vec<u8>> = (0..3u8)
+            .map(|i| alice.encrypt(&[i]).expect("fits"))
+            .collect();
+        bob.decrypt(addr(b"alice"), &m[2]).expect("ok");
+        let copy = bob.duplicate();
+        assert_eq!(&copy.encode()[..], &bob.encode()[..]);
+        let mut copy = copy;
+        assert_eq!(copy.decrypt(addr(b"alice"), &m[0]).expect("ok"), [0]);
+        assert_ne!(&copy.encode()[..], &bob.encode()[..]);
+        assert_eq!(
+            bob.decrypt(addr(b"alice"), &m[0]).expect("still there"),
+            [0]
+        );
     }
 
     #[test]

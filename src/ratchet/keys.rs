@@ -15,6 +15,11 @@ impl RootKey {
         self.0.as_bytes()
     }
 
+    /// An independent copy, for a store handing out owned sessions.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self(SecretKey32::from_bytes(*self.0.as_bytes()))
+    }
+
     /// KDF_RK: `HKDF(salt = RK, IKM = dh_out, info = ROOT_INFO)` → 64 bytes, split
     /// into the next root key and a new chain key.
     pub(crate) fn step(&self, dh_out: &DhOutput) -> (RootKey, ChainKey) {
@@ -37,6 +42,11 @@ impl ChainKey {
 
     pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
         self.0.as_bytes()
+    }
+
+    /// An independent copy, for a store handing out owned sessions.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self(SecretKey32::from_bytes(*self.0.as_bytes()))
     }
 
     /// KDF_CK: the message key for this position and the chain key for the next.

@@ -70,6 +70,13 @@ pub(crate) struct SkippedKeys {
 pub(crate) struct StageMark(usize);
 
 impl SkippedKeys {
+    /// An independent copy, for a store handing out owned sessions.
+    pub(crate) fn duplicate(&self) -> Self {
+        let mut entries = VecDeque::with_capacity(self.entries.len());
+        entries.extend(self.entries.iter().map(SkippedKey::duplicate));
+        Self { entries }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -24,9 +24,9 @@ use crate::trust::TrustRecord;
 const MEMORY_STORE_TAG: u8 = 0x57;
 const MEMORY_STORE_VERSION: u8 = 1;
 
-/// A [`ProtocolStore`] in memory. Sessions and group states are kept encoded,
-/// as a database would keep them, so every load decodes a fresh copy and a
-/// change set is the only way anything changes.
+/// A [`ProtocolStore`] in memory. Records are kept live and handed out as
+/// copies, so the message path decodes nothing; a change set is the only way
+/// anything changes.
 ///
 /// [`encode`](Self::encode) snapshots the whole store; seal the snapshot with
 /// [`storage::seal`](crate::storage::seal) (kind
@@ -34,8 +34,8 @@ const MEMORY_STORE_VERSION: u8 = 1;
 pub struct MemoryStore {
     prekeys: PreKeyStore,
     trust: BTreeMap<AccountId, TrustRecord>,
-    sessions: BTreeMap<DeviceAddress, Zeroizing<Vec<u8>>>,
-    groups: BTreeMap<Vec<u8>, Zeroizing<Vec<u8>>>,
+    sessions: BTreeMap<DeviceAddress, SessionRecord>,
+    groups: BTreeMap<Vec<u8>, GroupSession>,
 }
 
 impl MemoryStore {
@@ -85,16 +85,18 @@ impl MemoryStore {
         }
         w.u32(self.sessions.len() as u32);
         for (address, record) in &self.sessions {
+            let record = record.encode();
             let account = address.account().as_bytes();
             w.u8(account.len() as u8)
                 .bytes(account)
                 .u32(address.device_id())
                 .u32(record.len() as u32)
-                .bytes(record);
+                .bytes(&record);
         }
         w.u32(self.groups.len() as u32);
-        for state in self.groups.values() {
-            w.u32(state.len() as u32).bytes(state);
+        for group in self.groups.values() {
+            let state = group.encode();
+            w.u32(state.len() as u32).bytes(&state);
         }
         Zeroizing::new(w.into_vec())
     }
@@ -136,8 +138,7 @@ impl MemoryStore {
             let account = read_account(&mut r)?;
             let address = DeviceAddress::new(account, r.u32("device id")?);
             let len = r.u32("session record length")? as usize;
-            let bytes = r.take(len, "session record")?;
-            SessionRecord::decode(bytes)?;
+            let record = SessionRecord::decode(r.take(len, "session record")?)?;
             if store
                 .sessions
                 .last_key_value()
@@ -147,9 +148,7 @@ impl MemoryStore {
                     field: "session record order",
                 });
             }
-            store
-                .sessions
-                .insert(address, Zeroizing::new(bytes.to_vec()));
+            store.sessions.insert(address, record);
         }
         for _ in 0..r.u32("group count")? {
             let len = r.u32("group state length")? as usize;
@@ -165,7 +164,7 @@ impl MemoryStore {
                     field: "group state order",
                 });
             }
-            store.groups.insert(id, Zeroizing::new(bytes.to_vec()));
+            store.groups.insert(id, group);
         }
         r.finish()?;
         Ok(store)
@@ -216,10 +215,7 @@ impl PreKeyStorage for MemoryStore {
 
 impl SessionStore for MemoryStore {
     fn session_record(&self, address: &DeviceAddress) -> Result<Option<SessionRecord>, StoreError> {
-        match self.sessions.get(address) {
-            Some(bytes) => Ok(Some(SessionRecord::decode(bytes)?)),
-            None => Ok(None),
-        }
+        Ok(self.sessions.get(address).map(SessionRecord::duplicate))
     }
 
     fn session_devices(&self, account: &AccountId) -> Result<Vec<DeviceId>, StoreError> {
@@ -235,10 +231,7 @@ impl SessionStore for MemoryStore {
 
 impl GroupStore for MemoryStore {
     fn group_session(&self, group_id: &[u8]) -> Result<Option<GroupSession>, StoreError> {
-        match self.groups.get(group_id) {
-            Some(bytes) => Ok(Some(GroupSession::decode_state(bytes)?)),
-            None => Ok(None),
-        }
+        Ok(self.groups.get(group_id).map(GroupSession::duplicate))
     }
 }
 
@@ -252,7 +245,7 @@ impl ProtocolStore for MemoryStore {
                     self.trust.insert(account, *record);
                 }
                 Change::SaveSessions { address, record } => {
-                    self.sessions.insert(address, record.encode());
+                    self.sessions.insert(address, *record);
                 }
                 Change::DeleteSessions { address } => {
                     self.sessions.remove(&address);
@@ -261,8 +254,7 @@ impl ProtocolStore for MemoryStore {
                     self.prekeys.remove_one_time_prekey(id);
                 }
                 Change::SaveGroup { session } => {
-                    self.groups
-                        .insert(session.group_id().to_vec(), session.encode());
+                    self.groups.insert(session.group_id().to_vec(), *session);
                 }
             }
         }
