@@ -72,7 +72,7 @@ pub mod sealed;
 mod session;
 pub mod storage;
 pub mod store;
-mod trust;
+pub mod trust;
 mod x3dh;
 
 pub use account::{AccountId, DeviceAddress};

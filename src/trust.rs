@@ -132,7 +132,7 @@ impl TrustRecord {
 
     /// Applies the policy to a key offered for this account (from a bundle or
     /// an authenticated prekey message). A different key turns the record into
-    /// [`TrustState::Changed`]; see the [module docs](self) for the policy.
+    /// [`TrustState::Changed`]; see the [module docs](crate::trust) for the policy.
     pub fn observe(&mut self, offered: &IdentityKey) -> Observation {
         if *offered == self.identity {
             return Observation {
