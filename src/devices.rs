@@ -85,7 +85,9 @@ impl<S: ProtocolStore> SessionManager<S> {
         }
     }
 
-    /// Sets how many archived sessions each address keeps.
+    /// Sets how many archived sessions each address keeps. With 0, a replaced
+    /// session is dropped at once, so messages still in flight on it (and the
+    /// losing side of a simultaneous initiation) can no longer be decrypted.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] above [`MAX_ARCHIVED_SESSIONS`].
