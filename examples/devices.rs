@@ -283,11 +283,11 @@ fn lock(state: &TrustState) -> &'static str {
     }
 }
 
-/// A device's state at rest: two sealed blobs, and the storage key (kept in
-/// the platform keystore). The account id is not secret (app settings).
+/// A device's state at rest: two sealed blobs (the local device — account,
+/// device id and identity — and the store), and the storage key (kept in the
+/// platform keystore).
 struct Saved {
     name: &'static str,
-    account: AccountId,
     key: StorageKey,
     identity: Vec<u8>,
     store: Vec<u8>,
@@ -296,20 +296,18 @@ struct Saved {
 fn save(rng: &mut impl CryptoRng, device: Device) -> Saved {
     let (local, store) = device.manager.into_parts();
     let key = StorageKey::generate(rng);
-    let identity = storage::seal(rng, &key, &local.identity);
+    let identity = storage::seal(rng, &key, &local);
     let sealed_store = storage::seal(rng, &key, &store);
     let sessions = store.session_addresses().count();
     let prekeys = store.prekeys().one_time_prekey_count();
     println!(
-        "  {:<15} identity {} bytes, store {} bytes ({sessions} sessions, {prekeys} one-time prekeys)",
+        "  {:<15} device {} bytes, store {} bytes ({sessions} sessions, {prekeys} one-time prekeys)",
         device.name,
         identity.len(),
         sealed_store.len(),
     );
-    let (name, account) = (device.name, local.account);
     Saved {
-        name,
-        account,
+        name: device.name,
         key,
         identity,
         store: sealed_store,
@@ -317,14 +315,8 @@ fn save(rng: &mut impl CryptoRng, device: Device) -> Saved {
 }
 
 fn restore(server: &Server, saved: &Saved) -> Result<Device> {
-    let identity: IdentityKeyPair = storage::open(&saved.key, &saved.identity)?;
+    let local: LocalDevice = storage::open(&saved.key, &saved.identity)?;
     let store: MemoryStore = storage::open(&saved.key, &saved.store)?;
-    let (account, device_id) = (saved.account, store.prekeys().device_id());
-    let local = LocalDevice {
-        account,
-        device_id,
-        identity,
-    };
     let certificate = server.certify(local.address(), local.identity.public_key())?;
     println!("  {:<15} restored as {}", saved.name, local.address());
     let manager = SessionManager::new(local, store);
@@ -514,14 +506,14 @@ fn main() -> Result<()> {
     let mut saved = [save(rng, phone), save(rng, desktop), save(rng, bob_phone)];
     println!("the apps stop: only the blobs (and the keystore's storage keys) remain");
     let first = &saved[0];
-    let wrong = storage::open::<IdentityKeyPair>(&StorageKey::generate(rng), &first.identity);
+    let wrong = storage::open::<LocalDevice>(&StorageKey::generate(rng), &first.identity);
     let wrong = wrong.err();
-    println!("  an identity blob under a wrong key: {wrong:?}");
+    println!("  a device blob under a wrong key: {wrong:?}");
     check!(wrong == Some(StorageError::WrongKeyOrCorrupted));
-    let swapped = storage::open::<IdentityKeyPair>(&first.key, &first.store).err();
-    println!("  a store blob opened as an identity: {swapped:?}");
+    let swapped = storage::open::<LocalDevice>(&first.key, &first.store).err();
+    println!("  a store blob opened as a device: {swapped:?}");
     let found = StateKind::DeviceStore.to_byte();
-    let expected = StateKind::Identity;
+    let expected = StateKind::LocalDevice;
     check!(swapped == Some(StorageError::WrongKind { expected, found }));
     for s in &mut saved {
         let new_key = StorageKey::generate(rng);
