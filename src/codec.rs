@@ -5,6 +5,8 @@
 
 use alloc::vec::Vec;
 
+use zeroize::Zeroize;
+
 use crate::error::DecodeError;
 
 /// A cursor over borrowed bytes; every read is bounds-checked and names the field
@@ -105,6 +107,11 @@ impl<'a> Reader<'a> {
 
 /// Appends big-endian fields to a `Vec`; used for state and bundles, never on the
 /// steady-state message path.
+///
+/// Stored state holds secrets, so the buffer never grows in place: when it is
+/// full, the bytes move to a larger buffer and the old one is wiped before it
+/// is freed (a plain `Vec` would leave a copy in freed memory). Callers still
+/// size it well, so this is rare.
 pub(crate) struct Writer {
     bytes: Vec<u8>,
 }
@@ -116,12 +123,25 @@ impl Writer {
         }
     }
 
+    fn reserve(&mut self, additional: usize) {
+        let needed = self.bytes.len().saturating_add(additional);
+        if needed > self.bytes.capacity() {
+            let mut larger =
+                Vec::with_capacity(needed.max(self.bytes.capacity().saturating_mul(2)));
+            larger.extend_from_slice(&self.bytes);
+            let mut old = core::mem::replace(&mut self.bytes, larger);
+            old.zeroize();
+        }
+    }
+
     pub(crate) fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.reserve(bytes.len());
         self.bytes.extend_from_slice(bytes);
         self
     }
 
     pub(crate) fn u8(&mut self, value: u8) -> &mut Self {
+        self.reserve(1);
         self.bytes.push(value);
         self
     }
@@ -155,6 +175,16 @@ mod tests {
         let mut r = Reader::new(&[2, 9]);
         assert_eq!(r.flag("f"), Err(DecodeError::InvalidFlag { field: "f" }));
         assert_eq!(r.finish(), Err(DecodeError::TrailingBytes { extra: 1 }));
+    }
+
+    #[test]
+    fn writer_grows_into_fresh_buffers() {
+        let mut w = Writer::with_capacity(2);
+        w.u8(1).u32(0x0203_0405).bytes(&[6; 40]).flag(true);
+        let bytes = w.into_vec();
+        assert_eq!(&bytes[..5], &[1, 2, 3, 4, 5]);
+        assert_eq!(bytes.len(), 1 + 4 + 40 + 1);
+        assert_eq!(bytes[45], 1);
     }
 
     #[test]

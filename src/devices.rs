@@ -30,6 +30,11 @@ pub use outcome::{Decrypted, DeviceError, OutgoingMessage, SessionStarted, Sessi
 pub use outgoing::Sealing;
 pub use record::{DEFAULT_MAX_ARCHIVED_SESSIONS, MAX_ARCHIVED_SESSIONS, SessionRecord};
 
+/// Most devices of one account this device keeps sessions with. Accounts have
+/// a handful (a phone and a few linked devices); the bound keeps a malicious
+/// server or contact from making us store sessions for endless device ids.
+pub const MAX_DEVICES_PER_ACCOUNT: usize = 32;
+
 use crate::account::{AccountId, DeviceAddress};
 use crate::bundle::PreKeyBundle;
 use crate::error::Error;
@@ -155,11 +160,15 @@ impl<S: ProtocolStore> SessionManager<S> {
         if address == self.local.address() {
             return Err(Error::SelfSend.into());
         }
+        let existing = self.store.session_record(&address)?;
+        if existing.is_none() {
+            self.check_device_room(&address)?;
+        }
         let mut changes = ChangeSet::new();
-        let identity_change = self.check_identity(account, bundle.identity_key(), &mut changes)?;
+        let identity_change = self.check_identity(&address, bundle.identity_key(), &mut changes)?;
         let session =
             Session::initiate_with_config(rng, &self.local.identity, &bundle, self.session_config)?;
-        let record = match self.store.session_record(&address)? {
+        let record = match existing {
             Some(mut record) => {
                 record.install(session, self.max_archived);
                 record.drop_foreign_archived();
@@ -181,12 +190,17 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// Applies the policy to a key offered for `account`. Records what must be
     /// recorded in `changes`; if the change blocks, records it right away and
     /// fails.
+    ///
+    /// When the recorded key changes (and does not block), the account's
+    /// sessions under other keys are dropped from its other devices: they could
+    /// only speak for a key the record no longer holds.
     fn check_identity(
         &mut self,
-        account: &AccountId,
+        address: &DeviceAddress,
         offered: &IdentityKey,
         changes: &mut ChangeSet,
     ) -> Result<Option<IdentityChange>, DeviceError> {
+        let account = address.account();
         if self.is_own_account(account) {
             // Own devices share this identity; anything else is an impostor.
             return if offered == self.local.identity.public_key() {
@@ -224,6 +238,7 @@ impl<S: ProtocolStore> SessionManager<S> {
                     account: *account,
                     record: Box::new(record),
                 });
+                self.prune_other_keys(account, record.identity(), Some(address), changes)?;
             }
         }
         if seen.blocked {
@@ -315,7 +330,51 @@ impl<S: ProtocolStore> SessionManager<S> {
             account: *account,
             record: Box::new(record),
         });
+        self.prune_other_keys(account, record.identity(), None, &mut changes)?;
         Ok(self.store.apply(changes)?)
+    }
+
+    /// Drops the account's sessions under any key but `keep` (on every device
+    /// but `except`), so nothing under a replaced key lingers.
+    fn prune_other_keys(
+        &self,
+        account: &AccountId,
+        keep: &IdentityKey,
+        except: Option<&DeviceAddress>,
+        changes: &mut ChangeSet,
+    ) -> Result<(), DeviceError> {
+        for device in self.store.session_devices(account)? {
+            let address = DeviceAddress::new(*account, device);
+            if Some(&address) == except {
+                continue;
+            }
+            let Some(record) = self.store.session_record(&address)? else {
+                continue;
+            };
+            let before = 1 + record.archived().len();
+            match record.retain_identity(keep) {
+                None => changes.push(Change::DeleteSessions { address }),
+                Some(kept) if 1 + kept.archived().len() != before => {
+                    changes.push(Change::SaveSessions {
+                        address,
+                        record: Box::new(kept),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a session with a new device of an account that already has
+    /// [`MAX_DEVICES_PER_ACCOUNT`] devices with sessions here.
+    fn check_device_room(&self, address: &DeviceAddress) -> Result<(), DeviceError> {
+        if self.store.session_devices(address.account())?.len() >= MAX_DEVICES_PER_ACCOUNT {
+            return Err(DeviceError::TooManyDevices {
+                account: *address.account(),
+            });
+        }
+        Ok(())
     }
 
     /// Stores a group state (a new group, or one changed outside the manager).

@@ -12,8 +12,8 @@ use devices_world::*;
 
 use chacha20::ChaCha20Rng;
 use ratchetbox::devices::{
-    DEFAULT_MAX_ARCHIVED_SESSIONS, DeviceError, LocalDevice, MAX_ARCHIVED_SESSIONS, Sealing,
-    SessionManager, SessionUse,
+    DEFAULT_MAX_ARCHIVED_SESSIONS, DeviceError, LocalDevice, MAX_ARCHIVED_SESSIONS,
+    MAX_DEVICES_PER_ACCOUNT, Sealing, SessionManager, SessionUse,
 };
 use ratchetbox::group::GroupSession;
 use ratchetbox::sealed::{ServerPolicy, ValidatedEnvelope, validate};
@@ -1879,4 +1879,155 @@ fn blocked_account<T>(result: &Result<T, DeviceError>) -> Option<AccountId> {
         }
         _ => None,
     }
+}
+
+// ---------------------------------------------------------------------------
+// Regressions from the security review
+// ---------------------------------------------------------------------------
+
+/// A session under another key (here the server let Mallory pose as `bob/2`)
+/// never speaks for a contact the user verified: the session is dropped when
+/// Bob's real key is recorded again, and any new one under Mallory's key is
+/// refused once Bob is verified, while Bob's own session keeps working.
+#[test]
+fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
+    let mut rng = rng(77);
+    let mut alice = device(&mut rng, "alice", 1);
+    let mut bob = device(&mut rng, "bob", 1);
+    let mut mallory = device_with_identity(&mut rng, "bob", 2, identity("mallory", 0));
+    let (alice_id, bob_id) = (account("alice"), account("bob"));
+
+    let b = bundle_of(&mut rng, &mut alice);
+    bob.process_bundle(&mut rng, &alice_id, b).unwrap();
+    let m = bob.encrypt(&alice_id, b"hi from bob", &[1], &[]).unwrap();
+    alice
+        .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
+        .unwrap();
+
+    // Unverified: Mallory's key is a reported, allowed change.
+    let b = bundle_of(&mut rng, &mut alice);
+    mallory.process_bundle(&mut rng, &alice_id, b).unwrap();
+    let m = mallory.encrypt(&alice_id, b"mallory 1", &[1], &[]).unwrap();
+    let got = alice
+        .decrypt(&mut rng, &addr("bob", 2), &m[0].message)
+        .unwrap();
+    assert!(got.identity_change.is_some());
+    // Bob's session at bob/1 was under the replaced key, so it was dropped,
+    // and his next message (a repeat of his spent prekey message) is refused.
+    assert_eq!(alice.session_devices(&bob_id).unwrap(), vec![2]);
+    let m = bob.encrypt(&alice_id, b"still me", &[1], &[]).unwrap();
+    assert!(
+        alice
+            .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
+            .is_err()
+    );
+
+    // Bob starts afresh: his key is recorded again and Mallory's session is gone.
+    let b = bundle_of(&mut rng, &mut alice);
+    bob.process_bundle(&mut rng, &alice_id, b).unwrap();
+    let m = bob.encrypt(&alice_id, b"bob again", &[1], &[]).unwrap();
+    alice
+        .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
+        .unwrap();
+    assert_eq!(alice.session_devices(&bob_id).unwrap(), vec![1]);
+
+    let bob_key = *bob.local().identity.public_key();
+    alice.mark_verified(&bob_id, &bob_key).unwrap();
+    // Mallory's old session is gone; she starts a new one.
+    let b = bundle_of(&mut rng, &mut alice);
+    mallory.process_bundle(&mut rng, &alice_id, b).unwrap();
+    let before = snapshot(&alice);
+    let m = mallory
+        .encrypt(&alice_id, b"send me the code", &[1], &[])
+        .unwrap();
+    assert_eq!(
+        blocked_account(&alice.decrypt(&mut rng, &addr("bob", 2), &m[0].message)),
+        Some(bob_id)
+    );
+    assert!(
+        snapshot(&alice) != before,
+        "the blocking change is recorded"
+    );
+    // Bob's verified session still works while the change is blocked.
+    let m = bob
+        .encrypt(&alice_id, b"it's really me", &[1], &[])
+        .unwrap();
+    let got = alice
+        .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
+        .unwrap();
+    assert_eq!(got.plaintext, b"it's really me");
+}
+
+/// Accepting or verifying a key drops the account's sessions under other keys.
+#[test]
+fn verifying_a_key_prunes_sessions_under_other_keys() {
+    let mut rng = rng(78);
+    let mut alice = device(&mut rng, "alice", 1);
+    let mut bob = device(&mut rng, "bob", 1);
+    let bob2 = device_with_identity(&mut rng, "bob", 2, identity("bob", 1));
+    let bob_id = account("bob");
+    // Alice talks to bob/1, then bob/2 turns up under a new key (a reinstall):
+    // the unverified change is allowed, and bob/1's old-key session is dropped.
+    introduce(&mut rng, &mut alice, &mut bob);
+    let b = bundle_without_one_time(&bob2);
+    let started = alice.process_bundle(&mut rng, &bob_id, b).unwrap();
+    assert!(started.identity_change.is_some());
+    assert_eq!(alice.session_devices(&bob_id).unwrap(), vec![2]);
+    let bob2_key = *bob2.local().identity.public_key();
+    alice.mark_verified(&bob_id, &bob2_key).unwrap();
+    assert_eq!(alice.session_devices(&bob_id).unwrap(), vec![2]);
+}
+
+/// The per-account device bound holds for bundles and prekey messages alike.
+#[test]
+fn an_account_cannot_grow_past_the_device_bound() {
+    let mut rng = rng(79);
+    let mut alice = device(&mut rng, "alice", 1);
+    let bob_id = account("bob");
+    for id in 1..=MAX_DEVICES_PER_ACCOUNT as u32 {
+        let bob = device_with_identity(&mut rng, "bob", id, identity("bob", 0));
+        alice
+            .process_bundle(&mut rng, &bob_id, bundle_without_one_time(&bob))
+            .unwrap();
+    }
+    let mut extra = device_with_identity(&mut rng, "bob", 999, identity("bob", 0));
+    let b = bundle_of(&mut rng, &mut alice);
+    extra
+        .process_bundle(&mut rng, &account("alice"), b)
+        .unwrap();
+    let before = snapshot(&alice);
+    assert_eq!(
+        alice.process_bundle(&mut rng, &bob_id, bundle_without_one_time(&extra)),
+        Err(DeviceError::TooManyDevices { account: bob_id })
+    );
+    let m = extra
+        .encrypt(&account("alice"), b"one more", &[1], &[])
+        .unwrap();
+    assert_eq!(
+        alice.decrypt(&mut rng, &addr("bob", 999), &m[0].message),
+        Err(DeviceError::TooManyDevices { account: bob_id })
+    );
+    assert!(snapshot(&alice) == before, "nothing was written");
+}
+
+/// A sender certificate for another device is refused before any session moves.
+#[test]
+fn sealing_with_someone_elses_certificate_advances_nothing() {
+    let mut rng = rng(80);
+    let server = SealedServer::new();
+    let mut phone = device(&mut rng, "alice", 1);
+    let mut bob = device(&mut rng, "bob", 1);
+    introduce(&mut rng, &mut phone, &mut bob);
+    let wrong = server.certificate_of(&bob);
+    let keys = |a: &AccountId| Some(access_key(a.as_bytes()));
+    let sealing = Sealing {
+        certificate: &wrong,
+        access_keys: &keys,
+    };
+    let before = snapshot(&phone);
+    assert_eq!(
+        phone.encrypt_sealed(&mut rng, &account("bob"), b"x", &[1], &[1], &sealing),
+        Err(DeviceError::Protocol(Error::IdentityMismatch))
+    );
+    assert!(snapshot(&phone) == before, "no session advanced");
 }

@@ -17,6 +17,7 @@ use crate::message::{Message, PreKeyMessage, RatchetMessage};
 use crate::sealed;
 use crate::session::{Role, Session, accept_with_keys};
 use crate::store::{Change, ChangeSet, ProtocolStore};
+use crate::trust::{IdentityChange, TrustState};
 
 impl<S: ProtocolStore> SessionManager<S> {
     /// Decrypts a message from device `from`: on its active session, else on
@@ -49,7 +50,8 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// # Errors
     /// As [`sealed::open`] and [`decrypt`](Self::decrypt);
     /// [`Error::SenderIdentityMismatch`] if the session's identity is not the
-    /// certificate's.
+    /// certificate's; [`Error::Decode`] if the envelope holds both a payload and
+    /// content, or content that is not a prekey or ratchet message.
     pub fn open_sealed<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -67,10 +69,18 @@ impl<S: ProtocolStore> SessionManager<S> {
         let opened = sealed::open(envelope, &recipient)?;
         let from = DeviceAddress::from_address(&opened.sender.address());
         let identity = opened.sender.identity_key;
-        let message = if opened.payload.is_empty() {
-            &opened.message
-        } else {
-            &opened.payload
+        // A fan-out carries the session message as this device's payload with
+        // empty content; a single envelope carries it as a prekey or ratchet
+        // content. Anything else is not for the session layer.
+        let message = match (opened.payload.is_empty(), opened.kind) {
+            (false, _) if opened.message.is_empty() => &opened.payload,
+            (true, sealed::InnerKind::PreKey | sealed::InnerKind::Ratchet) => &opened.message,
+            _ => {
+                return Err(Error::Decode(crate::error::DecodeError::InvalidValue {
+                    field: "sealed content for a session message",
+                })
+                .into());
+            }
         };
         let decrypted = self.decrypt_checked(rng, &from, message, Some(&identity))?;
         Ok((from, decrypted))
@@ -86,16 +96,18 @@ impl<S: ProtocolStore> SessionManager<S> {
         if *from == self.local.address() {
             return Err(Error::SelfSend.into());
         }
+        let message = Message::parse(bytes)?;
         let record = self.store.session_record(from)?;
-        match Message::parse(bytes)? {
+        let allowed = self.receivable(from.account())?;
+        match message {
             Message::Ratchet(message) => {
-                self.decrypt_ratchet(rng, from, record, &message, certified)
+                self.decrypt_ratchet(rng, from, record, &message, certified, &allowed)
             }
             Message::PreKey(message) => {
                 if certified.is_some_and(|c| c != message.identity_key()) {
                     return Err(Error::SenderIdentityMismatch.into());
                 }
-                self.decrypt_prekey(rng, from, record, &message)
+                self.decrypt_prekey(rng, from, record, &message, &allowed)
             }
         }
     }
@@ -107,6 +119,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         record: Option<SessionRecord>,
         message: &RatchetMessage<'_>,
         certified: Option<&IdentityKey>,
+        allowed: &Receivable,
     ) -> Result<Decrypted, DeviceError> {
         let Some(mut record) = record else {
             return Err(DeviceError::NoSession { address: *from });
@@ -116,6 +129,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         // session, so "duplicate" from one outranks "cannot decrypt" from others.
         let mut best: Option<Error> = None;
         let mut tried = false;
+        let mut untrusted: Option<IdentityKey> = None;
         let slots =
             core::iter::once(Slot::Active).chain((0..record.archived().len()).map(Slot::Archived));
         for slot in slots {
@@ -124,6 +138,12 @@ impl<S: ProtocolStore> SessionManager<S> {
                 Slot::Archived(i) => &mut record.archived_mut()[i],
             };
             if certified.is_some_and(|c| c != session.remote_identity()) {
+                continue;
+            }
+            // A session under a key the trust record does not hold (any more)
+            // never speaks for the contact.
+            if !allowed.admits(session.remote_identity()) {
+                untrusted = Some(*session.remote_identity());
                 continue;
             }
             tried = true;
@@ -155,12 +175,13 @@ impl<S: ProtocolStore> SessionManager<S> {
                 }
             }
         }
-        match best {
-            Some(e) => Err(e.into()),
+        match (best, untrusted) {
+            (Some(e), _) => Err(e.into()),
+            (None, Some(offered)) if !tried => Err(allowed.refuse(&offered)),
             // The envelope's certified sender has no session here at all: the
             // sessions we hold are with another identity, not out of sync.
-            None if !tried => Err(Error::SenderIdentityMismatch.into()),
-            None => Err(DeviceError::SessionDesync { address: *from }),
+            (None, None) if !tried => Err(Error::SenderIdentityMismatch.into()),
+            _ => Err(DeviceError::SessionDesync { address: *from }),
         }
     }
 
@@ -170,11 +191,15 @@ impl<S: ProtocolStore> SessionManager<S> {
         from: &DeviceAddress,
         record: Option<SessionRecord>,
         message: &PreKeyMessage<'_>,
+        allowed: &Receivable,
     ) -> Result<Decrypted, DeviceError> {
         let mut out = Zeroizing::new(vec![0u8; message.message().plaintext_len()]);
         // A repeat of the message that created a session we hold.
         if let Some(mut record) = record {
             if let Some(slot) = record.position(|s| s.owns_prekey_message(message)) {
+                if !allowed.admits(message.identity_key()) {
+                    return Err(allowed.refuse(message.identity_key()));
+                }
                 let session = match slot {
                     Slot::Active => record.active_mut(),
                     Slot::Archived(i) => &mut record.archived_mut()[i],
@@ -244,9 +269,11 @@ impl<S: ProtocolStore> SessionManager<S> {
             message,
             &mut out,
         )?;
+        if record.is_none() {
+            self.check_device_room(from)?;
+        }
         let mut changes = ChangeSet::new();
-        let identity_change =
-            self.check_identity(from.account(), message.identity_key(), &mut changes)?;
+        let identity_change = self.check_identity(from, message.identity_key(), &mut changes)?;
         if let Some(id) = message.one_time_prekey_id() {
             changes.push(Change::RemoveOneTimePreKey { id });
         }
@@ -275,6 +302,74 @@ impl<S: ProtocolStore> SessionManager<S> {
             session: used,
             identity_change,
         })
+    }
+}
+
+/// Which remote identity may speak for an account on the receiving side.
+pub(super) struct Receivable {
+    account: crate::account::AccountId,
+    /// `None`: no key was ever recorded for this contact.
+    key: Option<IdentityKey>,
+    own: bool,
+    verified: bool,
+}
+
+impl<S: ProtocolStore> SessionManager<S> {
+    /// This account's own key; for a contact, its recorded key or, while a
+    /// change is blocked, the last verified key (so existing sessions with the
+    /// verified key keep working, and nothing under the new key does).
+    fn receivable(&self, account: &crate::account::AccountId) -> Result<Receivable, DeviceError> {
+        if *account == self.local.account {
+            return Ok(Receivable {
+                account: *account,
+                key: Some(*self.local.identity.public_key()),
+                own: true,
+                verified: true,
+            });
+        }
+        let record = self.store.trust_record(account)?;
+        let (key, verified) = match record.as_ref().map(|r| (r.identity(), r.state())) {
+            None => (None, false),
+            Some((
+                _,
+                TrustState::Changed {
+                    previous,
+                    was_verified: true,
+                },
+            )) => (Some(*previous), true),
+            Some((identity, state)) => (Some(*identity), *state == TrustState::Verified),
+        };
+        Ok(Receivable {
+            account: *account,
+            key,
+            own: false,
+            verified,
+        })
+    }
+}
+
+impl Receivable {
+    fn admits(&self, identity: &IdentityKey) -> bool {
+        self.key.as_ref() == Some(identity)
+    }
+
+    /// The error for a message under `offered`, a key this account's record
+    /// does not admit.
+    fn refuse(&self, offered: &IdentityKey) -> DeviceError {
+        match (&self.key, self.own) {
+            (Some(key), false) => DeviceError::UntrustedIdentity {
+                change: Box::new(IdentityChange {
+                    account: self.account,
+                    previous: *key,
+                    new: *offered,
+                    was_verified: self.verified,
+                }),
+            },
+            (None, false) => DeviceError::UnknownContact {
+                account: self.account,
+            },
+            (_, true) => Error::IdentityMismatch.into(),
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use crate::identity::IdentityKey;
 use crate::store::StoreError;
 use crate::trust::{IdentityChange, TrustRecord, TrustState};
 
-/// Why a session-manager operation failed. Nothing was written to the store.
+/// Why a session-manager operation failed. Nothing was written to the store,
+/// except that [`UntrustedIdentity`](Self::UntrustedIdentity) records a key
+/// change that blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeviceError {
@@ -18,10 +20,13 @@ pub enum DeviceError {
     Protocol(Error),
     /// The store failed.
     Store(StoreError),
-    /// The contact's identity key changed away from a verified key: sending and
-    /// new sessions are blocked until the app accepts the new key
-    /// ([`SessionManager::accept_identity`](super::SessionManager::accept_identity))
-    /// or verifies it. The change itself was recorded.
+    /// The identity key in use is not one the contact's trust record admits:
+    /// - the key changed away from a verified key: sending and new sessions are
+    ///   blocked until the app accepts the new key
+    ///   ([`SessionManager::accept_identity`](super::SessionManager::accept_identity))
+    ///   or verifies it (the change itself was recorded);
+    /// - or a message arrived on a session under a key the record no longer
+    ///   holds (`previous` is the admitted key, `new` the session's).
     UntrustedIdentity {
         /// The change: the last verified key (`previous`) and the key now
         /// offered (`new`), to show beside the new safety number.
@@ -56,6 +61,13 @@ pub enum DeviceError {
     },
     /// This device holds no state for the group.
     UnknownGroup,
+    /// The account already has
+    /// [`MAX_DEVICES_PER_ACCOUNT`](super::MAX_DEVICES_PER_ACCOUNT) devices with
+    /// sessions here; remove stale ones first.
+    TooManyDevices {
+        /// The account.
+        account: AccountId,
+    },
 }
 
 impl DeviceError {
@@ -108,6 +120,11 @@ impl fmt::Display for DeviceError {
             }
             Self::UnknownContact { account } => write!(f, "no identity recorded for {account}"),
             Self::UnknownGroup => f.write_str("no state for this group"),
+            Self::TooManyDevices { account } => write!(
+                f,
+                "{account} already has {} devices with sessions",
+                super::MAX_DEVICES_PER_ACCOUNT
+            ),
         }
     }
 }

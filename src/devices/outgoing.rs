@@ -34,6 +34,19 @@ impl<S: ProtocolStore> SessionManager<S> {
         to_devices: &[DeviceId],
         own_devices: &[DeviceId],
     ) -> Result<Vec<OutgoingMessage>, DeviceError> {
+        let (outgoing, changes) = self.prepare(to, plaintext, to_devices, own_devices)?;
+        self.store.apply(changes)?;
+        Ok(outgoing)
+    }
+
+    /// The messages and the sessions they advance, not yet saved.
+    fn prepare(
+        &self,
+        to: &AccountId,
+        plaintext: &[u8],
+        to_devices: &[DeviceId],
+        own_devices: &[DeviceId],
+    ) -> Result<(Vec<OutgoingMessage>, ChangeSet), DeviceError> {
         // A contact never seen has no sessions: every listed device is missing.
         let expected_identity = if self.is_own_account(to) {
             Some(*self.local.identity.public_key())
@@ -88,8 +101,7 @@ impl<S: ProtocolStore> SessionManager<S> {
                 record: Box::new(record),
             });
         }
-        self.store.apply(changes)?;
-        Ok(outgoing)
+        Ok((outgoing, changes))
     }
 
     /// Loads the records of `account`'s listed devices (this device excluded),
@@ -140,9 +152,10 @@ impl<S: ProtocolStore> SessionManager<S> {
     ///
     /// # Errors
     /// As [`encrypt`](Self::encrypt), plus [`Error::MessageTooLarge`] when a
-    /// device's message would exceed [`sealed::MAX_PAYLOAD_LEN`] (checked before
-    /// any session advances) and [`Error::Envelope`] when there is no device to
-    /// send to.
+    /// device's message would exceed [`sealed::MAX_PAYLOAD_LEN`],
+    /// [`Error::IdentityMismatch`] when the certificate is not this device's,
+    /// and [`Error::Envelope`] when there is no device to send to. On any error
+    /// no session has advanced.
     pub fn encrypt_sealed<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -156,7 +169,15 @@ impl<S: ProtocolStore> SessionManager<S> {
         if plaintext.len().saturating_add(session_overhead) > sealed::MAX_PAYLOAD_LEN {
             return Err(Error::MessageTooLarge.into());
         }
-        let outgoing = self.encrypt(to, plaintext, to_devices, own_devices)?;
+        // A certificate for another identity or device would make every
+        // recipient refuse (or misfile) the envelope.
+        if sealing.certificate.identity_key() != self.local.identity.public_key()
+            || sealing.certificate.address() != self.local.address().as_address()
+        {
+            return Err(Error::IdentityMismatch.into());
+        }
+        // Sessions are saved only once the envelope exists.
+        let (outgoing, changes) = self.prepare(to, plaintext, to_devices, own_devices)?;
         let recipients: Vec<sealed::MultiRecipient<'_>> = outgoing
             .iter()
             .map(|o| sealed::MultiRecipient {
@@ -174,14 +195,17 @@ impl<S: ProtocolStore> SessionManager<S> {
             hint: sealed::ContentHint::Default,
             message: &[],
         };
-        Ok(sealed::seal_multi(
+        let envelope = sealed::seal_multi(
             rng,
             &self.local.identity,
             sealing.certificate,
             &recipients,
             content,
             token.as_ref(),
-        )?)
+        )?;
+        drop(recipients);
+        self.store.apply(changes)?;
+        Ok(envelope)
     }
 }
 

@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::error::DecodeError;
+use crate::identity::IdentityKey;
 use crate::session::Session;
 
 const SESSION_RECORD_TAG: u8 = 0x54;
@@ -92,6 +93,19 @@ impl SessionRecord {
     pub(crate) fn drop_foreign_archived(&mut self) {
         let identity = *self.active.remote_identity();
         self.archived.retain(|s| *s.remote_identity() == identity);
+    }
+
+    /// Keeps only the sessions with remote identity `keep`, most recent active;
+    /// `None` if none is left.
+    pub(crate) fn retain_identity(self, keep: &IdentityKey) -> Option<Self> {
+        let mut sessions = core::iter::once(self.active)
+            .chain(self.archived)
+            .filter(|s| s.remote_identity() == keep);
+        let active = sessions.next()?;
+        Some(Self {
+            active,
+            archived: sessions.collect(),
+        })
     }
 
     /// The session (active first, then archived in order) matching `predicate`.
