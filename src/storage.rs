@@ -17,7 +17,8 @@
 //! let restored: IdentityKeyPair = storage::open(&key, &blob)?;
 //! assert_eq!(restored.public_key(), identity.public_key());
 //!
-//! // Moving to a new storage key is one call per blob.
+//! // Moving to a new storage key is one call per blob. (`seal_bound` also
+//! // binds a blob to where it is stored, such as a record's address.)
 //! let new_key = StorageKey::generate(&mut rng);
 //! let moved = storage::reseal(&mut rng, &key, &new_key, &blob)?;
 //! assert!(storage::open::<IdentityKeyPair>(&key, &moved).is_err());
@@ -234,12 +235,64 @@ pub fn reseal<R: CryptoRng + ?Sized>(
     Ok(seal_bytes(rng, new, kind, &plaintext))
 }
 
+/// [`seal`], binding the blob to `context` as well: typically where it is
+/// stored (for a session record, the encoded device address it is kept
+/// under), so that a blob moved to another slot of the same database fails to
+/// open there. [`open_bound`] must be given the same context.
+pub fn seal_bound<T: Persist, R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    key: &StorageKey,
+    object: &T,
+    context: &[u8],
+) -> Vec<u8> {
+    seal_raw(rng, key, T::KIND, &object.encode_state(), context)
+}
+
+/// Opens a blob [`seal_bound`] produced with the same `context`.
+///
+/// # Errors
+/// As [`open`]; a different context gives [`StorageError::WrongKeyOrCorrupted`].
+pub fn open_bound<T: Persist>(
+    key: &StorageKey,
+    blob: &[u8],
+    context: &[u8],
+) -> Result<T, StorageError> {
+    let plaintext = open_raw(key, T::KIND, blob, context)?;
+    Ok(T::decode_state(&plaintext)?)
+}
+
+/// [`reseal`] for a blob sealed with [`seal_bound`]; the context is kept.
+///
+/// # Errors
+/// As [`open_bound`], for the old key.
+pub fn reseal_bound<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    old: &StorageKey,
+    new: &StorageKey,
+    blob: &[u8],
+    context: &[u8],
+) -> Result<Vec<u8>, StorageError> {
+    let kind = parse_header(blob)?;
+    let plaintext = open_raw(old, kind, blob, context)?;
+    Ok(seal_raw(rng, new, kind, &plaintext, context))
+}
+
 /// Seals an already encoded object of `kind`.
 pub fn seal_bytes<R: CryptoRng + ?Sized>(
     rng: &mut R,
     key: &StorageKey,
     kind: StateKind,
     plaintext: &[u8],
+) -> Vec<u8> {
+    seal_raw(rng, key, kind, plaintext, &[])
+}
+
+fn seal_raw<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    key: &StorageKey,
+    kind: StateKind,
+    plaintext: &[u8],
+    context: &[u8],
 ) -> Vec<u8> {
     let mut blob = Vec::with_capacity(plaintext.len() + SEALED_STATE_OVERHEAD);
     blob.extend_from_slice(&[SEALED_STATE_TAG, SEALED_STATE_VERSION, kind.to_byte()]);
@@ -248,13 +301,8 @@ pub fn seal_bytes<R: CryptoRng + ?Sized>(
     blob.extend_from_slice(&nonce);
     blob.resize(HEADER_LEN + NONCE_LEN + plaintext.len(), 0);
     let (header, body) = blob.split_at_mut(HEADER_LEN + NONCE_LEN);
-    let tag = crypto::aead_seal_with_nonce(
-        &key.aead_key(),
-        &nonce,
-        &header[..HEADER_LEN],
-        plaintext,
-        body,
-    );
+    let aad = [&header[..HEADER_LEN], context].concat();
+    let tag = crypto::aead_seal_with_nonce(&key.aead_key(), &nonce, &aad, plaintext, body);
     // A plaintext that fits in memory is far below ChaCha20's 256 GiB limit.
     match tag {
         Ok(tag) => blob.extend_from_slice(&tag),
@@ -272,6 +320,15 @@ pub fn open_bytes(
     kind: StateKind,
     blob: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, StorageError> {
+    open_raw(key, kind, blob, &[])
+}
+
+fn open_raw(
+    key: &StorageKey,
+    kind: StateKind,
+    blob: &[u8],
+    context: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, StorageError> {
     let found = parse_header(blob)?;
     if found != kind {
         return Err(StorageError::WrongKind {
@@ -283,10 +340,11 @@ pub fn open_bytes(
     let (nonce, sealed) = rest.split_at(NONCE_LEN);
     let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
     let mut plaintext = Zeroizing::new(alloc::vec![0u8; ciphertext.len()]);
+    let aad = [header, context].concat();
     crypto::aead_open_with_nonce(
         &key.aead_key(),
         nonce.try_into().map_err(|_| StorageError::Truncated)?,
-        header,
+        &aad,
         ciphertext,
         tag.try_into().map_err(|_| StorageError::Truncated)?,
         &mut plaintext,
@@ -444,6 +502,27 @@ mod tests {
         let session = crate::Session::initiate(&mut rng, &local.identity, &bundle).unwrap();
         let record = crate::devices::SessionRecord::new(session);
         assert_eq!(seal(&mut rng, &key, &record).len(), 265);
+    }
+
+    #[test]
+    fn a_bound_blob_opens_only_in_its_context() {
+        let mut rng = test_rng(4);
+        let key = StorageKey::generate(&mut rng);
+        let record =
+            crate::TrustRecord::first_seen(*IdentityKeyPair::generate(&mut rng).public_key());
+        let blob = seal_bound(&mut rng, &key, &record, b"bob");
+        assert_eq!(open_bound(&key, &blob, b"bob"), Ok(record));
+        assert_eq!(
+            open_bound::<crate::TrustRecord>(&key, &blob, b"carol"),
+            Err(StorageError::WrongKeyOrCorrupted)
+        );
+        assert!(open::<crate::TrustRecord>(&key, &blob).is_err());
+        let new = StorageKey::generate(&mut rng);
+        let moved = reseal_bound(&mut rng, &key, &new, &blob, b"bob").unwrap();
+        assert_eq!(open_bound(&new, &moved, b"bob"), Ok(record));
+        // An unbound blob is a blob bound to the empty context.
+        let plain = seal(&mut rng, &key, &record);
+        assert_eq!(open_bound(&key, &plain, b""), Ok(record));
     }
 
     #[test]
