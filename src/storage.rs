@@ -374,24 +374,27 @@ fn parse_header(blob: &[u8]) -> Result<StateKind, StorageError> {
     StateKind::from_byte(blob[2]).ok_or(StorageError::WrongKeyOrCorrupted)
 }
 
-impl Persist for crate::IdentityKeyPair {
-    const KIND: StateKind = StateKind::Identity;
-    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
-        self.encode()
-    }
-    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::decode(bytes)
-    }
+/// `Persist` for types whose own `encode` / `decode` are the stored form.
+macro_rules! persist_by_codec {
+    ($($ty:ty => $kind:ident),* $(,)?) => {$(
+        impl Persist for $ty {
+            const KIND: StateKind = StateKind::$kind;
+            fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+                self.encode()
+            }
+            fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+                Self::decode(bytes)
+            }
+        }
+    )*};
 }
 
-impl Persist for crate::PreKeyStore {
-    const KIND: StateKind = StateKind::PreKeys;
-    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
-        self.encode()
-    }
-    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::decode(bytes)
-    }
+persist_by_codec! {
+    crate::IdentityKeyPair => Identity,
+    crate::PreKeyStore => PreKeys,
+    crate::devices::SessionRecord => Sessions,
+    crate::store::MemoryStore => DeviceStore,
+    crate::devices::LocalDevice => LocalDevice,
 }
 
 impl Persist for crate::TrustRecord {

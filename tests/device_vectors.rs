@@ -10,7 +10,7 @@
 
 #[path = "support/scripted_rng.rs"]
 mod scripted_rng;
-use scripted_rng::{ScriptedRng, hex, read_vectors, write_vectors};
+use scripted_rng::{ScriptedRng, check_vectors, read_vectors};
 
 use std::collections::BTreeMap;
 
@@ -148,8 +148,7 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>>) {
-    let header = "# ratchetbox v1 trust, linking and storage known-answer vector (SPEC.md\n\
+const HEADER: &str = "# ratchetbox v1 trust, linking and storage known-answer vector (SPEC.md\n\
          # §11-§14). Hex; integers big-endian; names are alphabetical.\n\
          #\n\
          # Identities come from the *_identity_seed Ed25519 seeds (§3.1).\n\
@@ -165,28 +164,11 @@ fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>
          # sealed_identity / sealed_trust_record: alice's identity key pair (kind 1)\n\
          # and trust_record_changed (kind 4) sealed under storage_key with nonces\n\
          # storage_nonce_identity and storage_nonce_trust (§13.1).\n";
-    write_vectors(PATH, header, input, output);
-}
 
 #[test]
 fn device_vector_is_reproduced() {
     let input = inputs();
-    let computed = run(&input);
-    if std::env::var_os("RATCHETBOX_WRITE_VECTORS").is_some() {
-        write_file(&input, &computed);
-    }
-    let (stored_in, stored_out) = read_vectors(PATH);
-    assert_eq!(stored_in.len(), input.len());
-    for (k, v) in &input {
-        assert_eq!(hex(&stored_in[*k]), hex(v), "input {k}");
-    }
-    assert_eq!(
-        stored_out.keys().collect::<Vec<_>>(),
-        computed.keys().collect::<Vec<_>>()
-    );
-    for (k, v) in &computed {
-        assert_eq!(hex(&stored_out[k]), hex(v), "output {k}");
-    }
+    check_vectors(PATH, HEADER, &input, &run(&input));
 }
 
 #[test]

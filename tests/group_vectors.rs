@@ -19,7 +19,7 @@
 
 #[path = "support/scripted_rng.rs"]
 mod scripted_rng;
-use scripted_rng::{ScriptedRng, hex, read_vectors, write_vectors};
+use scripted_rng::{ScriptedRng, check_vectors, hex, read_vectors};
 
 use std::collections::BTreeMap;
 
@@ -121,8 +121,7 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>>) {
-    let header = "# ratchetbox v1 sender-key group known-answer vector. Hex, alphabetical.\n\
+const HEADER: &str = "# ratchetbox v1 sender-key group known-answer vector. Hex, alphabetical.\n\
          #\n\
          # Random draws, in order, by GroupSession::create (OwnChain::generate):\n\
          #   1. chain key, 32 bytes              (<party>_chain_key)\n\
@@ -137,26 +136,12 @@ fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>
          # distribution from sender_account/sender_device (device id big-endian),\n\
          # decrypts message_2 then message_0 (receiver_state_after_2_0 keeps the\n\
          # skipped key of iteration 1), then message_1 (receiver_state_final).\n";
-    write_vectors(PATH, header, input, output);
-}
 
 /// The only test that writes the file.
 #[test]
 fn group_vector_is_reproduced() {
     let input = inputs();
-    let computed = run(&input);
-    if std::env::var_os("RATCHETBOX_WRITE_VECTORS").is_some() {
-        write_file(&input, &computed);
-    }
-    let (stored_in, stored_out) = read_vectors(PATH);
-    assert_eq!(stored_in.len(), input.len());
-    for (k, v) in &input {
-        assert_eq!(&stored_in[*k], v, "input {k}");
-    }
-    assert_eq!(stored_out.len(), computed.len());
-    for (k, v) in &computed {
-        assert_eq!(hex(&stored_out[k]), hex(v), "output {k}");
-    }
+    check_vectors(PATH, HEADER, &input, &run(&input));
 }
 
 /// Byte offsets of the group message fields, for a group id of `g` bytes.

@@ -11,7 +11,7 @@
 
 #[path = "support/scripted_rng.rs"]
 mod scripted_rng;
-use scripted_rng::{ScriptedRng, hex, read_vectors, write_vectors};
+use scripted_rng::{ScriptedRng, check_vectors, hex, read_vectors};
 
 use std::collections::BTreeMap;
 
@@ -261,8 +261,7 @@ fn split(multi: &[u8], p: &Parties) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>>) {
-    let header = "# ratchetbox v1 sealed-envelope known-answer vector (SPEC.md §9). Hex; integers\n\
+const HEADER: &str = "# ratchetbox v1 sealed-envelope known-answer vector (SPEC.md §9). Hex; integers\n\
          # big-endian; kind and hint are their one-byte codes (§9.3); names are\n\
          # alphabetical, not in order of use.\n\
          #\n\
@@ -280,28 +279,11 @@ fn write_file(input: &BTreeMap<&str, Vec<u8>>, output: &BTreeMap<String, Vec<u8>
          # the RNG yields multi_content_key (M) then multi_ephemeral_secret.\n\
          # multi_part_<account>_<device> (§9.7): the server's split parts.\n\
          # Ephemeral secrets are X25519 private keys, clamped when used.\n";
-    write_vectors(PATH, header, input, output);
-}
 
 #[test]
 fn sealed_vector_is_reproduced() {
     let input = inputs();
-    let computed = run(&input);
-    if std::env::var_os("RATCHETBOX_WRITE_VECTORS").is_some() {
-        write_file(&input, &computed);
-    }
-    let (stored_in, stored_out) = read_vectors(PATH);
-    assert_eq!(stored_in.len(), input.len());
-    for (k, v) in &input {
-        assert_eq!(hex(&stored_in[*k]), hex(v), "input {k}");
-    }
-    assert_eq!(
-        stored_out.keys().collect::<Vec<_>>(),
-        computed.keys().collect::<Vec<_>>()
-    );
-    for (k, v) in &computed {
-        assert_eq!(hex(&stored_out[k]), hex(v), "output {k}");
-    }
+    check_vectors(PATH, HEADER, &input, &run(&input));
 }
 
 #[test]

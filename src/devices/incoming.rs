@@ -133,10 +133,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         let slots =
             core::iter::once(Slot::Active).chain((0..record.archived().len()).map(Slot::Archived));
         for slot in slots {
-            let session = match slot {
-                Slot::Active => record.active_mut(),
-                Slot::Archived(i) => &mut record.archived_mut()[i],
-            };
+            let session = record.session_mut(slot);
             if certified.is_some_and(|c| c != session.remote_identity()) {
                 continue;
             }
@@ -156,17 +153,8 @@ impl<S: ProtocolStore> SessionManager<S> {
                             SessionUse::Promoted
                         }
                     };
-                    let mut changes = ChangeSet::new();
-                    changes.push(Change::SaveSessions {
-                        address: *from,
-                        record: Box::new(record),
-                    });
-                    self.store.apply(changes)?;
-                    return Ok(Decrypted {
-                        plaintext: out[..len].to_vec(),
-                        session: used,
-                        identity_change: None,
-                    });
+                    out.truncate(len);
+                    return self.commit(ChangeSet::new(), from, record, used, None, out);
                 }
                 Err(e) => {
                     if rank(&e) > best.as_ref().map_or(0, rank) {
@@ -200,11 +188,10 @@ impl<S: ProtocolStore> SessionManager<S> {
                 if !allowed.admits(message.identity_key()) {
                     return Err(allowed.refuse(message.identity_key()));
                 }
-                let session = match slot {
-                    Slot::Active => record.active_mut(),
-                    Slot::Archived(i) => &mut record.archived_mut()[i],
-                };
-                let len = session.decrypt_into(rng, message.message(), &mut out)?;
+                let len =
+                    record
+                        .session_mut(slot)
+                        .decrypt_into(rng, message.message(), &mut out)?;
                 let used = match slot {
                     Slot::Active => SessionUse::Active,
                     // A repeat on the session that lost a simultaneous-initiation
@@ -220,21 +207,35 @@ impl<S: ProtocolStore> SessionManager<S> {
                         SessionUse::Promoted
                     }
                 };
-                let mut changes = ChangeSet::new();
-                changes.push(Change::SaveSessions {
-                    address: *from,
-                    record: Box::new(record),
-                });
-                self.store.apply(changes)?;
-                return Ok(Decrypted {
-                    plaintext: out[..len].to_vec(),
-                    session: used,
-                    identity_change: None,
-                });
+                out.truncate(len);
+                return self.commit(ChangeSet::new(), from, record, used, None, out);
             }
             return self.accept_new_session(rng, from, Some(record), message, out);
         }
         self.accept_new_session(rng, from, None, message, out)
+    }
+
+    /// Saves `changes` plus the record whose session decrypted a message, then
+    /// hands out the plaintext (moved out of its buffer, not copied).
+    fn commit(
+        &mut self,
+        mut changes: ChangeSet,
+        from: &DeviceAddress,
+        record: SessionRecord,
+        used: SessionUse,
+        identity_change: Option<IdentityChange>,
+        mut plaintext: Zeroizing<Vec<u8>>,
+    ) -> Result<Decrypted, DeviceError> {
+        changes.push(Change::SaveSessions {
+            address: *from,
+            record: Box::new(record),
+        });
+        self.store.apply(changes)?;
+        Ok(Decrypted {
+            plaintext: core::mem::take(&mut *plaintext),
+            session: used,
+            identity_change,
+        })
     }
 
     fn accept_new_session<R: CryptoRng + ?Sized>(
@@ -292,16 +293,8 @@ impl<S: ProtocolStore> SessionManager<S> {
                 }
             }
         };
-        changes.push(Change::SaveSessions {
-            address: *from,
-            record: Box::new(record),
-        });
-        self.store.apply(changes)?;
-        Ok(Decrypted {
-            plaintext: out[..len].to_vec(),
-            session: used,
-            identity_change,
-        })
+        out.truncate(len);
+        self.commit(changes, from, record, used, identity_change, out)
     }
 }
 

@@ -11,7 +11,6 @@ use crate::crypto::KEY_LEN;
 use crate::error::DecodeError;
 use crate::identity::{DeviceId, IdentityKeyPair};
 use crate::sealed::Address;
-use crate::storage::{Persist, StateKind};
 
 const LOCAL_DEVICE_TAG: u8 = 0x4C;
 const LOCAL_DEVICE_VERSION: u8 = 1;
@@ -78,16 +77,6 @@ impl LocalDevice {
             device_id,
             identity: IdentityKeyPair::from_seed(&seed),
         })
-    }
-}
-
-impl Persist for LocalDevice {
-    const KIND: StateKind = StateKind::LocalDevice;
-    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
-        self.encode()
-    }
-    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::decode(bytes)
     }
 }
 

@@ -61,8 +61,13 @@ impl SessionRecord {
         &self.archived
     }
 
-    pub(crate) fn archived_mut(&mut self) -> &mut [Session] {
-        &mut self.archived
+    /// The session in `slot` (which must come from [`position`](Self::position)
+    /// or index the archive).
+    pub(crate) fn session_mut(&mut self, slot: Slot) -> &mut Session {
+        match slot {
+            Slot::Active => &mut self.active,
+            Slot::Archived(i) => &mut self.archived[i],
+        }
     }
 
     /// Makes `session` active, archiving the previous active session and
@@ -183,16 +188,6 @@ impl fmt::Debug for SessionRecord {
             .field("active", &self.active)
             .field("archived", &self.archived.len())
             .finish()
-    }
-}
-
-impl crate::storage::Persist for SessionRecord {
-    const KIND: crate::storage::StateKind = crate::storage::StateKind::Sessions;
-    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
-        self.encode()
-    }
-    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::decode(bytes)
     }
 }
 

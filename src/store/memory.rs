@@ -18,7 +18,7 @@ use crate::group::GroupSession;
 use crate::identity::DeviceId;
 use crate::prekey::{OneTimePreKey, PreKeyId, PreKeyStore, SignedPreKey};
 use crate::sealed::Address;
-use crate::storage::{Persist, StateKind};
+use crate::storage::Persist;
 use crate::trust::TrustRecord;
 
 const MEMORY_STORE_TAG: u8 = 0x57;
@@ -259,16 +259,6 @@ impl ProtocolStore for MemoryStore {
             }
         }
         Ok(())
-    }
-}
-
-impl Persist for MemoryStore {
-    const KIND: StateKind = StateKind::DeviceStore;
-    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
-        self.encode()
-    }
-    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::decode(bytes)
     }
 }
 

@@ -112,3 +112,30 @@ pub fn write_vectors(
     std::fs::write(&partial, text).expect("write vectors");
     std::fs::rename(&partial, path).expect("replace vectors");
 }
+
+/// Checks a vector file against what the code computes now, after rewriting
+/// it when `RATCHETBOX_WRITE_VECTORS` is set: the same inputs, the same output
+/// names, and every output byte for byte.
+pub fn check_vectors(
+    path: &str,
+    header: &str,
+    input: &BTreeMap<&str, Vec<u8>>,
+    computed: &BTreeMap<String, Vec<u8>>,
+) {
+    if std::env::var_os("RATCHETBOX_WRITE_VECTORS").is_some() {
+        write_vectors(path, header, input, computed);
+    }
+    let (stored_in, stored_out) = read_vectors(path);
+    assert_eq!(stored_in.len(), input.len(), "number of inputs");
+    for (k, v) in input {
+        assert_eq!(hex(&stored_in[*k]), hex(v), "input {k}");
+    }
+    assert_eq!(
+        stored_out.keys().collect::<Vec<_>>(),
+        computed.keys().collect::<Vec<_>>(),
+        "output names"
+    );
+    for (k, v) in computed {
+        assert_eq!(hex(&stored_out[k]), hex(v), "output {k}");
+    }
+}
