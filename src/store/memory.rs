@@ -30,7 +30,7 @@ const MEMORY_STORE_VERSION: u8 = 1;
 ///
 /// [`encode`](Self::encode) snapshots the whole store; seal the snapshot with
 /// [`storage::seal`](crate::storage::seal) (kind
-/// [`StateKind::DeviceStore`]).
+/// [`StateKind::DeviceStore`](crate::storage::StateKind::DeviceStore)).
 pub struct MemoryStore {
     prekeys: PreKeyStore,
     trust: BTreeMap<AccountId, TrustRecord>,
