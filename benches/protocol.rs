@@ -3,7 +3,10 @@
 //! prints the table of medians and ratios.
 //!
 //! - `floor/*`: the primitives the protocol cannot avoid (KDF_CK, AEAD seal and
-//!   open, X25519 DH and keygen, HKDF, Ed25519 sign and strict verify).
+//!   open, the random message nonce, X25519 DH and keygen, HKDF, SHA-256,
+//!   Ed25519 sign and strict verify, and what accepting a received Ed25519 key
+//!   costs: decompression with the canonical and small-order checks and the
+//!   Montgomery form, and the torsion check).
 //! - `ratchet/*`: steady-state encrypt, decrypt and both, per size; an
 //!   alternating exchange (every message a DH ratchet step); a message 1000
 //!   positions ahead.
@@ -28,17 +31,18 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ed25519_dalek::{Signer, SigningKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use ratchetbox::devices::{LocalDevice, SessionManager, SessionRecord};
+use ratchetbox::devices::{SessionManager, SessionRecord};
 use ratchetbox::provisioning::{LinkRequest, provision};
+use ratchetbox::rand_core::Rng;
 use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::storage::{self, StorageKey};
 use ratchetbox::store::{MemoryStore, SessionStore};
 use ratchetbox::{AccountId, SafetyNumber};
 use ratchetbox::{
-    IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, RATCHET_MESSAGE_OVERHEAD,
-    RatchetMessage, Responder, Session, SessionConfig, VerifiedBundle,
+    IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore,
+    RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder, Session, SessionConfig, VerifiedBundle,
 };
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 const SIZES: [usize; 5] = [64, 256, 1024, 16 * 1024, 64 * 1024];
@@ -56,21 +60,36 @@ struct Pair {
     bob: Session,
 }
 
+/// Device 1 of account `name`, with a fresh identity.
+fn device(rng: &mut ChaCha20Rng, name: &[u8]) -> LocalDevice {
+    LocalDevice {
+        account: AccountId::new(name).unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::generate(rng),
+    }
+}
+
 /// A session pair past the handshake (Bob has replied once).
 fn session_pair(rng: &mut ChaCha20Rng, config: SessionConfig) -> Pair {
-    let alice_id = IdentityKeyPair::generate(rng);
-    let bob_id = IdentityKeyPair::generate(rng);
-    let mut store = PreKeyStore::generate(rng, &bob_id, 1);
-    let bundle = PreKeyBundle::from_store(bob_id.public_key(), &store, None)
+    let alice_device = device(rng, b"alice");
+    let bob_device = device(rng, b"bob");
+    let mut store = PreKeyStore::generate(rng, &bob_device.identity, 1);
+    let bundle = PreKeyBundle::from_store(bob_device.identity.public_key(), &store, None)
         .verify()
         .unwrap();
-    let mut alice = Session::initiate_with_config(rng, &alice_id, &bundle, config).unwrap();
-    let first = alice.encrypt(b"hello").unwrap();
-    let (mut bob, _) = Responder::new(&bob_id, &mut store)
+    let mut alice =
+        Session::initiate_with_config(rng, &alice_device, &bob_device.account, &bundle, config)
+            .unwrap();
+    let first = alice.encrypt(rng, b"hello").unwrap();
+    let (mut bob, _) = Responder::new(&bob_device, &mut store)
         .with_config(config)
-        .accept(rng, &PreKeyMessage::parse(&first).unwrap())
+        .accept(
+            rng,
+            &alice_device.address(),
+            &PreKeyMessage::parse(&first).unwrap(),
+        )
         .unwrap();
-    let reply = bob.encrypt(b"hi").unwrap();
+    let reply = bob.encrypt(rng, b"hi").unwrap();
     alice.decrypt(rng, &reply).unwrap();
     Pair { alice, bob }
 }
@@ -98,7 +117,31 @@ fn seal(key: &[u8; 32], aad: &[u8], input: &[u8], output: &mut [u8]) -> [u8; 16]
 
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
-    let aad = [7u8; 107];
+    // A session message's associated data: the 32-byte AD and the 53-byte header.
+    let aad = [7u8; 85];
+    // The random nonce each message draws, from the generator the ratchet
+    // benches use and from the operating system.
+    let mut rng = ChaCha20Rng::from_seed([6; 32]);
+    g.bench_function("random_nonce", |b| {
+        b.iter(|| {
+            let mut nonce = [0u8; 12];
+            rng.fill_bytes(&mut nonce);
+            black_box(nonce)
+        })
+    });
+    let mut os = ratchetbox::os_rng();
+    g.bench_function("random_nonce_os", |b| {
+        b.iter(|| {
+            let mut nonce = [0u8; 12];
+            os.fill_bytes(&mut nonce);
+            black_box(nonce)
+        })
+    });
+    // The session AD: one SHA-256 over about 200 bytes, once per session.
+    let transcript = [9u8; 200];
+    g.bench_function("sha256_200B", |b| {
+        b.iter(|| black_box(Sha256::digest(black_box(&transcript))))
+    });
     let mut ck = [1u8; 32];
     g.bench_function("kdf_ck", |b| {
         b.iter(|| {
@@ -162,6 +205,20 @@ fn floor(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // What accepting a received Ed25519 key costs: decompressing it (with the
+    // small-order and canonical checks) and the torsion check ([ℓ]A = 0).
+    let encoded = verifying.to_bytes();
+    g.bench_function("ed25519_key_checks", |b| {
+        b.iter(|| {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(black_box(&encoded)).unwrap();
+            let canonical = !key.is_weak() && key.to_edwards().compress().to_bytes() == encoded;
+            black_box((canonical, key.to_montgomery()))
+        })
+    });
+    let point = verifying.to_edwards();
+    g.bench_function("ed25519_torsion_check", |b| {
+        b.iter(|| black_box(black_box(point).is_torsion_free()))
+    });
     g.finish();
 }
 
@@ -177,7 +234,13 @@ fn ratchet(c: &mut Criterion) {
 
         let mut pair = session_pair(&mut rng, SessionConfig::default());
         g.bench_function(format!("encrypt/{name}"), |b| {
-            b.iter(|| black_box(pair.alice.encrypt_into(&plaintext, &mut wire).unwrap()))
+            b.iter(|| {
+                black_box(
+                    pair.alice
+                        .encrypt_into(&mut rng, &plaintext, &mut wire)
+                        .unwrap(),
+                )
+            })
         });
 
         // Decrypt pre-encrypted, in-order messages; only the decrypts are timed.
@@ -187,7 +250,9 @@ fn ratchet(c: &mut Criterion) {
                 let mut messages = Vec::with_capacity(iters as usize);
                 for _ in 0..iters {
                     let mut m = vec![0u8; size + RATCHET_MESSAGE_OVERHEAD];
-                    pair.alice.encrypt_into(&plaintext, &mut m).unwrap();
+                    pair.alice
+                        .encrypt_into(&mut rng, &plaintext, &mut m)
+                        .unwrap();
                     messages.push(m);
                 }
                 let start = Instant::now();
@@ -202,7 +267,10 @@ fn ratchet(c: &mut Criterion) {
         let mut pair = session_pair(&mut rng, SessionConfig::default());
         g.bench_function(format!("encrypt_decrypt/{name}"), |b| {
             b.iter(|| {
-                let len = pair.alice.encrypt_into(&plaintext, &mut wire).unwrap();
+                let len = pair
+                    .alice
+                    .encrypt_into(&mut rng, &plaintext, &mut wire)
+                    .unwrap();
                 let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
                 black_box(pair.bob.decrypt_into(&mut rng, &parsed, &mut out).unwrap())
             })
@@ -224,7 +292,9 @@ fn ratchet(c: &mut Criterion) {
                 (&mut pair.bob, &mut pair.alice)
             };
             alice_turn = !alice_turn;
-            let len = sender.encrypt_into(&plaintext, &mut wire).unwrap();
+            let len = sender
+                .encrypt_into(&mut rng, &plaintext, &mut wire)
+                .unwrap();
             let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
             black_box(receiver.decrypt_into(&mut rng, &parsed, &mut out).unwrap())
         })
@@ -235,7 +305,7 @@ fn ratchet(c: &mut Criterion) {
     let bob_before = pair.bob.encode();
     let mut ahead = Vec::new();
     for _ in 0..=1000 {
-        ahead = pair.alice.encrypt(&plaintext).unwrap();
+        ahead = pair.alice.encrypt(&mut rng, &plaintext).unwrap();
     }
     g.bench_function("decrypt_1000_ahead/256B", |b| {
         b.iter_batched(
@@ -254,12 +324,13 @@ fn ratchet(c: &mut Criterion) {
 fn handshake(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::from_seed([8; 32]);
     let mut g = c.benchmark_group("handshake");
-    let alice = IdentityKeyPair::generate(&mut rng);
-    let bob = IdentityKeyPair::generate(&mut rng);
-    let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    let alice = device(&mut rng, b"alice");
+    let bob = device(&mut rng, b"bob");
+    let mut store = PreKeyStore::generate(&mut rng, &bob.identity, 1);
     let ids = store.generate_one_time_prekeys(&mut rng, 1).unwrap();
     let store_blob = store.encode();
-    let bundle = PreKeyBundle::from_store(bob.public_key(), &store, Some(ids[0].0));
+    let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, Some(ids[0].0));
+    let from = alice.address();
     let verified: VerifiedBundle = bundle.clone().verify().unwrap();
 
     g.bench_function("verify_bundle", |b| {
@@ -270,17 +341,17 @@ fn handshake(c: &mut Criterion) {
         )
     });
     g.bench_function("initiator", |b| {
-        b.iter(|| Session::initiate(&mut rng, &alice, &verified).unwrap())
+        b.iter(|| Session::initiate(&mut rng, &alice, &bob.account, &verified).unwrap())
     });
-    let mut session = Session::initiate(&mut rng, &alice, &verified).unwrap();
-    let first = session.encrypt(&[0x5a; 256]).unwrap();
+    let mut session = Session::initiate(&mut rng, &alice, &bob.account, &verified).unwrap();
+    let first = session.encrypt(&mut rng, &[0x5a; 256]).unwrap();
     g.bench_function("responder_with_first_decrypt", |b| {
         b.iter_batched(
             || PreKeyStore::decode(&store_blob).unwrap(),
             |mut store| {
                 let message = PreKeyMessage::parse(&first).unwrap();
                 Responder::new(&bob, &mut store)
-                    .accept(&mut rng, &message)
+                    .accept(&mut rng, &from, &message)
                     .unwrap()
             },
             BatchSize::SmallInput,
@@ -291,11 +362,11 @@ fn handshake(c: &mut Criterion) {
             || (PreKeyStore::decode(&store_blob).unwrap(), bundle.clone()),
             |(mut store, bundle)| {
                 let verified = bundle.verify().unwrap();
-                let mut a = Session::initiate(&mut rng, &alice, &verified).unwrap();
-                let first = a.encrypt(&[0x5a; 256]).unwrap();
+                let mut a = Session::initiate(&mut rng, &alice, &bob.account, &verified).unwrap();
+                let first = a.encrypt(&mut rng, &[0x5a; 256]).unwrap();
                 let message = PreKeyMessage::parse(&first).unwrap();
                 Responder::new(&bob, &mut store)
-                    .accept(&mut rng, &message)
+                    .accept(&mut rng, &from, &message)
                     .unwrap()
             },
             BatchSize::SmallInput,
@@ -311,7 +382,7 @@ fn state(c: &mut Criterion) {
         let mut pair = session_pair(&mut rng, SessionConfig::default());
         let mut last = Vec::new();
         for _ in 0..=skipped {
-            last = pair.alice.encrypt(b"x").unwrap();
+            last = pair.alice.encrypt(&mut rng, b"x").unwrap();
         }
         pair.bob.decrypt(&mut rng, &last).unwrap();
         assert_eq!(pair.bob.skipped_key_count(), skipped);
@@ -389,7 +460,7 @@ fn envelope(c: &mut Criterion) {
         b.iter(|| open(&sealed, &me).unwrap())
     });
     let policy = ServerPolicy::default();
-    let registry = |account: &[u8]| (account == b"bob-account-00001").then_some(key);
+    let registry = |account: &[u8]| (account == b"bob-account-00001").then(|| key.clone());
     g.bench_function("validate_single", |b| {
         b.iter(|| black_box(validate(black_box(&sealed), &policy, &registry).unwrap()))
     });
@@ -415,6 +486,20 @@ fn envelope(c: &mut Criterion) {
             b.iter(|| seal_multi(&mut rng, &alice, &cert, &recipients, content, None).unwrap())
         });
         let multi = seal_multi(&mut rng, &alice, &cert, &recipients, content, None).unwrap();
+        if n == 10 {
+            // The same fan-out to the devices of one account: the two DHs of
+            // an account are made once, whatever its number of devices.
+            let one_account: Vec<MultiRecipient<'_>> = (1..=4)
+                .map(|d| MultiRecipient {
+                    address: Address::new(&accounts[0], d).unwrap(),
+                    identity_key: identities[0].public_key(),
+                    payload: &[],
+                })
+                .collect();
+            g.bench_function("seal_multi/1_account_4_devices", |b| {
+                b.iter(|| seal_multi(&mut rng, &alice, &cert, &one_account, content, None).unwrap())
+            });
+        }
         let open_policy = ServerPolicy {
             require_token: false,
             ..ServerPolicy::default()
@@ -451,10 +536,10 @@ fn group(c: &mut Criterion) {
         .unwrap();
     let plaintext = [0x5a; 256];
     // Made before the encrypt bench moves Alice's chain far ahead.
-    let message = alice.encrypt(&plaintext).unwrap();
+    let message = alice.encrypt(&mut rng, &plaintext).unwrap();
     let mut wire = vec![0u8; alice.encrypted_len(256)];
     g.bench_function("encrypt/256B", |b| {
-        b.iter(|| black_box(alice.encrypt_into(&plaintext, &mut wire).unwrap()))
+        b.iter(|| black_box(alice.encrypt_into(&mut rng, &plaintext, &mut wire).unwrap()))
     });
     let bob_state = bob.encode();
     g.bench_function("decrypt/256B", |b| {
@@ -482,7 +567,7 @@ fn group(c: &mut Criterion) {
     let mut backlog: Vec<(usize, Vec<u8>)> = Vec::new();
     for i in 0..500 {
         let k = i % senders.len();
-        backlog.push((k, senders[k].1.encrypt(&plaintext).unwrap()));
+        backlog.push((k, senders[k].1.encrypt(&mut rng, &plaintext).unwrap()));
     }
     let names: Vec<Vec<u8>> = senders.iter().map(|(n, _)| n.clone()).collect();
     let batch: Vec<(Address<'_>, &[u8])> = backlog
@@ -565,14 +650,16 @@ fn devices(c: &mut Criterion) {
     bob1.process_bundle(&mut rng, &alice, bundle_of(&phone))
         .unwrap();
     // One message each way so both sides are past the prekey stage.
-    let first = phone.encrypt(&bob, b"hi", &[1, 2], &[1, 2]).unwrap();
+    let first = phone
+        .encrypt(&mut rng, &bob, b"hi", &[1, 2], &[1, 2])
+        .unwrap();
     let to_bob1 = first
         .iter()
         .find(|o| o.address == bob1.local().address())
         .unwrap();
     bob1.decrypt(&mut rng, &phone.local().address(), &to_bob1.message)
         .unwrap();
-    let reply = bob1.encrypt(&alice, b"hey", &[1], &[1]).unwrap();
+    let reply = bob1.encrypt(&mut rng, &alice, b"hey", &[1], &[1]).unwrap();
     phone
         .decrypt(&mut rng, &bob1.local().address(), &reply[0].message)
         .unwrap();
@@ -585,14 +672,20 @@ fn devices(c: &mut Criterion) {
         .unwrap();
 
     g.bench_function("fanout_encrypt_3_devices/256B", |b| {
-        b.iter(|| black_box(phone.encrypt(&bob, &plaintext, &[1, 2], &[1, 2]).unwrap()))
+        b.iter(|| {
+            black_box(
+                phone
+                    .encrypt(&mut rng, &bob, &plaintext, &[1, 2], &[1, 2])
+                    .unwrap(),
+            )
+        })
     });
     let from = bob1.local().address();
     g.bench_function("manager_decrypt/256B", |b| {
         b.iter_custom(|iters| {
             let messages: Vec<Vec<u8>> = (0..iters)
                 .map(|_| {
-                    bob1.encrypt(&alice, &plaintext, &[1], &[1])
+                    bob1.encrypt(&mut rng, &alice, &plaintext, &[1], &[1])
                         .unwrap()
                         .remove(0)
                         .message
@@ -627,18 +720,19 @@ fn devices(c: &mut Criterion) {
         .session_record(&bob1.local().address())
         .unwrap()
         .unwrap();
-    let sealed = storage::seal(&mut rng, &key, &record);
+    let slot = b"\x03bob\x00\x00\x00\x01";
+    let sealed = storage::seal(&mut rng, &key, slot, &record);
     g.bench_function("seal_session_record", |b| {
-        b.iter(|| black_box(storage::seal(&mut rng, &key, &record)))
+        b.iter(|| black_box(storage::seal(&mut rng, &key, slot, &record)))
     });
     g.bench_function("open_session_record", |b| {
-        b.iter(|| black_box(storage::open::<SessionRecord>(&key, &sealed).unwrap()))
+        b.iter(|| black_box(storage::open::<SessionRecord>(&key, slot, &sealed).unwrap()))
     });
 
     g.bench_function("link/provision_and_accept", |b| {
         b.iter(|| {
             let mut request = LinkRequest::new(&mut rng);
-            let (payload, _) = provision(&mut rng, &a, &alice, &[1], &request.code()).unwrap();
+            let (payload, _) = provision(&mut rng, &a, &alice, &[1], &*request.code()).unwrap();
             black_box(request.accept(&payload).unwrap())
         })
     });

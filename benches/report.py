@@ -26,32 +26,38 @@ def fmt(ns):
 
 
 f = {name: median(f"floor/{name}") for name in [
-    "kdf_ck", "x25519_dh", "x25519_keygen", "hkdf_32", "hkdf_64",
-    "ed25519_sign", "ed25519_verify_strict"]}
+    "kdf_ck", "random_nonce", "random_nonce_os", "x25519_dh", "x25519_keygen", "hkdf_32",
+    "hkdf_64", "sha256_200B", "ed25519_sign", "ed25519_verify_strict", "ed25519_key_checks",
+    "ed25519_torsion_check"]}
+# Accepting one received Ed25519 key (identity, certificate or group key).
+key_in = f["ed25519_key_checks"] + f["ed25519_torsion_check"]
 rows = []  # (measure, median, floor, ratio text, target)
 for size in ["64B", "256B", "1KiB", "16KiB", "64KiB"]:
     seal, open_ = median(f"floor/aead_seal/{size}"), median(f"floor/aead_open/{size}")
     enc, dec = median(f"ratchet/encrypt/{size}"), median(f"ratchet/decrypt/{size}")
     both = median(f"ratchet/encrypt_decrypt/{size}")
     target = "≤ 1.3×" if size == "256B" else ("throughput ≥ 0.9× AEAD" if size == "64KiB" else "")
-    rows.append((f"encrypt {size}", enc, f["kdf_ck"] + seal, target))
+    rows.append((f"encrypt {size}", enc, f["kdf_ck"] + seal + f["random_nonce"], target))
     rows.append((f"decrypt {size}", dec, f["kdf_ck"] + open_, target))
-    rows.append((f"encrypt+decrypt {size}", both, 2 * f["kdf_ck"] + seal + open_, ""))
+    rows.append((f"encrypt+decrypt {size}", both,
+                 2 * f["kdf_ck"] + seal + open_ + f["random_nonce"], target))
 seal256, open256 = median("floor/aead_seal/256B"), median("floor/aead_open/256B")
 rows.append(("alternating DH-ratchet step, 256 B", median("ratchet/alternating_step/256B"),
              f["x25519_keygen"] + 2 * f["x25519_dh"] + 2 * f["hkdf_64"], "≤ 1.1× (keygen + 2 DH + 2 KDF_RK)"))
 rows.append(("decrypt 1000 ahead, 256 B", median("ratchet/decrypt_1000_ahead/256B"),
              1001 * f["kdf_ck"] + open256, "floor: 1001 KDF_CK + open"))
 rows.append(("bundle verification", median("handshake/verify_bundle"), f["ed25519_verify_strict"], ""))
-init_floor = 2 * f["x25519_keygen"] + 5 * f["x25519_dh"] + f["hkdf_32"] + f["hkdf_64"]
+init_floor = (2 * f["x25519_keygen"] + 5 * f["x25519_dh"] + f["hkdf_32"] + f["hkdf_64"]
+              + f["sha256_200B"])
 rows.append(("X3DH initiator (session ready)", median("handshake/initiator"), init_floor,
-             "≤ 1.1× (2 keygen + 5 DH + 2 HKDF)"))
+             "≤ 1.1× (2 keygen + 5 DH + 2 HKDF + AD hash)"))
 resp_floor = (f["x25519_keygen"] + 6 * f["x25519_dh"] + f["hkdf_32"] + 2 * f["hkdf_64"]
-              + f["kdf_ck"] + open256)
+              + f["sha256_200B"] + key_in + f["kdf_ck"] + open256)
 rows.append(("X3DH responder + first decrypt", median("handshake/responder_with_first_decrypt"),
-             resp_floor, "≤ 1.1× (keygen + 6 DH + 3 HKDF + KDF_CK + open)"))
+             resp_floor, "≤ 1.1× (keygen + 6 DH + 3 HKDF + AD hash + identity key checks + KDF_CK + open)"))
 rows.append(("full establishment", median("handshake/establishment"),
-             f["ed25519_verify_strict"] + init_floor + resp_floor + f["kdf_ck"] + median("floor/aead_seal/256B"), ""))
+             f["ed25519_verify_strict"] + init_floor + resp_floor + f["kdf_ck"] + seal256
+             + f["random_nonce"], ""))
 for n in ["0", "1000"]:
     rows.append((f"session encode, {n} skipped", median(f"state/encode/{n}_skipped"), None, ""))
     rows.append((f"session decode, {n} skipped", median(f"state/decode/{n}_skipped"), None, ""))
@@ -59,18 +65,23 @@ for n in ["0", "1000"]:
 rows.append(("seal single envelope, 256 B", median("envelope/seal_single/256B"),
              f["x25519_keygen"] + 2 * f["x25519_dh"] + f["hkdf_64"] + f["hkdf_32"], "floor: keygen + 2 DH + 2 HKDF"))
 rows.append(("open single envelope, 256 B", median("envelope/open_single/256B"),
-             2 * f["x25519_dh"] + f["hkdf_64"] + f["hkdf_32"] + 2 * f["ed25519_verify_strict"],
-             "floor: 2 DH + 2 HKDF + 2 verify (certificate chain)"))
+             2 * f["x25519_dh"] + f["hkdf_64"] + f["hkdf_32"] + 2 * f["ed25519_verify_strict"]
+             + 3 * key_in,
+             "floor: 2 DH + 2 HKDF + 2 verify (certificate chain) + 3 received Ed25519 keys"))
 rows.append(("server validate, single", median("envelope/validate_single"), None, "≤ 100 ns, 0 allocations"))
 for n in ["10", "100", "1000"]:
     per = int(n)
-    rows.append((f"seal multi, {n} devices", median(f"envelope/seal_multi/{n}"),
-                 per * 2 * f["x25519_dh"] + f["x25519_keygen"], "floor: 2 DH per device + keygen"))
+    rows.append((f"seal multi, {n} devices of {n} accounts", median(f"envelope/seal_multi/{n}"),
+                 per * 2 * f["x25519_dh"] + f["x25519_keygen"], "floor: 2 DH per account + keygen"))
+    if n == "10":
+        rows.append(("seal multi, 4 devices of 1 account", median("envelope/seal_multi/1_account_4_devices"),
+                     2 * f["x25519_dh"] + f["x25519_keygen"], "floor: 2 DH per account + keygen"))
     rows.append((f"server validate, {n} devices", median(f"envelope/validate_multi/{n}"), None, ""))
     rows.append((f"server validate + split, {n} devices", median(f"envelope/split_multi/{n}"), None, ""))
 
 rows.append(("group encrypt, 256 B", median("group/encrypt/256B"),
-             f["kdf_ck"] + seal256 + f["ed25519_sign"], "floor: KDF_CK + seal + sign"))
+             f["kdf_ck"] + seal256 + f["random_nonce"] + f["ed25519_sign"],
+             "floor: KDF_CK + seal + nonce + sign"))
 rows.append(("group decrypt, 256 B", median("group/decrypt/256B"),
              f["kdf_ck"] + open256 + f["ed25519_verify_strict"], "floor: KDF_CK + open + verify"))
 batch, single = median("group/backlog_500/batch"), median("group/backlog_500/one_at_a_time")

@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::error::Error as StdError;
 
 use ratchetbox::{
-    DeviceId, Error, HEADER_LEN, IdentityKey, IdentityKeyPair, Message, PreKeyBundle, PreKeyId,
-    PreKeyStore, PublicKey, Responder, Session,
+    AccountId, DeviceId, Error, HEADER_LEN, IdentityKey, IdentityKeyPair, LocalDevice, Message,
+    PreKeyBundle, PreKeyId, PreKeyStore, PublicKey, Responder, Session,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn StdError>>;
@@ -162,16 +162,26 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     // ---------------------------------------------------------------------
     section("1. Bob publishes a prekey bundle");
-    let alice = IdentityKeyPair::generate(&mut rng);
-    let bob = IdentityKeyPair::generate(&mut rng);
+    // Each device knows its account, device id and the account's identity:
+    // every session is bound to both devices' addresses.
+    let alice = LocalDevice {
+        account: AccountId::new(b"alice")?,
+        device_id: 1,
+        identity: IdentityKeyPair::generate(&mut rng),
+    };
     let bob_device: DeviceId = 1;
-    let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob, bob_device);
+    let bob = LocalDevice {
+        account: AccountId::new(b"bob")?,
+        device_id: bob_device,
+        identity: IdentityKeyPair::generate(&mut rng),
+    };
+    let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, bob_device);
     let one_time = bob_prekeys.generate_one_time_prekeys(&mut rng, 5)?;
     let spk = bob_prekeys.signed_prekey();
     directory.publish(
         "bob",
         PublishedKeys {
-            identity_key: *bob.public_key(),
+            identity_key: *bob.identity.public_key(),
             device_id: bob_prekeys.device_id(),
             signed_prekey_id: spk.id(),
             signed_prekey: *spk.public_key(),
@@ -181,7 +191,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "bob uploads identity {:?}, device {bob_device}, signed prekey #{}, {} one-time prekeys",
-        bob.public_key(),
+        bob.identity.public_key(),
         spk.id(),
         directory.one_time_prekeys_left("bob"),
     );
@@ -209,9 +219,11 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     // ---------------------------------------------------------------------
     section("2. Alice starts a session (X3DH); Bob accepts it");
-    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle)?;
+    // Alice asked the directory for "bob": that is the peer account; the
+    // bundle names the device.
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
     let hello = "Hi Bob, it's Alice.";
-    mailbox.post("bob", alice_session.encrypt(hello.as_bytes())?);
+    mailbox.post("bob", alice_session.encrypt(&mut rng, hello.as_bytes())?);
     println!(
         "alice sends {hello:?} (awaiting reply: {})",
         alice_session.is_awaiting_reply()
@@ -222,8 +234,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         return Err("expected a prekey message".into());
     };
     let before = bob_prekeys.one_time_prekey_count();
+    // The server tells Bob which device the message came from.
     let (mut bob_session, plaintext) =
-        Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &first)?;
+        Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &alice.address(), &first)?;
     show(
         "bob",
         &wire,
@@ -239,14 +252,14 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "bob's session names alice's identity as the peer: {}",
-        bob_session.remote_identity() == alice.public_key()
+        bob_session.remote_identity() == alice.identity.public_key()
     );
 
     // ---------------------------------------------------------------------
     section("3. Conversation in both directions");
     mailbox.post(
         "alice",
-        bob_session.encrypt(b"Hey Alice! Got your message.")?,
+        bob_session.encrypt(&mut rng, b"Hey Alice! Got your message.")?,
     );
     for wire in mailbox.take_all("alice") {
         deliver(&mut rng, &mut alice_session, &wire, "alice")?;
@@ -255,11 +268,17 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         "alice got a reply (awaiting reply: {}), so she now sends ratchet messages",
         alice_session.is_awaiting_reply()
     );
-    mailbox.post("bob", alice_session.encrypt(b"Great. Lunch tomorrow?")?);
+    mailbox.post(
+        "bob",
+        alice_session.encrypt(&mut rng, b"Great. Lunch tomorrow?")?,
+    );
     for wire in mailbox.take_all("bob") {
         deliver(&mut rng, &mut bob_session, &wire, "bob")?;
     }
-    mailbox.post("alice", bob_session.encrypt(b"Sure, noon works.")?);
+    mailbox.post(
+        "alice",
+        bob_session.encrypt(&mut rng, b"Sure, noon works.")?,
+    );
     for wire in mailbox.take_all("alice") {
         deliver(&mut rng, &mut alice_session, &wire, "alice")?;
     }
@@ -271,7 +290,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         "(2) The usual place?",
         "(3) Bring the slides.",
     ] {
-        mailbox.post("bob", alice_session.encrypt(text.as_bytes())?);
+        mailbox.post("bob", alice_session.encrypt(&mut rng, text.as_bytes())?);
     }
     let mut queued = mailbox.take_all("bob");
     queued.rotate_right(1); // 1,2,3 -> 3,1,2
@@ -285,7 +304,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     // ---------------------------------------------------------------------
     section("5. A tampered message is rejected; the session is unaffected");
-    mailbox.post("bob", alice_session.encrypt(b"See you at noon.")?);
+    mailbox.post("bob", alice_session.encrypt(&mut rng, b"See you at noon.")?);
     let genuine = mailbox.take_one("bob")?;
     let mut tampered = genuine.clone();
     tampered[HEADER_LEN] ^= 0x01; // first ciphertext byte of a ratchet message
@@ -313,7 +332,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 
     // ---------------------------------------------------------------------
     section("6. Bob saves and restores his session mid-conversation");
-    mailbox.post("bob", alice_session.encrypt(b"Did your phone restart?")?);
+    mailbox.post(
+        "bob",
+        alice_session.encrypt(&mut rng, b"Did your phone restart?")?,
+    );
     let saved = bob_session.encode(); // holds secrets: store it encrypted
     drop(bob_session);
     println!(
@@ -330,11 +352,14 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     for wire in mailbox.take_all("bob") {
         deliver(&mut rng, &mut bob_session, &wire, "bob")?;
     }
-    mailbox.post("alice", bob_session.encrypt(b"Yes, but I'm still here.")?);
+    mailbox.post(
+        "alice",
+        bob_session.encrypt(&mut rng, b"Yes, but I'm still here.")?,
+    );
     for wire in mailbox.take_all("alice") {
         deliver(&mut rng, &mut alice_session, &wire, "alice")?;
     }
-    mailbox.post("bob", alice_session.encrypt(b"Good. Bye!")?);
+    mailbox.post("bob", alice_session.encrypt(&mut rng, b"Good. Bye!")?);
     for wire in mailbox.take_all("bob") {
         deliver(&mut rng, &mut bob_session, &wire, "bob")?;
     }

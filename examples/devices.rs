@@ -19,7 +19,8 @@
 //! 5. Bob reinstalls with a new identity key: Alice's phone (verified) blocks
 //!    until the user accepts the new key; her desktop (never verified) only
 //!    reports the change;
-//! 6. all state sealed at rest, restored, re-sealed under a new key, and used.
+//! 6. all state sealed at rest (each blob bound to its slot), restored,
+//!    re-sealed under a new key, and used.
 //!
 //! Run it with:
 //!
@@ -97,7 +98,7 @@ impl Server {
 
     /// Validates a multi-recipient envelope, splits it and queues the parts.
     fn submit(&mut self, envelope: &[u8]) -> Result<()> {
-        let keys = |account: &[u8]| self.access_keys.get(account).copied();
+        let keys = |account: &[u8]| self.access_keys.get(account).cloned();
         let policy = ServerPolicy::default();
         let ValidatedEnvelope::Multi(multi) = sealed::validate(envelope, &policy, &keys)? else {
             return Err("expected a multi-recipient envelope".into());
@@ -227,7 +228,7 @@ impl<R: CryptoRng> World<R> {
         let me = from.address();
         let to_devices = self.server.device_list(to);
         let own_devices = self.server.device_list(me.account());
-        let access_keys = |account: &AccountId| self.access_keys.get(account).copied();
+        let access_keys = |account: &AccountId| self.access_keys.get(account).cloned();
         let sealing = Sealing {
             certificate: &from.certificate,
             access_keys: &access_keys,
@@ -283,9 +284,15 @@ fn lock(state: &TrustState) -> &'static str {
     }
 }
 
+/// Where each blob is kept, bound into it when sealed: a blob opens only at
+/// the slot it was sealed for, so the app cannot be fooled into reading one
+/// blob in place of another.
+const LOCAL_DEVICE_SLOT: &[u8] = b"local device";
+const STORE_SLOT: &[u8] = b"device store";
+
 /// A device's state at rest: two sealed blobs (the local device — account,
-/// device id and identity — and the store), and the storage key (kept in the
-/// platform keystore).
+/// device id and identity — and the store, each in its own slot), and the
+/// storage key (kept in the platform keystore).
 struct Saved {
     name: &'static str,
     key: StorageKey,
@@ -296,8 +303,8 @@ struct Saved {
 fn save(rng: &mut impl CryptoRng, device: Device) -> Saved {
     let (local, store) = device.manager.into_parts();
     let key = StorageKey::generate(rng);
-    let identity = storage::seal(rng, &key, &local);
-    let sealed_store = storage::seal(rng, &key, &store);
+    let identity = storage::seal(rng, &key, LOCAL_DEVICE_SLOT, &local);
+    let sealed_store = storage::seal(rng, &key, STORE_SLOT, &store);
     let sessions = store.session_addresses().count();
     let prekeys = store.prekeys().one_time_prekey_count();
     println!(
@@ -315,8 +322,8 @@ fn save(rng: &mut impl CryptoRng, device: Device) -> Saved {
 }
 
 fn restore(server: &Server, saved: &Saved) -> Result<Device> {
-    let local: LocalDevice = storage::open(&saved.key, &saved.identity)?;
-    let store: MemoryStore = storage::open(&saved.key, &saved.store)?;
+    let local: LocalDevice = storage::open(&saved.key, LOCAL_DEVICE_SLOT, &saved.identity)?;
+    let store: MemoryStore = storage::open(&saved.key, STORE_SLOT, &saved.store)?;
     let certificate = server.certify(local.address(), local.identity.public_key())?;
     println!("  {:<15} restored as {}", saved.name, local.address());
     let manager = SessionManager::new(local, store);
@@ -358,9 +365,9 @@ fn main() -> Result<()> {
     let mut request = LinkRequest::new(&mut w.rng);
     let code = request.code();
     let len = code.len();
-    println!("the desktop shows a QR code: {len} bytes (its ephemeral key)");
+    println!("the desktop shows a QR code: {len} bytes (its link key and link secret)");
     let identity = &phone.manager.local().identity;
-    let (payload, on_phone) = provisioning::provision(&mut w.rng, identity, &alice, &[1], &code)?;
+    let (payload, on_phone) = provisioning::provision(&mut w.rng, identity, &alice, &[1], &*code)?;
     let len = payload.len();
     println!("the phone scans it and seals the identity to it: {len} bytes");
     let provisioned = request.accept(&payload)?;
@@ -383,7 +390,7 @@ fn main() -> Result<()> {
         w.rng.fill_bytes(&mut secret);
         let key = DeliveryAccessKey::derive(&secret);
         let id = account.as_bytes().to_vec();
-        w.server.access_keys.insert(id, key);
+        w.server.access_keys.insert(id, key.clone());
         w.access_keys.insert(account, key);
     }
     let (alice_list, bob_list) = (w.server.device_list(&alice), w.server.device_list(&bob));
@@ -506,20 +513,24 @@ fn main() -> Result<()> {
     let mut saved = [save(rng, phone), save(rng, desktop), save(rng, bob_phone)];
     println!("the apps stop: only the blobs (and the keystore's storage keys) remain");
     let first = &saved[0];
-    let wrong = storage::open::<LocalDevice>(&StorageKey::generate(rng), &first.identity);
+    let wrong_key = StorageKey::generate(rng);
+    let wrong = storage::open::<LocalDevice>(&wrong_key, LOCAL_DEVICE_SLOT, &first.identity);
     let wrong = wrong.err();
     println!("  a device blob under a wrong key: {wrong:?}");
     check!(wrong == Some(StorageError::WrongKeyOrCorrupted));
-    let swapped = storage::open::<LocalDevice>(&first.key, &first.store).err();
+    let swapped = storage::open::<LocalDevice>(&first.key, LOCAL_DEVICE_SLOT, &first.store).err();
     println!("  a store blob opened as a device: {swapped:?}");
     let found = StateKind::DeviceStore.to_byte();
     let expected = StateKind::LocalDevice;
     check!(swapped == Some(StorageError::WrongKind { expected, found }));
+    let moved = storage::open::<MemoryStore>(&first.key, b"", &first.store).err();
+    println!("  a store blob opened without its slot: {moved:?}");
+    check!(moved == Some(StorageError::WrongKeyOrCorrupted));
     for s in &mut saved {
         let new_key = StorageKey::generate(rng);
-        s.identity = storage::reseal(rng, &s.key, &new_key, &s.identity)?;
-        s.store = storage::reseal(rng, &s.key, &new_key, &s.store)?;
-        let old = storage::open::<MemoryStore>(&s.key, &s.store).err();
+        s.identity = storage::reseal(rng, &s.key, &new_key, LOCAL_DEVICE_SLOT, &s.identity)?;
+        s.store = storage::reseal(rng, &s.key, &new_key, STORE_SLOT, &s.store)?;
+        let old = storage::open::<MemoryStore>(&s.key, STORE_SLOT, &s.store).err();
         check!(old == Some(StorageError::WrongKeyOrCorrupted));
         s.key = new_key;
     }

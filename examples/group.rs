@@ -41,7 +41,9 @@ use ratchetbox::sealed::{
     SealedContent, SenderCertificate, ServerCertificate, ServerPolicy, TrustRoot, TrustStore,
     ValidatedEnvelope, open, seal_multi, validate,
 };
-use ratchetbox::{DeviceId, Error, IdentityKey, IdentityKeyPair, SIGNATURE_LEN, TAG_LEN};
+use ratchetbox::{
+    DeviceId, Error, IdentityKey, IdentityKeyPair, NONCE_LEN, SIGNATURE_LEN, TAG_LEN,
+};
 
 type Result<T> = std::result::Result<T, Box<dyn StdError>>;
 
@@ -104,7 +106,7 @@ impl Server {
 
     /// Validates a multi-recipient envelope and queues one part per device.
     fn submit(&mut self, envelope: &[u8]) -> Result<Fanout> {
-        let keys = |account: &[u8]| self.access_keys.get(account).copied();
+        let keys = |account: &[u8]| self.access_keys.get(account).cloned();
         let ValidatedEnvelope::Multi(multi) = validate(envelope, &self.policy, &keys)? else {
             return Err("expected a multi-recipient envelope".into());
         };
@@ -203,7 +205,7 @@ fn seal_to(
     let accounts: BTreeSet<&str> = to.iter().map(|d| d.account.as_str()).collect();
     let access: Vec<DeliveryAccessKey> = accounts
         .iter()
-        .map(|a| contacts.get(*a).copied().ok_or("no access key"))
+        .map(|a| contacts.get(*a).cloned().ok_or("no access key"))
         .collect::<std::result::Result<_, _>>()?;
     let content = SealedContent {
         kind: InnerKind::Opaque,
@@ -302,7 +304,9 @@ fn main() -> Result<()> {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
         let key = DeliveryAccessKey::derive(&secret);
-        server.access_keys.insert(account.as_bytes().to_vec(), key);
+        server
+            .access_keys
+            .insert(account.as_bytes().to_vec(), key.clone());
         contacts.insert(account.clone(), key);
     }
     println!(
@@ -406,8 +410,8 @@ fn main() -> Result<()> {
     section("2. Chatting: one encrypt per message, whatever the group size");
     let overhead = group_message_overhead(GROUP_ID.len());
     println!(
-        "overhead: {overhead} bytes = {}-byte header (tag, group id, chain id, iteration) \
-         + {TAG_LEN} AEAD tag + {SIGNATURE_LEN} signature",
+        "overhead: {overhead} bytes = {}-byte header (tag, group id, chain id, iteration, \
+         {NONCE_LEN}-byte random nonce) + {TAG_LEN} AEAD tag + {SIGNATURE_LEN} signature",
         overhead - TAG_LEN - SIGNATURE_LEN
     );
     let lines: [(&str, DeviceId, &str); 3] = [
@@ -421,7 +425,7 @@ fn main() -> Result<()> {
     ];
     for (account, id, text) in lines {
         let s = position(&devices, account, id)?;
-        let message = devices[s].group.encrypt(text.as_bytes())?;
+        let message = devices[s].group.encrypt(&mut rng, text.as_bytes())?;
         let sender = &devices[s];
         let to: Vec<&Device> = devices.iter().filter(|d| !d.is(sender)).collect();
         let envelope = seal_to(&mut rng, &server, &contacts, sender, &to, &message, b"")?;
@@ -505,7 +509,7 @@ fn main() -> Result<()> {
     let b = position(&devices, "bob", 1)?;
     let after = devices[b]
         .group
-        .encrypt(b"Welcome to the new club, without erin.")?;
+        .encrypt(&mut rng, b"Welcome to the new club, without erin.")?;
     let bob = Address::new(b"bob", 1)?;
     let mut erin_group = erin.group;
     // Erin obtains the bytes anyway (from a leaky server, say): her session only
@@ -514,7 +518,7 @@ fn main() -> Result<()> {
         Err(e @ Error::NotAMember) => println!("erin/1 decrypts bob/1's new message: {e:?} ({e})"),
         other => return Err(format!("removed member was not refused: {other:?}").into()),
     }
-    let from_erin = erin_group.encrypt(b"hello?")?;
+    let from_erin = erin_group.encrypt(&mut rng, b"hello?")?;
     let c = position(&devices, "carol", 1)?;
     match devices[c]
         .group
@@ -546,7 +550,7 @@ fn main() -> Result<()> {
         let (account, id) = senders[i % senders.len()];
         let s = position(&devices, account, id)?;
         let text = format!("backlog #{i:03} from {account}/{id}: page {} noted", i * 3);
-        backlog.push((s, devices[s].group.encrypt(text.as_bytes())?));
+        backlog.push((s, devices[s].group.encrypt(&mut rng, text.as_bytes())?));
     }
     let bytes: usize = backlog.iter().map(|(_, m)| m.len()).sum();
     println!(

@@ -43,8 +43,8 @@ use ratchetbox::sealed::{
     open, seal, seal_multi, validate,
 };
 use ratchetbox::{
-    DeviceId, Error, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore,
-    Responder, Session,
+    AccountId, DeviceAddress, DeviceId, Error, IdentityKey, IdentityKeyPair, LocalDevice,
+    PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn StdError>>;
@@ -66,7 +66,7 @@ struct Registry {
 
 impl DeliveryKeys for Registry {
     fn access_key(&self, account_id: &[u8]) -> Option<DeliveryAccessKey> {
-        self.access_keys.get(account_id).copied()
+        self.access_keys.get(account_id).cloned()
     }
 }
 
@@ -183,7 +183,8 @@ impl Server {
                 }
                 let list: Vec<String> = multi.parts().map(|p| name(p.recipient())).collect();
                 println!(
-                    "server: 0x22 multi, {} bytes, {} devices [{}], combined token ok",
+                    "server: 0x{:02x} multi, {} bytes, {} devices [{}], combined token ok",
+                    bytes[0],
                     bytes.len(),
                     multi.recipient_count(),
                     list.join(" "),
@@ -232,6 +233,17 @@ impl Device {
 
     fn name(&self) -> String {
         format!("{}/{}", self.account, self.id)
+    }
+
+    /// This device as the session layer knows it: sessions are bound to both
+    /// devices' addresses, so they take the account and device id along with
+    /// the identity (a copy of it, through its encoding).
+    fn local(&self) -> Result<LocalDevice> {
+        Ok(LocalDevice {
+            account: AccountId::new(self.account.as_bytes())?,
+            device_id: self.id,
+            identity: IdentityKeyPair::decode(&self.identity.encode())?,
+        })
     }
 
     /// Opens an envelope delivered to this device.
@@ -386,13 +398,13 @@ fn main() -> Result<()> {
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut secret);
         let key = DeliveryAccessKey::derive(&secret);
-        server.register_access_key(account, key);
+        server.register_access_key(account, key.clone());
         access_key.insert(account, key);
     }
     let key_of = |account: &str| {
         access_key
             .get(account)
-            .copied()
+            .cloned()
             .ok_or_else(|| format!("no access key for {account}"))
     };
     println!("alice, bob and carol registered delivery access keys and swapped them as contacts");
@@ -409,9 +421,12 @@ fn main() -> Result<()> {
     // Alice checks the bundle against the identity the directory lists for bob/1.
     let bundle = PreKeyBundle::decode(&bundle.encode())?
         .verify_for(&server.identity_key("bob", bob1.id)?)?;
-    let mut alice_session = Session::initiate(&mut rng, &alice1.identity, &bundle)?;
+    // The session is bound to alice/1 and to bob's device the bundle names.
+    let alice1_local = alice1.local()?;
+    let mut alice_session =
+        Session::initiate(&mut rng, &alice1_local, &AccountId::new(b"bob")?, &bundle)?;
     let hello = "Hi Bob, it's Alice. Sealed, so the server can't tell.";
-    let inner = alice_session.encrypt(hello.as_bytes())?;
+    let inner = alice_session.encrypt(&mut rng, hello.as_bytes())?;
     let sealed = seal(
         &mut rng,
         &alice1.identity,
@@ -432,7 +447,7 @@ fn main() -> Result<()> {
     );
     server.submit(&sealed).map_err(|e| e.to_string())?;
     println!(
-        "server sees: recipient bob/1, tag 0x{:02x} (single, v1), {} bytes, token matches bob's key;",
+        "server sees: recipient bob/1, tag 0x{:02x} (single, v2), {} bytes, token matches bob's key;",
         sealed[0],
         sealed.len(),
     );
@@ -447,11 +462,14 @@ fn main() -> Result<()> {
         opened.kind,
         opened.hint,
     );
-    // The identity inside the prekey message must be the one the certificate names.
+    // The identity inside the prekey message must be the one the certificate
+    // names, and the session is bound to the device the certificate names.
     let first = PreKeyMessage::parse(&opened.message)?;
-    let (mut bob_session, plaintext) = Responder::new(&bob1.identity, &mut bob1_prekeys)
+    let from = DeviceAddress::from_address(&opened.sender.address());
+    let bob1_local = bob1.local()?;
+    let (mut bob_session, plaintext) = Responder::new(&bob1_local, &mut bob1_prekeys)
         .expect_initiator(&opened.sender.identity_key)
-        .accept(&mut rng, &first)?;
+        .accept(&mut rng, &from, &first)?;
     println!(
         "bob/1 accepts the session (one-time prekeys left: {})",
         bob1_prekeys.one_time_prekey_count()
@@ -467,7 +485,7 @@ fn main() -> Result<()> {
     );
 
     // Bob replies the same way, to the device the certificate named.
-    let reply = bob_session.encrypt(b"Hi Alice! Saturday works.")?;
+    let reply = bob_session.encrypt(&mut rng, b"Hi Alice! Saturday works.")?;
     let back = seal(
         &mut rng,
         &bob1.identity,
@@ -484,7 +502,9 @@ fn main() -> Result<()> {
     server.submit(&back).map_err(|e| e.to_string())?;
     let delivery = server.take_one(&alice1)?;
     let opened = alice1.open(&delivery.bytes, &trust)?;
-    if opened.sender.identity_key != *alice_session.remote_identity() {
+    if opened.sender.identity_key != *alice_session.remote_identity()
+        || DeviceAddress::from_address(&opened.sender.address()) != *alice_session.remote_address()
+    {
         return Err("reply is not from the session's peer".into());
     }
     let plaintext = alice_session.decrypt(&mut rng, &opened.message)?;
@@ -593,7 +613,7 @@ fn main() -> Result<()> {
     )?;
     match server.submit(&nowhere) {
         Err(e @ Rejection::UnknownDevice(_)) => row(
-            &format!("0x21 len={:<4} REJECTED {e}", nowhere.len()),
+            &format!("0x{:02x} len={:<4} REJECTED {e}", nowhere[0], nowhere.len()),
             "(bob/3: never delivered)",
         ),
         other => return Err(format!("unknown device not refused: {other:?}").into()),
@@ -624,7 +644,7 @@ fn main() -> Result<()> {
     // bob/1 gets the next message of its 1:1 session; carol and Alice's own
     // device get small per-device payloads; everyone shares the group message.
     // Payloads are padded (Padmé): the server sees only their padded sizes.
-    let to_bob1 = alice_session.encrypt(b"(1:1) Bring the rope?")?;
+    let to_bob1 = alice_session.encrypt(&mut rng, b"(1:1) Bring the rope?")?;
     let (bob2_key, carol1_key, alice2_key) = (
         server.identity_key("bob", bob2.id)?,
         server.identity_key("carol", carol1.id)?,

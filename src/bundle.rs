@@ -9,8 +9,8 @@ use crate::error::{DecodeError, Error};
 use crate::identity::{DeviceId, IdentityKey};
 use crate::prekey::{PreKeyId, PreKeyStore};
 
-/// Format tag of an encoded bundle, version 1 (SPEC.md §4.1).
-pub(crate) const BUNDLE_TAG: u8 = 0x03;
+/// Format tag of an encoded bundle, protocol version 2 (SPEC.md §4.1).
+pub(crate) const BUNDLE_TAG: u8 = 0x06;
 
 /// Encoded size of a bundle without a one-time prekey.
 pub const BUNDLE_LEN_WITHOUT_ONE_TIME: usize = 1 + KEY_LEN + 4 + 4 + KEY_LEN + SIGNATURE_LEN + 1;
@@ -163,19 +163,19 @@ impl PreKeyBundle {
     /// [`verify`](Self::verify) before use.
     ///
     /// # Errors
-    /// A [`DecodeError`] for a wrong tag, invalid identity key, bad flag,
-    /// truncation or trailing bytes.
+    /// A [`DecodeError`] for a wrong tag, invalid identity key, non-canonical
+    /// prekey, bad flag, truncation or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(BUNDLE_TAG)?;
         let identity_key = IdentityKey::from_bytes(&r.array("identity key")?)?;
         let device_id = r.u32("device id")?;
         let signed_prekey_id = r.u32("signed prekey id")?;
-        let signed_prekey = PublicKey::from_bytes(r.array("signed prekey")?);
+        let signed_prekey = r.public_key("signed prekey")?;
         let signed_prekey_signature = r.array("signed prekey signature")?;
         let one_time_prekey = if r.flag("one-time prekey flag")? {
             let id = r.u32("one-time prekey id")?;
-            Some((id, PublicKey::from_bytes(r.array("one-time prekey")?)))
+            Some((id, r.public_key("one-time prekey")?))
         } else {
             None
         };

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use zeroize::Zeroize;
 
+use crate::crypto::{KEY_LEN, PublicKey};
 use crate::error::DecodeError;
 
 /// A cursor over borrowed bytes; every read is bounds-checked and names the field
@@ -52,6 +53,11 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    /// An X25519 public key, refused unless canonical ([`PublicKey::from_bytes`]).
+    pub(crate) fn public_key(&mut self, field: &'static str) -> Result<PublicKey, DecodeError> {
+        PublicKey::parse(self.array::<KEY_LEN>(field)?, field)
     }
 
     /// A presence flag: 0 or 1, anything else is malformed.

@@ -6,7 +6,7 @@
 //! audit of "which primitive is used how" starts and ends in this file.
 
 use chacha20poly1305::aead::inout::InOutBuf;
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, XChaCha20Poly1305};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -16,14 +16,16 @@ use subtle::ConstantTimeEq;
 use x25519_dalek::StaticSecret;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::error::Error;
+use crate::error::{DecodeError, Error};
 
 /// Domain-separation labels and fixed protocol constants (SPEC.md §2).
 pub mod labels {
     /// HKDF `info` for the X3DH shared secret.
-    pub const X3DH_INFO: &[u8] = b"ratchetbox v1 X3DH";
+    pub const X3DH_INFO: &[u8] = b"ratchetbox v2 X3DH";
+    /// Prefix of the hashed session associated data (SPEC.md §5.1).
+    pub const SESSION_AD: &[u8] = b"ratchetbox v2 session";
     /// HKDF `info` for the Double Ratchet root KDF (KDF_RK).
-    pub const ROOT_INFO: &[u8] = b"ratchetbox v1 root ratchet";
+    pub const ROOT_INFO: &[u8] = b"ratchetbox v2 root ratchet";
     /// The 32 `0xFF` bytes prepended to the X3DH input key material (X3DH spec §2.2).
     pub const X3DH_PREFIX: [u8; 32] = [0xFF; 32];
     /// HMAC input that derives a message key from a chain key (KDF_CK).
@@ -33,31 +35,31 @@ pub mod labels {
     /// Type byte of the X25519 public key encoding that signed prekey signatures cover.
     pub const X25519_KEY_TYPE: u8 = 0x05;
     /// Signature prefix of a server certificate.
-    pub const SERVER_CERTIFICATE: &[u8] = b"ratchetbox v1 server certificate";
+    pub const SERVER_CERTIFICATE: &[u8] = b"ratchetbox v2 server certificate";
     /// Signature prefix of a sender certificate.
-    pub const SENDER_CERTIFICATE: &[u8] = b"ratchetbox v1 sender certificate";
+    pub const SENDER_CERTIFICATE: &[u8] = b"ratchetbox v2 sender certificate";
     /// HKDF `info` of a single-recipient envelope's ephemeral layer.
-    pub const SEALED_EPHEMERAL_INFO: &[u8] = b"ratchetbox v1 sealed ephemeral";
+    pub const SEALED_EPHEMERAL_INFO: &[u8] = b"ratchetbox v2 sealed ephemeral";
     /// HKDF `info` of a single-recipient envelope's static layer.
-    pub const SEALED_STATIC_INFO: &[u8] = b"ratchetbox v1 sealed static";
+    pub const SEALED_STATIC_INFO: &[u8] = b"ratchetbox v2 sealed static";
     /// HKDF `info` of a multi-recipient envelope's content and sender keys.
-    pub const SEALED_MULTI_CONTENT_INFO: &[u8] = b"ratchetbox v1 sealed multi content";
+    pub const SEALED_MULTI_CONTENT_INFO: &[u8] = b"ratchetbox v2 sealed multi content";
     /// HKDF `info` of a multi-recipient envelope's per-recipient wrapping key.
-    pub const SEALED_MULTI_WRAP_INFO: &[u8] = b"ratchetbox v1 sealed multi wrap";
+    pub const SEALED_MULTI_WRAP_INFO: &[u8] = b"ratchetbox v2 sealed multi wrap";
     /// HKDF `info` of a multi-recipient envelope's per-recipient sender authentication key.
-    pub const SEALED_MULTI_AUTH_INFO: &[u8] = b"ratchetbox v1 sealed multi auth";
+    pub const SEALED_MULTI_AUTH_INFO: &[u8] = b"ratchetbox v2 sealed multi auth";
     /// Suffix of the group chain's HMAC inputs, separating it from the 1:1 chain.
-    pub const GROUP_CHAIN: &[u8] = b"ratchetbox v1 group chain";
+    pub const GROUP_CHAIN: &[u8] = b"ratchetbox v2 group chain";
     /// HKDF `info` of a delivery access key.
-    pub const DELIVERY_KEY_INFO: &[u8] = b"ratchetbox v1 delivery access key";
+    pub const DELIVERY_KEY_INFO: &[u8] = b"ratchetbox v2 delivery access key";
     /// Prefix of the first hash of a safety-number fingerprint.
-    pub const SAFETY_NUMBER: &[u8] = b"ratchetbox v1 safety number";
+    pub const SAFETY_NUMBER: &[u8] = b"ratchetbox v2 safety number";
     /// HKDF `info` of the provisioning (device linking) key.
-    pub const PROVISIONING_INFO: &[u8] = b"ratchetbox v1 provisioning";
+    pub const PROVISIONING_INFO: &[u8] = b"ratchetbox v2 provisioning";
     /// Prefix of the hash behind a provisioning confirmation code.
-    pub const PROVISIONING_CODE: &[u8] = b"ratchetbox v1 provisioning code";
+    pub const PROVISIONING_CODE: &[u8] = b"ratchetbox v2 provisioning code";
     /// HKDF `info` of the key that seals state at rest.
-    pub const STATE_AT_REST_INFO: &[u8] = b"ratchetbox v1 state at rest";
+    pub const STATE_AT_REST_INFO: &[u8] = b"ratchetbox v2 state at rest";
 }
 
 /// Length of every symmetric key, DH output and public key in the protocol.
@@ -67,16 +69,57 @@ pub const SIGNATURE_LEN: usize = 64;
 /// Length of a ChaCha20-Poly1305 tag.
 pub const TAG_LEN: usize = 16;
 
-/// An X25519 public key (a Montgomery u-coordinate, 32 bytes little-endian).
+/// An X25519 public key (a Montgomery u-coordinate, 32 bytes little-endian),
+/// always in canonical form: bit 255 clear and `u < 2^255 − 19`.
 ///
-/// Public keys are not secret, so equality here is ordinary byte equality.
+/// X25519 ignores bit 255 and reduces `u` modulo `p`, so without this rule
+/// several byte strings would name the same key and a byte-wise comparison
+/// (a replay check, a session lookup) could be fooled by an altered copy.
+/// [`from_bytes`](Self::from_bytes) is the one place every received key is
+/// checked. Public keys are not secret, so equality is ordinary byte equality.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey([u8; KEY_LEN]);
 
 impl PublicKey {
-    /// Wraps 32 bytes as an X25519 public key. Any 32 bytes are accepted here;
-    /// degenerate keys are rejected when a DH with them yields all zeros.
-    pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+    /// Parses a received X25519 public key.
+    ///
+    /// ```
+    /// use ratchetbox::PublicKey;
+    /// let key = PublicKey::from_bytes([9; 32])?;
+    /// assert_eq!(key.as_bytes(), &[9; 32]);
+    ///
+    /// // The same u-coordinate with bit 255 set is refused.
+    /// let mut altered = [9u8; 32];
+    /// altered[31] |= 0x80;
+    /// assert!(PublicKey::from_bytes(altered).is_err());
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`DecodeError::NonCanonicalKey`] if bit 255 is set or the value is not
+    /// below `2^255 − 19`. (Keys of small order are canonical; they are refused
+    /// when a Diffie-Hellman with them yields all zeros.)
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Result<Self, DecodeError> {
+        Self::parse(bytes, "X25519 public key")
+    }
+
+    /// [`from_bytes`](Self::from_bytes), naming the field in the error.
+    pub(crate) fn parse(bytes: [u8; KEY_LEN], field: &'static str) -> Result<Self, DecodeError> {
+        if is_canonical_x25519(&bytes) {
+            Ok(Self(bytes))
+        } else {
+            Err(DecodeError::NonCanonicalKey { field })
+        }
+    }
+
+    /// A key this library computed itself (X25519 outputs are always canonical).
+    const fn computed(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// 32 bytes used only as a lookup tag (the group layer files skipped keys
+    /// under a chain's Ed25519 signing key), never in a Diffie-Hellman.
+    pub(crate) const fn lookup_tag(bytes: [u8; KEY_LEN]) -> Self {
         Self(bytes)
     }
 
@@ -92,6 +135,20 @@ impl PublicKey {
         out[1..].copy_from_slice(&self.0);
         out
     }
+}
+
+/// Whether 32 bytes are the canonical encoding of an X25519 u-coordinate:
+/// bit 255 clear and `u < p = 2^255 − 19` (RFC 7748 §5 lets a receiver mask
+/// bit 255 and reduce; ratchetbox refuses both instead, so each key has
+/// exactly one encoding). Values from `p` to `2^255 − 1` are the 19 strings
+/// `ed..ff ‖ ff×30 ‖ 7f` (little-endian).
+fn is_canonical_x25519(bytes: &[u8; KEY_LEN]) -> bool {
+    if bytes[31] & 0x80 != 0 {
+        return false;
+    }
+    let at_least_p =
+        bytes[31] == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed;
+    !at_least_p
 }
 
 impl core::fmt::Debug for PublicKey {
@@ -124,7 +181,7 @@ impl DhKeyPair {
         clamp(&mut bytes);
         let secret = StaticSecret::from(bytes);
         bytes.zeroize();
-        let public = PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
+        let public = PublicKey::computed(x25519_dalek::PublicKey::from(&secret).to_bytes());
         Self { secret, public }
     }
 
@@ -203,7 +260,15 @@ pub(crate) fn identity_dh_key_pair(signing: &SigningKey) -> DhKeyPair {
 
 /// Montgomery form of an Ed25519 public key (libsodium's `ed25519_pk_to_curve25519`).
 pub(crate) fn identity_dh_public(verifying: &VerifyingKey) -> PublicKey {
-    PublicKey(verifying.to_montgomery().to_bytes())
+    PublicKey::computed(verifying.to_montgomery().to_bytes())
+}
+
+/// Whether an Ed25519 public key is torsion-free (`[ℓ]A` is the identity), so
+/// that no small-order component `T` rides along (`A + T` would verify
+/// differently under cofactored and cofactorless equations and map to a
+/// different Montgomery point than `A`).
+pub(crate) fn is_torsion_free(verifying: &VerifyingKey) -> bool {
+    verifying.to_edwards().is_torsion_free()
 }
 
 /// Ed25519 signature over `message`.
@@ -307,14 +372,27 @@ fn hmac_sha256_keyed(key: &[u8; KEY_LEN]) -> HmacSha256 {
 }
 
 /// Length of a ChaCha20-Poly1305 nonce.
-pub(crate) const NONCE_LEN: usize = 12;
+pub const NONCE_LEN: usize = 12;
+/// Length of an XChaCha20-Poly1305 nonce (state at rest).
+pub(crate) const XNONCE_LEN: usize = 24;
 
-/// The nonce of every protocol AEAD call: each key encrypts exactly one message,
-/// so a fixed nonce never repeats under a key.
+/// The nonce of AEAD calls under keys derived for exactly one encryption
+/// (sealed-envelope layers, a provisioning payload): a key that encrypts once
+/// cannot repeat a nonce. Message keys do not qualify — a stale copy of a
+/// session or group state re-derives them — so messages carry a random nonce.
 const ZERO_NONCE: [u8; NONCE_LEN] = [0; NONCE_LEN];
 
-/// ChaCha20-Poly1305 with a 12-byte all-zero nonce under a single-use key:
-/// encrypts `plaintext` into `ciphertext` (same length) and returns the tag.
+/// A fresh random message nonce: with it, two senders holding copies of one
+/// state (a restored backup, a blob decoded twice) never encrypt under the same
+/// (key, nonce), even when they derive the same message key.
+pub(crate) fn random_nonce<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    nonce
+}
+
+/// ChaCha20-Poly1305 with the all-zero nonce, for a key that encrypts exactly
+/// once: encrypts `plaintext` into `ciphertext` (same length), returns the tag.
 pub(crate) fn aead_seal(
     key: &[u8; KEY_LEN],
     aad: &[u8],
@@ -335,7 +413,7 @@ pub(crate) fn aead_open(
     aead_open_with_nonce(key, &ZERO_NONCE, aad, ciphertext, tag, plaintext)
 }
 
-/// [`aead_seal`] with an explicit nonce (known-answer tests use it).
+/// ChaCha20-Poly1305 with an explicit nonce (messages, known-answer tests).
 pub(crate) fn aead_seal_with_nonce(
     key: &[u8; KEY_LEN],
     nonce: &[u8; NONCE_LEN],
@@ -351,7 +429,7 @@ pub(crate) fn aead_seal_with_nonce(
     Ok(tag.into())
 }
 
-/// [`aead_open`] with an explicit nonce (known-answer tests use it).
+/// Opens what [`aead_seal_with_nonce`] produced.
 pub(crate) fn aead_open_with_nonce(
     key: &[u8; KEY_LEN],
     nonce: &[u8; NONCE_LEN],
@@ -361,6 +439,40 @@ pub(crate) fn aead_open_with_nonce(
     plaintext: &mut [u8],
 ) -> Result<(), Error> {
     let cipher = ChaCha20Poly1305::new(key.into());
+    let buffer = InOutBuf::new(ciphertext, plaintext).map_err(|_| Error::DecryptionFailed)?;
+    cipher
+        .decrypt_inout_detached(nonce.into(), aad, buffer, tag.into())
+        .map_err(|_| Error::DecryptionFailed)
+}
+
+/// XChaCha20-Poly1305 (24-byte nonce) for state at rest: one long-lived key
+/// seals every blob, so nonces are random, and 192 bits make a collision
+/// negligible however many blobs are written.
+pub(crate) fn xaead_seal(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8; XNONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    ciphertext: &mut [u8],
+) -> Result<[u8; TAG_LEN], Error> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let buffer = InOutBuf::new(plaintext, ciphertext).map_err(|_| Error::MessageTooLarge)?;
+    let tag = cipher
+        .encrypt_inout_detached(nonce.into(), aad, buffer)
+        .map_err(|_| Error::MessageTooLarge)?;
+    Ok(tag.into())
+}
+
+/// Opens what [`xaead_seal`] produced.
+pub(crate) fn xaead_open(
+    key: &[u8; KEY_LEN],
+    nonce: &[u8; XNONCE_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8; TAG_LEN],
+    plaintext: &mut [u8],
+) -> Result<(), Error> {
+    let cipher = XChaCha20Poly1305::new(key.into());
     let buffer = InOutBuf::new(ciphertext, plaintext).map_err(|_| Error::DecryptionFailed)?;
     cipher
         .decrypt_inout_detached(nonce.into(), aad, buffer, tag.into())
@@ -434,12 +546,50 @@ mod tests {
     fn small_order_point_is_rejected() {
         let pair = DhKeyPair::from_secret_bytes([9u8; 32]);
         assert!(matches!(
-            pair.dh(&PublicKey::from_bytes([0u8; 32])),
+            pair.dh(&PublicKey::computed([0u8; 32])),
             Err(Error::NonContributoryDh)
         ));
         let mut one = [0u8; 32];
         one[0] = 1;
-        assert!(pair.dh(&PublicKey::from_bytes(one)).is_err());
+        assert!(pair.dh(&PublicKey::computed(one)).is_err());
+    }
+
+    #[test]
+    fn non_canonical_x25519_keys_are_refused() {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        // p itself and every value up to 2^255 − 1 alias 0..19.
+        for low in 0xed..=0xffu8 {
+            p[0] = low;
+            assert!(PublicKey::from_bytes(p).is_err(), "{low:02x}");
+        }
+        p[0] = 0xec; // p − 1 is canonical
+        assert!(PublicKey::from_bytes(p).is_ok());
+        let mut high = [0u8; 32];
+        high[0] = 9;
+        assert!(PublicKey::from_bytes(high).is_ok());
+        high[31] = 0x80;
+        assert_eq!(
+            PublicKey::from_bytes(high),
+            Err(DecodeError::NonCanonicalKey {
+                field: "X25519 public key"
+            })
+        );
+    }
+
+    #[test]
+    fn random_nonces_differ_and_xaead_round_trips() {
+        let mut rng = crate::test_rng(3);
+        assert_ne!(random_nonce(&mut rng), random_nonce(&mut rng));
+        let key = [4u8; 32];
+        let nonce = [5u8; XNONCE_LEN];
+        let mut ct = [0u8; 3];
+        let tag = xaead_seal(&key, &nonce, b"a", b"abc", &mut ct).unwrap_or([0; 16]);
+        let mut out = [0u8; 3];
+        assert!(xaead_open(&key, &nonce, b"a", &ct, &tag, &mut out).is_ok());
+        assert_eq!(&out, b"abc");
+        assert!(xaead_open(&key, &nonce, b"b", &ct, &tag, &mut out).is_err());
     }
 
     #[test]

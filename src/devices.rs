@@ -13,7 +13,6 @@
 //! bundles and prekey messages.
 
 mod incoming;
-mod local;
 mod outcome;
 mod outgoing;
 mod record;
@@ -25,7 +24,7 @@ use core::fmt;
 
 use rand_core::CryptoRng;
 
-pub use local::LocalDevice;
+pub use crate::local::LocalDevice;
 pub use outcome::{Decrypted, DeviceError, OutgoingMessage, SessionStarted, SessionUse};
 pub use outgoing::Sealing;
 pub use record::{DEFAULT_MAX_ARCHIVED_SESSIONS, MAX_ARCHIVED_SESSIONS, SessionRecord};
@@ -66,7 +65,7 @@ use crate::trust::{IdentityChange, TrustRecord};
 /// let bob_id = bob.local().account;
 /// let bundle = PreKeyBundle::from_store(bob.local().identity.public_key(), bob.store().prekeys(), None);
 /// alice.process_bundle(&mut rng, &bob_id, bundle)?;
-/// let outgoing = alice.encrypt(&bob_id, b"hi Bob", &[1], &[1])?;
+/// let outgoing = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?;
 ///
 /// let received = bob.decrypt(&mut rng, &alice.local().address(), &outgoing[0].message)?;
 /// assert_eq!(received.plaintext, b"hi Bob");
@@ -167,7 +166,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         let mut changes = ChangeSet::new();
         let identity_change = self.check_identity(&address, bundle.identity_key(), &mut changes)?;
         let session =
-            Session::initiate_with_config(rng, &self.local.identity, &bundle, self.session_config)?;
+            Session::initiate_with_config(rng, &self.local, account, &bundle, self.session_config)?;
         let record = match existing {
             Some(mut record) => {
                 record.install(session, self.max_archived);

@@ -37,9 +37,15 @@ pub enum DecodeError {
         /// Which field.
         field: &'static str,
     },
-    /// An Ed25519 identity key is not a canonical encoding of a curve point of
-    /// large order.
+    /// An Ed25519 key (identity, server or signing key) is not the canonical
+    /// encoding of a torsion-free curve point of large order.
     InvalidIdentityKey,
+    /// An X25519 public key is not in canonical form (bit 255 set, or a
+    /// u-coordinate not below `2^255 − 19`).
+    NonCanonicalKey {
+        /// Which field.
+        field: &'static str,
+    },
     /// A count or size exceeds the limit the format allows.
     LimitExceeded {
         /// What was counted.
@@ -70,6 +76,9 @@ impl fmt::Display for DecodeError {
             }
             Self::InvalidFlag { field } => write!(f, "invalid presence flag for {field}"),
             Self::InvalidIdentityKey => f.write_str("identity key is not a valid Ed25519 point"),
+            Self::NonCanonicalKey { field } => {
+                write!(f, "{field} is not a canonical X25519 public key")
+            }
             Self::LimitExceeded { field, max, found } => {
                 write!(f, "{field} is {found}, above the limit of {max}")
             }
@@ -123,6 +132,15 @@ pub enum Error {
     /// A prekey message belongs to a different session than the one asked to
     /// decrypt it.
     WrongSession,
+    /// This prekey message (named by its base key) already created a session:
+    /// it is a repeat — the initiator had not yet seen a reply — or a replay.
+    /// Decrypt it with the session whose [`base_key`](crate::Session::base_key)
+    /// this is ([`Session::decrypt`](crate::Session::decrypt) takes the whole
+    /// prekey message); if that session is gone, drop the message.
+    RepeatedPreKeyMessage {
+        /// The initiator's base key, which names the session it created.
+        base_key: crate::PublicKey,
+    },
     /// The caller's output buffer is too small.
     BufferTooSmall {
         /// Bytes required.
@@ -183,6 +201,9 @@ impl fmt::Display for Error {
             ),
             Self::CounterExhausted => f.write_str("message counter out of range"),
             Self::WrongSession => f.write_str("prekey message belongs to a different session"),
+            Self::RepeatedPreKeyMessage { .. } => {
+                f.write_str("prekey message already created a session (a repeat or a replay)")
+            }
             Self::BufferTooSmall { needed, available } => write!(
                 f,
                 "output buffer too small: {needed} bytes needed, {available} available"

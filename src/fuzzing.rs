@@ -14,9 +14,23 @@ use chacha20::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::{
-    IdentityKeyPair, Message, PreKeyBundle, PreKeyMessage, PreKeyStore, RatchetMessage, Responder,
-    Session,
+    AccountId, DeviceAddress, IdentityKeyPair, LocalDevice, Message, PreKeyBundle, PreKeyMessage,
+    PreKeyStore, RatchetMessage, Responder, Session,
 };
+
+/// A fixture device: account `name`, device 1, identity from a fixed seed.
+fn device(seed: u8, name: &[u8]) -> Option<LocalDevice> {
+    Some(LocalDevice {
+        account: AccountId::new(name).ok()?,
+        device_id: 1,
+        identity: IdentityKeyPair::from_seed(&[seed; 32]),
+    })
+}
+
+/// The address of a fixture device.
+fn address(name: &[u8]) -> Option<DeviceAddress> {
+    Some(DeviceAddress::new(AccountId::new(name).ok()?, 1))
+}
 
 /// Bundles: a decoded bundle re-encodes to the same bytes; verification never panics.
 pub fn bundle(data: &[u8]) {
@@ -98,9 +112,10 @@ fn responder_fixture() -> Option<&'static ResponderFixture> {
     FIXTURE
         .get_or_init(|| {
             let mut rng = rng(1);
-            let alice = IdentityKeyPair::from_seed(&[0xA1; 32]);
+            let alice = device(0xA1, b"alice")?;
             let identity_seed = [0xB0; 32];
             let bob = IdentityKeyPair::from_seed(&identity_seed);
+            let bob_account = AccountId::new(b"bob").ok()?;
             let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
             let ids = store.generate_one_time_prekeys(&mut rng, 2).ok()?;
             let plaintexts: Vec<Vec<u8>> = [&b"first"[..], b"", b"third message"]
@@ -115,8 +130,9 @@ fn responder_fixture() -> Option<&'static ResponderFixture> {
                 let bundle = PreKeyBundle::from_store(bob.public_key(), &store, *one_time)
                     .verify()
                     .ok()?;
-                let mut session = Session::initiate(&mut rng, &alice, &bundle).ok()?;
-                messages.push(session.encrypt(plaintext).ok()?);
+                let mut session =
+                    Session::initiate(&mut rng, &alice, &bob_account, &bundle).ok()?;
+                messages.push(session.encrypt(&mut rng, plaintext).ok()?);
             }
             Some(ResponderFixture {
                 identity_seed,
@@ -133,31 +149,31 @@ fn session_fixture() -> Option<&'static SessionFixture> {
     FIXTURE
         .get_or_init(|| {
             let mut rng = rng(2);
-            let alice = IdentityKeyPair::from_seed(&[0xA2; 32]);
-            let bob = IdentityKeyPair::from_seed(&[0xB2; 32]);
-            let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
-            let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None)
+            let alice = device(0xA2, b"alice")?;
+            let bob = device(0xB2, b"bob")?;
+            let mut store = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+            let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, None)
                 .verify()
                 .ok()?;
-            let mut a = Session::initiate(&mut rng, &alice, &bundle).ok()?;
+            let mut a = Session::initiate(&mut rng, &alice, &bob.account, &bundle).ok()?;
             let plaintexts: Vec<Vec<u8>> = (0..6u8)
                 .map(|i| alloc::vec![i; 3 + usize::from(i)])
                 .collect();
             let sent: Vec<Vec<u8>> = plaintexts[..3]
                 .iter()
-                .map(|p| a.encrypt(p))
+                .map(|p| a.encrypt(&mut rng, p))
                 .collect::<Result<_, _>>()
                 .ok()?;
             let first = PreKeyMessage::parse(&sent[0]).ok()?;
             let (mut b, _) = Responder::new(&bob, &mut store)
-                .accept(&mut rng, &first)
+                .accept(&mut rng, &alice.address(), &first)
                 .ok()?;
             b.decrypt(&mut rng, &sent[2]).ok()?; // message 1 stays skipped
-            let reply = b.encrypt(b"reply").ok()?;
+            let reply = b.encrypt(&mut rng, b"reply").ok()?;
             a.decrypt(&mut rng, &reply).ok()?;
             let mut later: Vec<Vec<u8>> = plaintexts[3..]
                 .iter()
-                .map(|p| a.encrypt(p))
+                .map(|p| a.encrypt(&mut rng, p))
                 .collect::<Result<_, _>>()
                 .ok()?;
             let mut messages = alloc::vec![sent[1].clone()];
@@ -195,7 +211,8 @@ pub fn session_decrypt(data: &[u8]) {
 }
 
 /// Arbitrary bytes handed to a responder as a prekey message: either a known
-/// plaintext comes out and exactly the named one-time prekey is spent, or the
+/// plaintext comes out, exactly the named one-time prekey is spent and the
+/// base key is remembered (so the same message is then a repeat), or the
 /// prekey store is unchanged.
 pub fn responder_accept(data: &[u8]) {
     let Some(fixture) = responder_fixture() else {
@@ -204,17 +221,29 @@ pub fn responder_accept(data: &[u8]) {
     let Ok(message) = PreKeyMessage::parse(data) else {
         return;
     };
-    let bob = IdentityKeyPair::from_seed(&fixture.identity_seed);
+    let (Ok(account), Some(alice)) = (AccountId::new(b"bob"), address(b"alice")) else {
+        return;
+    };
+    let bob = LocalDevice {
+        account,
+        device_id: 1,
+        identity: IdentityKeyPair::from_seed(&fixture.identity_seed),
+    };
     let Ok(mut store) = PreKeyStore::decode(&fixture.store) else {
         return;
     };
     let before = store.one_time_prekey_count();
     let mut rng = rng(4);
-    match Responder::new(&bob, &mut store).accept(&mut rng, &message) {
+    match Responder::new(&bob, &mut store).accept(&mut rng, &alice, &message) {
         Ok((_, plaintext)) => {
             assert!(fixture.plaintexts.contains(&plaintext));
             let spent = usize::from(message.one_time_prekey_id().is_some());
             assert_eq!(store.one_time_prekey_count(), before - spent);
+            assert!(store.has_accepted_base_key(message.base_key()));
+            assert!(matches!(
+                Responder::new(&bob, &mut store).accept(&mut rng, &alice, &message),
+                Err(crate::Error::RepeatedPreKeyMessage { .. })
+            ));
         }
         Err(_) => assert_eq!(&store.encode()[..], &fixture.store[..]),
     }
@@ -226,20 +255,26 @@ fn pair_fixture() -> Option<&'static (Vec<u8>, Vec<u8>)> {
     FIXTURE
         .get_or_init(|| {
             let mut rng = rng(6);
-            let alice = IdentityKeyPair::from_seed(&[0xA6; 32]);
-            let bob = IdentityKeyPair::from_seed(&[0xB6; 32]);
-            let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
-            let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None)
+            let alice = device(0xA6, b"alice")?;
+            let bob = device(0xB6, b"bob")?;
+            let mut store = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+            let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, None)
                 .verify()
                 .ok()?;
             let config = crate::SessionConfig::new(8, 16).ok()?;
-            let mut a = Session::initiate_with_config(&mut rng, &alice, &bundle, config).ok()?;
-            let first = a.encrypt(b"hello").ok()?;
+            let mut a =
+                Session::initiate_with_config(&mut rng, &alice, &bob.account, &bundle, config)
+                    .ok()?;
+            let first = a.encrypt(&mut rng, b"hello").ok()?;
             let (mut b, _) = Responder::new(&bob, &mut store)
                 .with_config(config)
-                .accept(&mut rng, &PreKeyMessage::parse(&first).ok()?)
+                .accept(
+                    &mut rng,
+                    &alice.address(),
+                    &PreKeyMessage::parse(&first).ok()?,
+                )
                 .ok()?;
-            let reply = b.encrypt(b"hi").ok()?;
+            let reply = b.encrypt(&mut rng, b"hi").ok()?;
             a.decrypt(&mut rng, &reply).ok()?;
             Some((a.encode().to_vec(), b.encode().to_vec()))
         })
@@ -281,7 +316,7 @@ pub fn session_interaction(data: &[u8]) {
                 let mut plaintext = (flight.len() as u32).to_be_bytes().to_vec();
                 plaintext.resize(4 + arg % 64, op);
                 let sender = if to_bob { &mut alice } else { &mut bob };
-                let Ok(wire) = sender.encrypt(&plaintext) else {
+                let Ok(wire) = sender.encrypt(&mut rng, &plaintext) else {
                     continue;
                 };
                 flight.push(InFlight {
@@ -488,7 +523,7 @@ pub fn envelope_open(data: &[u8]) {
     };
     if let Ok(opened) = open(data, &me) {
         assert!(
-            f.messages.contains(&opened.message),
+            f.messages.iter().any(|m| opened.message == *m),
             "opened a message never sealed"
         );
         assert_eq!(opened.sender.account_id, b"alice");
@@ -520,7 +555,7 @@ fn group_fixture() -> Option<&'static GroupFixture> {
             let plaintexts: Vec<Vec<u8>> = (0..4u8).map(|i| alloc::vec![i; 5]).collect();
             let sent: Vec<Vec<u8>> = plaintexts
                 .iter()
-                .map(|p| alice.encrypt(p))
+                .map(|p| alice.encrypt(&mut rng, p))
                 .collect::<Result<_, _>>()
                 .ok()?;
             bob.decrypt(Address::new(b"alice", 1).ok()?, &sent[1])

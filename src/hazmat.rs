@@ -11,14 +11,32 @@ use crate::identity::IdentityKey;
 
 pub use crate::session::hazmat::*;
 
-/// X25519 through the protocol's DH wrapper: the private key is clamped, and an
-/// all-zero result is rejected with [`Error::NonContributoryDh`].
+/// A multi-recipient entry's AEAD key and nonce.
+pub type EntryKey = ([u8; KEY_LEN], [u8; NONCE_LEN]);
+
+/// The (wrapping key, nonce) of each entry of a multi-recipient envelope that
+/// `recipient`'s identity opens (the entries of its account's devices), so a
+/// test can check that no two entries share a (key, nonce).
 ///
 /// # Errors
-/// [`Error::NonContributoryDh`] for a small-order public key.
+/// [`Error::Envelope`] for a malformed envelope, [`Error::NonContributoryDh`].
+pub fn sealed_multi_entry_keys(
+    envelope: &[u8],
+    recipient: &crate::IdentityKeyPair,
+) -> Result<Vec<EntryKey>, Error> {
+    crate::sealed::multi_entry_keys(envelope, recipient)
+}
+
+/// X25519 through the protocol's DH wrapper: the public key must be canonical,
+/// the private key is clamped, and an all-zero result is rejected with
+/// [`Error::NonContributoryDh`].
+///
+/// # Errors
+/// [`Error::Decode`] for a non-canonical public key, [`Error::NonContributoryDh`]
+/// for a small-order one.
 pub fn x25519(private: [u8; KEY_LEN], public: [u8; KEY_LEN]) -> Result<[u8; KEY_LEN], Error> {
     let pair = DhKeyPair::from_secret_bytes(private);
-    Ok(*pair.dh(&PublicKey::from_bytes(public))?.as_bytes())
+    Ok(*pair.dh(&PublicKey::from_bytes(public)?)?.as_bytes())
 }
 
 /// Ed25519 verification as the protocol does it: the key must be a valid

@@ -36,16 +36,32 @@ pub struct IdentityKey {
 impl IdentityKey {
     /// Parses a 32-byte Ed25519 public key.
     ///
+    /// ```
+    /// use ratchetbox::{IdentityKey, IdentityKeyPair};
+    /// let alice = IdentityKeyPair::generate(&mut ratchetbox::os_rng());
+    /// let parsed = IdentityKey::from_bytes(&alice.public_key().to_bytes())?;
+    /// assert_eq!(&parsed, alice.public_key());
+    /// assert!(IdentityKey::from_bytes(&[0; 32]).is_err()); // small order
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`DecodeError::InvalidIdentityKey`] if the bytes are not a canonical point
-    /// encoding, or the point has small order.
+    /// encoding, the point has small order, or it has a small-torsion
+    /// component (it is not in the prime-order subgroup).
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Result<Self, DecodeError> {
         let verifying =
             VerifyingKey::from_bytes(bytes).map_err(|_| DecodeError::InvalidIdentityKey)?;
         // Reject small-order points, and non-canonical encodings: re-encoding the
         // decoded point must give back the same bytes. (`VerifyingKey::to_bytes`
         // returns the bytes it was parsed from, so compress the point itself.)
-        if verifying.is_weak() || verifying.to_edwards().compress().to_bytes() != *bytes {
+        // Then reject A + T for a torsion point T: honest keys are multiples of
+        // the base point, and only they have one meaning under every
+        // verification equation.
+        if verifying.is_weak()
+            || verifying.to_edwards().compress().to_bytes() != *bytes
+            || !crypto::is_torsion_free(&verifying)
+        {
             return Err(DecodeError::InvalidIdentityKey);
         }
         Ok(Self::from_verifying(verifying))
@@ -226,6 +242,30 @@ mod tests {
         non_canonical[31] = 0x7f;
         assert!(IdentityKey::from_bytes(&non_canonical).is_err());
     }
+
+    #[test]
+    fn keys_with_a_torsion_component_are_rejected() {
+        let id = IdentityKeyPair::from_seed(&[8u8; 32]);
+        let a = id.public_key().verifying_key().to_edwards();
+        // T: a point of order 8 (the torsion subgroup is cyclic of order 8);
+        // A + T has large order, a canonical encoding, and is not torsion-free.
+        let t = ed25519_dalek::VerifyingKey::from_bytes(&EIGHT_TORSION)
+            .expect("decodes")
+            .to_edwards();
+        let mixed = (a + t).compress().to_bytes();
+        assert_eq!(
+            IdentityKey::from_bytes(&mixed),
+            Err(DecodeError::InvalidIdentityKey)
+        );
+        assert!(IdentityKey::from_bytes(&id.public_key().to_bytes()).is_ok());
+    }
+
+    /// A point of order 8 on edwards25519 (from curve25519-dalek's torsion table).
+    const EIGHT_TORSION: [u8; 32] = [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ];
 
     #[test]
     fn signatures_verify_strictly() {

@@ -5,28 +5,30 @@
 //! byte-level specification in `SPEC.md`.
 //!
 //! ```
-//! use ratchetbox::{IdentityKeyPair, Message, PreKeyBundle, PreKeyStore, Responder, Session};
+//! use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, Message, PreKeyBundle, PreKeyStore, Responder, Session};
 //!
 //! let mut rng = ratchetbox::os_rng();
-//! let alice = IdentityKeyPair::generate(&mut rng);
-//! let bob = IdentityKeyPair::generate(&mut rng);
+//! let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+//! let bob = LocalDevice { account: AccountId::new(b"bob")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
 //!
 //! // Bob publishes a bundle (through a server, in real life).
-//! let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
+//! let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
 //! let one_time = bob_prekeys.generate_one_time_prekeys(&mut rng, 1)?;
-//! let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, Some(one_time[0].0));
+//! let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, Some(one_time[0].0));
 //!
-//! // Alice verifies it and starts a session; her first message carries the handshake.
-//! let mut alice_session = Session::initiate(&mut rng, &alice, &bundle.verify()?)?;
-//! let wire = alice_session.encrypt(b"hello Bob")?;
+//! // Alice verifies it and starts a session with bob/1; her first message
+//! // carries the handshake. The session is bound to both device addresses.
+//! let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle.verify()?)?;
+//! let wire = alice_session.encrypt(&mut rng, b"hello Bob")?;
 //!
-//! // Bob accepts it, which creates his side of the session.
+//! // Bob accepts it (the server said it came from alice/1), which creates his side.
 //! let Message::PreKey(first) = Message::parse(&wire)? else { unreachable!() };
-//! let (mut bob_session, plaintext) = Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &first)?;
+//! let (mut bob_session, plaintext) =
+//!     Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &alice.address(), &first)?;
 //! assert_eq!(plaintext, b"hello Bob");
 //!
 //! // From here on both sides ratchet.
-//! let reply = bob_session.encrypt(b"hi Alice")?;
+//! let reply = bob_session.encrypt(&mut rng, b"hi Alice")?;
 //! assert_eq!(alice_session.decrypt(&mut rng, &reply)?, b"hi Alice");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -63,7 +65,9 @@ pub mod devices;
 mod error;
 pub mod group;
 mod identity;
+mod local;
 mod message;
+mod plaintext;
 mod prekey;
 pub mod provisioning;
 mod ratchet;
@@ -79,16 +83,18 @@ pub use account::{AccountId, DeviceAddress};
 pub use bundle::{
     BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, PreKeyBundle, VerifiedBundle,
 };
-pub use crypto::{KEY_LEN, PublicKey, SIGNATURE_LEN, TAG_LEN};
+pub use crypto::{KEY_LEN, NONCE_LEN, PublicKey, SIGNATURE_LEN, TAG_LEN};
 pub use error::{DecodeError, Error};
 pub use identity::{DeviceId, IdentityKey, IdentityKeyPair};
+pub use local::LocalDevice;
 pub use message::{
     HEADER_LEN, Header, Message, PREKEY_MESSAGE_OVERHEAD, PREKEY_PREFIX_LEN, PreKeyMessage,
     RATCHET_MESSAGE_OVERHEAD, RatchetMessage,
 };
+pub use plaintext::Plaintext;
 pub use prekey::{
-    MAX_ONE_TIME_PREKEYS, MAX_RETIRED_SIGNED_PREKEYS, OneTimePreKey, PreKeyId, PreKeyStore,
-    SignedPreKey,
+    MAX_ACCEPTED_BASE_KEYS, MAX_ONE_TIME_PREKEYS, MAX_RETIRED_SIGNED_PREKEYS, OneTimePreKey,
+    PreKeyId, PreKeyStore, SignedPreKey,
 };
 pub use rand_core;
 pub use safety::{

@@ -5,19 +5,19 @@
 //! Holds no keys.
 
 use crate::codec::Reader;
-use crate::crypto::{KEY_LEN, PublicKey, TAG_LEN};
+use crate::crypto::{KEY_LEN, NONCE_LEN, PublicKey, TAG_LEN};
 use crate::error::DecodeError;
 use crate::identity::IdentityKey;
 use crate::prekey::PreKeyId;
 
-/// Format tag of a ratchet message, version 1. It is also the first byte of the
-/// encoded header, so the version is authenticated.
-pub(crate) const RATCHET_MESSAGE_TAG: u8 = 0x01;
-/// Format tag of a prekey message, version 1.
-pub(crate) const PREKEY_MESSAGE_TAG: u8 = 0x02;
+/// Format tag of a ratchet message, protocol version 2. It is also the first
+/// byte of the encoded header, so the version is authenticated.
+pub(crate) const RATCHET_MESSAGE_TAG: u8 = 0x04;
+/// Format tag of a prekey message, protocol version 2.
+pub(crate) const PREKEY_MESSAGE_TAG: u8 = 0x05;
 
-/// Length of an encoded header: tag, ratchet key, PN, N.
-pub const HEADER_LEN: usize = 1 + KEY_LEN + 4 + 4;
+/// Length of an encoded header: tag, ratchet key, PN, N, nonce.
+pub const HEADER_LEN: usize = 1 + KEY_LEN + 4 + 4 + NONCE_LEN;
 /// Bytes a ratchet message adds to its plaintext: header plus AEAD tag.
 pub const RATCHET_MESSAGE_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// Length of the prekey message fields in front of the embedded ratchet message.
@@ -34,6 +34,9 @@ pub struct Header {
     pub previous_chain_length: u32,
     /// This message's number in the current sending chain (N).
     pub message_number: u32,
+    /// The AEAD nonce, drawn at random for every message, so that two copies
+    /// of one session state never encrypt under the same key and nonce.
+    pub nonce: [u8; NONCE_LEN],
 }
 
 impl Header {
@@ -43,15 +46,17 @@ impl Header {
         out[1..33].copy_from_slice(self.ratchet_key.as_bytes());
         out[33..37].copy_from_slice(&self.previous_chain_length.to_be_bytes());
         out[37..41].copy_from_slice(&self.message_number.to_be_bytes());
+        out[41..].copy_from_slice(&self.nonce);
         out
     }
 
     fn parse(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.tag(RATCHET_MESSAGE_TAG)?;
         Ok(Self {
-            ratchet_key: PublicKey::from_bytes(r.array("ratchet key")?),
+            ratchet_key: r.public_key("ratchet key")?,
             previous_chain_length: r.u32("previous chain length")?,
             message_number: r.u32("message number")?,
+            nonce: r.array("nonce")?,
         })
     }
 }
@@ -69,8 +74,8 @@ impl<'a> RatchetMessage<'a> {
     /// Parses a ratchet message without copying it.
     ///
     /// # Errors
-    /// [`DecodeError`] for a wrong tag or a message shorter than
-    /// [`RATCHET_MESSAGE_OVERHEAD`].
+    /// [`DecodeError`] for a wrong tag, a message shorter than
+    /// [`RATCHET_MESSAGE_OVERHEAD`], or a non-canonical ratchet key.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < RATCHET_MESSAGE_OVERHEAD {
             // Report the tag first, so a wrong message type is named as such.
@@ -136,13 +141,13 @@ impl<'a> PreKeyMessage<'a> {
     /// Parses a prekey message without copying it.
     ///
     /// # Errors
-    /// [`DecodeError`] for a wrong tag, invalid identity key, bad flag, or a
-    /// malformed embedded ratchet message.
+    /// [`DecodeError`] for a wrong tag, invalid identity key, non-canonical
+    /// base key, bad flag, or a malformed embedded ratchet message.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(PREKEY_MESSAGE_TAG)?;
         let identity_key = IdentityKey::from_bytes(&r.array("initiator identity key")?)?;
-        let base_key = PublicKey::from_bytes(r.array("base key")?);
+        let base_key = r.public_key("base key")?;
         let signed_prekey_id = r.u32("signed prekey id")?;
         let has_one_time = r.flag("one-time prekey flag")?;
         let id = r.u32("one-time prekey id")?;
@@ -245,27 +250,29 @@ mod tests {
     #[test]
     fn header_round_trips() {
         let h = Header {
-            ratchet_key: PublicKey::from_bytes([7; 32]),
+            ratchet_key: PublicKey::from_bytes([7; 32]).expect("canonical"),
             previous_chain_length: 3,
             message_number: 0x0102_0304,
+            nonce: [9; NONCE_LEN],
         };
         let bytes = h.encode();
-        assert_eq!(&bytes[37..], &[1, 2, 3, 4]);
+        assert_eq!(&bytes[37..41], &[1, 2, 3, 4]);
+        assert_eq!(&bytes[41..], &[9; NONCE_LEN]);
         assert_eq!(Header::parse(&mut Reader::new(&bytes)), Ok(h));
     }
 
     #[test]
     fn short_messages_are_typed_errors() {
         assert_eq!(
-            RatchetMessage::parse(&[1; 56]).err(),
+            RatchetMessage::parse(&[RATCHET_MESSAGE_TAG; RATCHET_MESSAGE_OVERHEAD - 1]).err(),
             Some(DecodeError::Truncated {
                 field: "ratchet message"
             })
         );
         assert_eq!(
-            RatchetMessage::parse(&[9; 60]).err(),
+            RatchetMessage::parse(&[9; 80]).err(),
             Some(DecodeError::UnknownFormat {
-                expected: 1,
+                expected: RATCHET_MESSAGE_TAG,
                 found: 9
             })
         );

@@ -5,7 +5,7 @@
 //! initiators that fetched the old bundle can still reach the device until the
 //! caller expires retired keys after a grace period of its choosing.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use rand_core::CryptoRng;
@@ -27,8 +27,19 @@ pub const MAX_ONE_TIME_PREKEYS: usize = 10_000;
 /// than this within one grace period drops the oldest retired key.
 pub const MAX_RETIRED_SIGNED_PREKEYS: usize = 4;
 
+/// Most base keys of accepted prekey messages a store remembers, oldest
+/// dropped first. A prekey message whose base key is remembered is a repeat or
+/// a replay ([`Error::RepeatedPreKeyMessage`]), never a new session, even once
+/// its one-time prekey is gone or when it used none. Anyone can make a device
+/// accept a session, so the memory is bounded: 1000 new sessions within one
+/// signed prekey's lifetime and grace period is far beyond any real device;
+/// beyond it, only a replay of one of the oldest first messages that named no
+/// one-time prekey could create a session again. Entries go with their signed
+/// prekey, since a message naming an expired prekey is refused anyway.
+pub const MAX_ACCEPTED_BASE_KEYS: usize = 1000;
+
 const PREKEY_STATE_TAG: u8 = 0x50;
-const PREKEY_STATE_VERSION: u8 = 1;
+const PREKEY_STATE_VERSION: u8 = 2;
 const SIGNED_PREKEY_TAG: u8 = 0x51;
 const ONE_TIME_PREKEY_TAG: u8 = 0x52;
 
@@ -179,14 +190,24 @@ struct RetiredSignedPreKey {
     retired_at: u64,
 }
 
+/// A prekey message this device accepted: the signed prekey it named and the
+/// initiator's base key, which names the session it created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct AcceptedBaseKey {
+    signed_prekey_id: PreKeyId,
+    base_key: PublicKey,
+}
+
 /// One device's prekeys: the current signed prekey, retired signed prekeys in
-/// their grace period, and unused one-time prekeys.
+/// their grace period, unused one-time prekeys, and the base keys of the prekey
+/// messages accepted under them (bounded by [`MAX_ACCEPTED_BASE_KEYS`]).
 pub struct PreKeyStore {
     device_id: DeviceId,
     signed: SignedPreKey,
     retired: Vec<RetiredSignedPreKey>,
     one_time: BTreeMap<PreKeyId, OneTimePreKey>,
     next_one_time_id: PreKeyId,
+    accepted: VecDeque<AcceptedBaseKey>,
 }
 
 impl PreKeyStore {
@@ -213,6 +234,7 @@ impl PreKeyStore {
             retired: Vec::new(),
             one_time: BTreeMap::new(),
             next_one_time_id: 1,
+            accepted: VecDeque::new(),
         }
     }
 
@@ -278,7 +300,8 @@ impl PreKeyStore {
         let fresh = SignedPreKey::generate(rng, identity, id);
         let old = core::mem::replace(&mut self.signed, fresh);
         if self.retired.len() == MAX_RETIRED_SIGNED_PREKEYS {
-            self.retired.remove(0);
+            let dropped = self.retired.remove(0);
+            self.forget_base_keys_of(dropped.key.id);
         }
         self.retired.push(RetiredSignedPreKey {
             key: old,
@@ -293,7 +316,55 @@ impl PreKeyStore {
         let before = self.retired.len();
         self.retired
             .retain(|r| r.retired_at.saturating_add(grace) > now);
+        let current = self.signed.id;
+        let retired: Vec<PreKeyId> = self.retired.iter().map(|r| r.key.id).collect();
+        self.accepted
+            .retain(|a| a.signed_prekey_id == current || retired.contains(&a.signed_prekey_id));
         before - self.retired.len()
+    }
+
+    fn forget_base_keys_of(&mut self, signed_prekey_id: PreKeyId) {
+        self.accepted
+            .retain(|a| a.signed_prekey_id != signed_prekey_id);
+    }
+
+    /// Whether a prekey message with this base key was already accepted (its
+    /// session exists, or existed): a repeat or a replay, never a new session.
+    pub fn has_accepted_base_key(&self, base_key: &PublicKey) -> bool {
+        self.accepted.iter().any(|a| a.base_key == *base_key)
+    }
+
+    /// Records that a prekey message was accepted: deletes the one-time prekey
+    /// it named (if any) and remembers its base key, dropping the oldest beyond
+    /// [`MAX_ACCEPTED_BASE_KEYS`]. Call it only after the message decrypted.
+    /// Returns `false`, changing nothing, if the one-time prekey is already
+    /// gone or the base key is already recorded (two operations raced).
+    pub fn record_accepted(
+        &mut self,
+        signed_prekey_id: PreKeyId,
+        one_time_prekey_id: Option<PreKeyId>,
+        base_key: &PublicKey,
+    ) -> bool {
+        let one_time_held = one_time_prekey_id.is_none_or(|id| self.one_time.contains_key(&id));
+        if !one_time_held || self.has_accepted_base_key(base_key) {
+            return false;
+        }
+        if let Some(id) = one_time_prekey_id {
+            self.one_time.remove(&id);
+        }
+        if self.accepted.len() == MAX_ACCEPTED_BASE_KEYS {
+            self.accepted.pop_front();
+        }
+        self.accepted.push_back(AcceptedBaseKey {
+            signed_prekey_id,
+            base_key: *base_key,
+        });
+        true
+    }
+
+    /// How many base keys of accepted prekey messages are remembered.
+    pub fn accepted_base_key_count(&self) -> usize {
+        self.accepted.len()
     }
 
     /// Looks a signed prekey up by id: the current one or a retired one.
@@ -332,7 +403,7 @@ impl PreKeyStore {
         let mut w = Writer::with_capacity(
             16 + per_signed * (1 + self.retired.len())
                 + 12 * self.retired.len()
-                + (4 + KEY_LEN) * self.one_time.len(),
+                + (4 + KEY_LEN) * (self.one_time.len() + self.accepted.len()),
         );
         w.u8(PREKEY_STATE_TAG)
             .u8(PREKEY_STATE_VERSION)
@@ -346,6 +417,11 @@ impl PreKeyStore {
         w.u32(self.next_one_time_id).u32(self.one_time.len() as u32);
         for key in self.one_time.values() {
             w.u32(key.id).bytes(key.key_pair.secret_bytes());
+        }
+        w.u32(self.accepted.len() as u32);
+        for accepted in &self.accepted {
+            w.u32(accepted.signed_prekey_id)
+                .bytes(accepted.base_key.as_bytes());
         }
         Zeroizing::new(w.into_vec())
     }
@@ -395,6 +471,31 @@ impl PreKeyStore {
             let key_pair = stored_key_pair(*secret, "one-time prekey secret")?;
             one_time.insert(id, OneTimePreKey { id, key_pair });
         }
+        let accepted_count = r.count_u32("accepted base key count", MAX_ACCEPTED_BASE_KEYS)?;
+        let mut accepted = VecDeque::with_capacity(accepted_count);
+        let mut seen = alloc::collections::BTreeSet::new();
+        for _ in 0..accepted_count {
+            let signed_prekey_id = r.u32("accepted signed prekey id")?;
+            // Each names a signed prekey the store still holds.
+            if signed_prekey_id != signed.id
+                && !retired.iter().any(|k| k.key.id == signed_prekey_id)
+            {
+                return Err(DecodeError::InvalidValue {
+                    field: "accepted signed prekey id",
+                });
+            }
+            let base_key = r.public_key("accepted base key")?;
+            // Each base key once: `record_accepted` never repeats one.
+            if !seen.insert(*base_key.as_bytes()) {
+                return Err(DecodeError::InvalidValue {
+                    field: "accepted base key",
+                });
+            }
+            accepted.push_back(AcceptedBaseKey {
+                signed_prekey_id,
+                base_key,
+            });
+        }
         r.finish()?;
         Ok(Self {
             device_id,
@@ -402,6 +503,7 @@ impl PreKeyStore {
             retired,
             one_time,
             next_one_time_id,
+            accepted,
         })
     }
 }
@@ -434,6 +536,7 @@ impl core::fmt::Debug for PreKeyStore {
             .field("signed_prekey_id", &self.signed.id)
             .field("retired", &self.retired.len())
             .field("one_time", &self.one_time.len())
+            .field("accepted_base_keys", &self.accepted.len())
             .finish_non_exhaustive()
     }
 }
@@ -497,6 +600,50 @@ mod tests {
         for len in 0..blob.len() {
             assert!(PreKeyStore::decode(&blob[..len]).is_err());
         }
+    }
+
+    #[test]
+    fn accepted_base_keys_are_bounded_and_go_with_their_signed_prekey() {
+        let (id, mut store) = store();
+        let key = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            PublicKey::from_bytes(b).expect("canonical")
+        };
+        assert!(store.record_accepted(1, Some(1), &key(0)));
+        assert!(!store.record_accepted(1, Some(1), &key(1)), "spent");
+        assert!(!store.record_accepted(1, None, &key(0)), "recorded");
+        assert!(store.find_one_time_prekey(1).is_none());
+        for i in 1..=MAX_ACCEPTED_BASE_KEYS as u32 {
+            assert!(store.record_accepted(1, None, &key(i)));
+        }
+        assert_eq!(store.accepted_base_key_count(), MAX_ACCEPTED_BASE_KEYS);
+        assert!(!store.has_accepted_base_key(&key(0)), "oldest dropped");
+        assert!(store.has_accepted_base_key(&key(1)));
+        let blob = store.encode();
+        assert_eq!(
+            *PreKeyStore::decode(&blob).expect("decodes").encode(),
+            *blob
+        );
+        // A base key listed twice is not a canonical store.
+        let mut twice = blob.to_vec();
+        let last = twice.len() - 36;
+        let previous: Vec<u8> = twice[last - 32..last].to_vec();
+        twice[last + 4..].copy_from_slice(&previous);
+        assert_eq!(
+            PreKeyStore::decode(&twice).err(),
+            Some(DecodeError::InvalidValue {
+                field: "accepted base key"
+            })
+        );
+        let mut rng = test_rng(5);
+        store
+            .rotate_signed_prekey(&mut rng, &id, 10)
+            .expect("rotates");
+        assert!(store.record_accepted(2, None, &key(0)));
+        assert_eq!(store.expire_retired_signed_prekeys(100, 10), 1);
+        assert_eq!(store.accepted_base_key_count(), 1);
+        assert!(store.has_accepted_base_key(&key(0)));
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! device over a one-shot provisioning channel (SPEC.md §14).
 //!
 //! 1. The new device makes a [`LinkRequest`] and shows its
-//!    [`code`](LinkRequest::code) (33 bytes: an ephemeral X25519 key), for
-//!    example as a QR code.
+//!    [`code`](LinkRequest::code) (65 bytes: an ephemeral X25519 key and a
+//!    32-byte random secret), for example as a QR code. The secret travels
+//!    only through the camera, never through the server.
 //! 2. The primary scans it and calls [`provision`], which seals the identity
-//!    seed and the account data to that key (X25519 + HKDF + ChaCha20-Poly1305)
-//!    and returns a [`ConfirmationCode`].
+//!    seed and the account data to that key and secret (X25519 + HKDF +
+//!    ChaCha20-Poly1305) and returns a [`ConfirmationCode`]. A relay that sees
+//!    the payload (and so the link key) cannot make one the new device
+//!    accepts: it does not know the secret.
 //! 3. The new device calls [`LinkRequest::accept`] with the sealed payload and
 //!    gets the same confirmation code; the user checks the two screens agree,
 //!    which exposes a substituted key.
@@ -21,7 +24,7 @@
 //! let alice = AccountId::new(b"alice")?;
 //!
 //! let mut desktop = LinkRequest::new(&mut rng);
-//! let (payload, shown_on_phone) = provision(&mut rng, &identity, &alice, &[1], &desktop.code())?;
+//! let (payload, shown_on_phone) = provision(&mut rng, &identity, &alice, &[1], &*desktop.code())?;
 //! let account = desktop.accept(&payload)?;
 //! assert_eq!(account.confirmation_code(), &shown_on_phone);
 //!
@@ -39,16 +42,17 @@ use zeroize::Zeroizing;
 
 use crate::account::AccountId;
 use crate::codec::{Reader, Writer};
-use crate::crypto::{self, DhKeyPair, KEY_LEN, PublicKey, TAG_LEN, labels};
+use crate::crypto::{self, DhKeyPair, KEY_LEN, PublicKey, SecretKey32, TAG_LEN, labels};
 use crate::error::DecodeError;
 use crate::identity::{DeviceId, IdentityKey, IdentityKeyPair};
 use crate::prekey::PreKeyStore;
 
-const LINK_REQUEST_TAG: u8 = 0x60;
-const PROVISIONING_TAG: u8 = 0x61;
+const LINK_REQUEST_TAG: u8 = 0x62;
+const PROVISIONING_TAG: u8 = 0x63;
 
-/// Length of a link request code (what the new device shows).
-pub const LINK_REQUEST_LEN: usize = 1 + KEY_LEN;
+/// Length of a link request code (what the new device shows): tag, link key,
+/// link secret.
+pub const LINK_REQUEST_LEN: usize = 1 + KEY_LEN + KEY_LEN;
 /// Most device ids a provisioning payload lists.
 pub const MAX_LISTED_DEVICES: usize = 64;
 /// SHA-512 iterations behind a confirmation code: each guess of an attacker
@@ -155,28 +159,47 @@ impl fmt::Debug for ConfirmationCode {
     }
 }
 
-/// The new device's side: an ephemeral key, used for exactly one payload.
+/// The new device's side: an ephemeral key and a link secret, used for
+/// exactly one payload.
 pub struct LinkRequest {
     public: PublicKey,
-    /// `None` once a payload was accepted: the key is gone, replays are refused.
-    secret: Option<DhKeyPair>,
+    /// `None` once a payload was accepted: the keys are gone, replays are refused.
+    secret: Option<LinkSecrets>,
+}
+
+/// What only the new device (and whoever scans its screen) knows.
+struct LinkSecrets {
+    key_pair: DhKeyPair,
+    /// Mixed into the payload key; shown in the code, never sent.
+    link_secret: SecretKey32,
 }
 
 impl LinkRequest {
-    /// A fresh link request.
+    /// A fresh link request: draws the link key pair, then the 32-byte secret.
     pub fn new<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let secret = DhKeyPair::generate(rng);
+        let key_pair = DhKeyPair::generate(rng);
+        let mut link_secret = Zeroizing::new([0u8; KEY_LEN]);
+        rng.fill_bytes(link_secret.as_mut());
         Self {
-            public: *secret.public(),
-            secret: Some(secret),
+            public: *key_pair.public(),
+            secret: Some(LinkSecrets {
+                key_pair,
+                link_secret: SecretKey32::from_bytes(*link_secret),
+            }),
         }
     }
 
-    /// What to show the primary device: `0x60 ‖ ephemeral public key`.
-    pub fn code(&self) -> [u8; LINK_REQUEST_LEN] {
-        let mut out = [0u8; LINK_REQUEST_LEN];
+    /// What to show the primary device: `0x62 ‖ link key ‖ link secret`. It
+    /// holds the secret: show it on screen only, never send it to the server.
+    /// After a successful [`accept`](Self::accept) the code is all zeros
+    /// after the tag and key (the secret is gone).
+    pub fn code(&self) -> Zeroizing<[u8; LINK_REQUEST_LEN]> {
+        let mut out = Zeroizing::new([0u8; LINK_REQUEST_LEN]);
         out[0] = LINK_REQUEST_TAG;
-        out[1..].copy_from_slice(self.public.as_bytes());
+        out[1..1 + KEY_LEN].copy_from_slice(self.public.as_bytes());
+        if let Some(secrets) = &self.secret {
+            out[1 + KEY_LEN..].copy_from_slice(secrets.link_secret.as_bytes());
+        }
         out
     }
 
@@ -188,10 +211,12 @@ impl LinkRequest {
     /// - [`ProvisioningError::AlreadyCompleted`] after a successful accept;
     /// - [`ProvisioningError::Malformed`] for bytes that do not parse;
     /// - [`ProvisioningError::WrongEphemeralKey`] for a payload sealed to another request;
-    /// - [`ProvisioningError::Tampered`] for one that does not authenticate;
+    /// - [`ProvisioningError::Tampered`] for one that does not authenticate
+    ///   (altered, or made by someone who does not know the link secret, such
+    ///   as the relaying server);
     /// - [`ProvisioningError::NonContributoryDh`] for a small-order ephemeral key.
     pub fn accept(&mut self, payload: &[u8]) -> Result<ProvisionedAccount, ProvisioningError> {
-        let secret = self
+        let secrets = self
             .secret
             .as_ref()
             .ok_or(ProvisioningError::AlreadyCompleted)?;
@@ -221,8 +246,13 @@ impl LinkRequest {
         }
         let mut ephemeral = [0u8; KEY_LEN];
         ephemeral.copy_from_slice(&header[1 + KEY_LEN..]);
-        let ephemeral = PublicKey::from_bytes(ephemeral);
-        let key = payload_key(secret, &self.public, &ephemeral)?;
+        let ephemeral = PublicKey::parse(ephemeral, "provisioning ephemeral key")?;
+        let key = payload_key(
+            &secrets.key_pair,
+            &self.public,
+            &ephemeral,
+            &secrets.link_secret,
+        )?;
         let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
@@ -337,7 +367,8 @@ fn choose_device_id<R: CryptoRng + ?Sized>(rng: &mut R, taken: &[DeviceId]) -> D
 }
 
 /// Seals `identity` and the account data to the new device's link request
-/// `code`. Returns the payload to send it and the code to display.
+/// `code` (as scanned from its screen). Returns the payload to send it and the
+/// code to display.
 ///
 /// # Errors
 /// [`ProvisioningError::Malformed`] for a bad request code or more than
@@ -352,7 +383,8 @@ pub fn provision<R: CryptoRng + ?Sized>(
 ) -> Result<(Vec<u8>, ConfirmationCode), ProvisioningError> {
     let mut r = Reader::new(code);
     r.tag(LINK_REQUEST_TAG)?;
-    let link_key = PublicKey::from_bytes(r.array("link request key")?);
+    let link_key = r.public_key("link request key")?;
+    let link_secret = SecretKey32::from_bytes(r.array("link secret")?);
     r.finish()?;
     if existing_devices.len() > MAX_LISTED_DEVICES {
         return Err(DecodeError::LimitExceeded {
@@ -363,7 +395,7 @@ pub fn provision<R: CryptoRng + ?Sized>(
         .into());
     }
     let ephemeral = DhKeyPair::generate(rng);
-    let key = payload_key(&ephemeral, &link_key, ephemeral.public())?;
+    let key = payload_key(&ephemeral, &link_key, ephemeral.public(), &link_secret)?;
 
     let mut w = Writer::with_capacity(KEY_LEN + 2 + account.as_bytes().len() + 4 * 64);
     w.bytes(identity.seed())
@@ -388,12 +420,15 @@ pub fn provision<R: CryptoRng + ?Sized>(
     Ok((payload, code))
 }
 
-/// `HKDF(salt = link key ‖ ephemeral key, ikm = DH, info, 32)`. `local` is
-/// whichever secret this side holds.
+/// `HKDF(salt = link key ‖ ephemeral key, ikm = DH ‖ link secret, info, 32)`.
+/// `local` is whichever secret key this side holds. The link secret is what a
+/// relay lacks: it sees both public keys, but without the secret it cannot
+/// derive the key of a payload the new device would accept.
 fn payload_key(
     local: &DhKeyPair,
     link_key: &PublicKey,
     ephemeral: &PublicKey,
+    link_secret: &SecretKey32,
 ) -> Result<Zeroizing<[u8; KEY_LEN]>, ProvisioningError> {
     let their = if local.public() == link_key {
         ephemeral
@@ -406,7 +441,7 @@ fn payload_key(
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     crypto::hkdf_sha256(
         &[&link_key.as_bytes()[..], &ephemeral.as_bytes()[..]].concat(),
-        &[dh.as_bytes()],
+        &[dh.as_bytes(), link_secret.as_bytes()],
         labels::PROVISIONING_INFO,
         key.as_mut(),
     );
@@ -464,7 +499,7 @@ mod tests {
         let account = AccountId::new(b"alice").unwrap();
         let request = LinkRequest::new(&mut rng);
         let (payload, code) =
-            provision(&mut rng, &identity, &account, &[1, 7], &request.code()).unwrap();
+            provision(&mut rng, &identity, &account, &[1, 7], &*request.code()).unwrap();
         (identity, account, request, payload, code)
     }
 
@@ -494,6 +529,12 @@ mod tests {
                 matches!(err, ProvisioningError::Malformed(_))
             } else if i <= KEY_LEN {
                 err == ProvisioningError::WrongEphemeralKey
+            } else if i == 2 * KEY_LEN {
+                // Bit 2 of E's last byte: E stays canonical, the key changes.
+                matches!(
+                    err,
+                    ProvisioningError::Tampered | ProvisioningError::NonContributoryDh
+                )
             } else {
                 matches!(
                     err,
@@ -519,6 +560,61 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_that_knows_only_the_link_key_cannot_provision() {
+        let mut rng = test_rng(6);
+        let mut request = LinkRequest::new(&mut rng);
+        let code = request.code();
+        // The relay sees LK (it is in every payload header) but not the secret.
+        let mut guessed = *code;
+        guessed[1 + KEY_LEN..].fill(0);
+        let relay_identity = IdentityKeyPair::generate(&mut rng);
+        let relay_account = AccountId::new(b"mallory").unwrap();
+        let (forged, _) =
+            provision(&mut rng, &relay_identity, &relay_account, &[1], &guessed).unwrap();
+        assert_eq!(forged[1..1 + KEY_LEN], code[1..1 + KEY_LEN]);
+        assert_eq!(
+            request.accept(&forged).unwrap_err(),
+            ProvisioningError::Tampered
+        );
+        // The request still accepts the real payload.
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let account = AccountId::new(b"alice").unwrap();
+        let (real, _) = provision(&mut rng, &identity, &account, &[1], &*code).unwrap();
+        assert_eq!(
+            request.accept(&real).unwrap().identity_key(),
+            identity.public_key()
+        );
+        assert!(request.code()[1 + KEY_LEN..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_non_canonical_key_is_malformed() {
+        let mut rng = test_rng(7);
+        let (identity, account) = (
+            IdentityKeyPair::generate(&mut rng),
+            AccountId::new(b"a").unwrap(),
+        );
+        let mut request = LinkRequest::new(&mut rng);
+        let mut code = *request.code();
+        code[KEY_LEN] |= 0x80; // bit 255 of LK
+        assert!(matches!(
+            provision(&mut rng, &identity, &account, &[], &code),
+            Err(ProvisioningError::Malformed(
+                DecodeError::NonCanonicalKey { .. }
+            ))
+        ));
+        let (mut payload, _) =
+            provision(&mut rng, &identity, &account, &[], &*request.code()).unwrap();
+        payload[2 * KEY_LEN] |= 0x80; // bit 255 of E
+        assert!(matches!(
+            request.accept(&payload),
+            Err(ProvisioningError::Malformed(
+                DecodeError::NonCanonicalKey { .. }
+            ))
+        ));
+    }
+
+    #[test]
     fn a_substituted_link_key_shows_different_codes() {
         let mut rng = test_rng(4);
         let identity = IdentityKeyPair::generate(&mut rng);
@@ -527,10 +623,10 @@ mod tests {
         let mut attacker = LinkRequest::new(&mut rng);
         // The primary scanned the attacker's code; the attacker re-seals to the real device.
         let (to_attacker, on_phone) =
-            provision(&mut rng, &identity, &account, &[1], &attacker.code()).unwrap();
+            provision(&mut rng, &identity, &account, &[1], &*attacker.code()).unwrap();
         let stolen = attacker.accept(&to_attacker).unwrap();
         let (to_real, _) =
-            provision(&mut rng, &stolen.identity, &account, &[1], &real.code()).unwrap();
+            provision(&mut rng, &stolen.identity, &account, &[1], &*real.code()).unwrap();
         let on_desktop = real.accept(&to_real).unwrap();
         assert_ne!(on_desktop.confirmation_code(), &on_phone);
     }
@@ -540,13 +636,13 @@ mod tests {
         let mut rng = test_rng(5);
         let identity = IdentityKeyPair::generate(&mut rng);
         let account = AccountId::new(b"a").unwrap();
-        let good = LinkRequest::new(&mut rng).code();
+        let good = *LinkRequest::new(&mut rng).code();
         assert!(matches!(
-            provision(&mut rng, &identity, &account, &[], &good[..32]),
+            provision(&mut rng, &identity, &account, &[], &good[..64]),
             Err(ProvisioningError::Malformed(_))
         ));
         let mut zero = good;
-        zero[1..].fill(0);
+        zero[1..1 + KEY_LEN].fill(0);
         assert_eq!(
             provision(&mut rng, &identity, &account, &[], &zero).unwrap_err(),
             ProvisioningError::NonContributoryDh

@@ -15,7 +15,7 @@ use crate::identity::IdentityKey;
 /// once per contact, and the same factor on every brute-force guess).
 pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
 /// The safety-number format version, carried in the scannable form.
-pub const SAFETY_NUMBER_VERSION: u8 = 1;
+pub const SAFETY_NUMBER_VERSION: u8 = 2;
 /// Digits in the displayed number: 30 per party.
 pub const SAFETY_NUMBER_DIGITS: usize = 60;
 /// Length of the scannable form: tag, version, two 32-byte fingerprints.
@@ -270,10 +270,10 @@ mod tests {
         let (a, b) = (pair(1), pair(2));
         let n = SafetyNumber::new(&id(b"alice"), a.public_key(), &id(b"bob"), b.public_key());
         let mut other = n.scannable();
-        other[1] = 2;
+        other[1] = 3;
         assert_eq!(
             n.compare_scanned(&other),
-            Ok(SafetyNumberMatch::VersionMismatch { theirs: 2 })
+            Ok(SafetyNumberMatch::VersionMismatch { theirs: 3 })
         );
         assert!(matches!(
             n.compare_scanned(&[]),

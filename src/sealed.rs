@@ -25,7 +25,7 @@
 //! let envelope = seal(&mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key))?;
 //!
 //! // The server validates it without any key.
-//! let registry = |account: &[u8]| (account == b"bob").then_some(bob_key);
+//! let registry = |account: &[u8]| (account == b"bob").then(|| bob_key.clone());
 //! let ValidatedEnvelope::Single(routed) = validate(&envelope, &ServerPolicy::default(), &registry)? else {
 //!     unreachable!()
 //! };
@@ -65,6 +65,32 @@ pub use server::{
 };
 pub use token::{DeliveryAccessKey, TOKEN_LEN};
 pub use wire::EnvelopeError;
+
+/// The wrapping key and nonce of every entry of a multi-recipient envelope
+/// that `recipient` (an account's identity) can open: the entries of that
+/// account's devices. For tests that no two entries share a (key, nonce).
+#[cfg(feature = "hazmat")]
+pub(crate) fn multi_entry_keys(
+    envelope: &[u8],
+    recipient: &crate::IdentityKeyPair,
+) -> Result<alloc::vec::Vec<crate::hazmat::EntryKey>, crate::Error> {
+    let multi = wire::MultiEnvelope::parse(envelope, usize::from(u16::MAX))?;
+    let e_pub = multi.ephemeral.as_bytes();
+    let dh = recipient.dh_key_pair().dh(&multi.ephemeral)?;
+    let mut keys = alloc::vec::Vec::new();
+    for entry in multi.entries() {
+        let key = seal::multi_wrap_key(recipient.public_key(), e_pub, entry.address_bytes, &dh);
+        let (ciphertext, tag) = entry.wrapped.split_at(entry.wrapped.len() - crate::TAG_LEN);
+        let mut tag_bytes = [0u8; crate::TAG_LEN];
+        tag_bytes.copy_from_slice(tag);
+        let mut out = alloc::vec![0u8; ciphertext.len()];
+        let aad = [entry.address_bytes, &e_pub[..]].concat();
+        if crate::crypto::aead_open(&key, &aad, ciphertext, &tag_bytes, &mut out).is_ok() {
+            keys.push((*key, [0u8; crate::crypto::NONCE_LEN]));
+        }
+    }
+    Ok(keys)
+}
 
 /// Whether `bytes` parse as a split part (used by the fuzz targets).
 #[cfg(all(feature = "hazmat", feature = "std"))]

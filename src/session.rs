@@ -24,10 +24,12 @@ pub use config::SessionConfig;
 pub use responder::Responder;
 pub(crate) use responder::accept_with_keys;
 
+use crate::account::{AccountId, DeviceAddress};
 use crate::bundle::VerifiedBundle;
-use crate::crypto::{DhKeyPair, PublicKey};
+use crate::crypto::{self, DhKeyPair, PublicKey};
 use crate::error::Error;
-use crate::identity::{IdentityKey, IdentityKeyPair};
+use crate::identity::IdentityKey;
+use crate::local::LocalDevice;
 use crate::message::{
     HEADER_LEN, Header, Message, PREKEY_PREFIX_LEN, PreKeyMessage, RATCHET_MESSAGE_OVERHEAD,
     RatchetMessage, encode_prekey_prefix,
@@ -41,9 +43,8 @@ use crate::x3dh::{self, AD_LEN, EphemeralKeyPair, SharedSecret};
 /// an old chain is reported as a duplicate instead of costing a DH attempt.
 pub const MAX_PREVIOUS_RATCHET_KEYS: usize = 4;
 
-/// `len(AD)` as two big-endian bytes, then AD (SPEC.md §5.3).
-const AAD_PREFIX_LEN: usize = 2 + AD_LEN;
-const AAD_LEN: usize = AAD_PREFIX_LEN + HEADER_LEN;
+/// `AD ‖ header` (SPEC.md §5.3).
+const AAD_LEN: usize = AD_LEN + HEADER_LEN;
 
 /// Which side of the X3DH handshake this session was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,8 +82,11 @@ pub struct Session {
     role: Role,
     local_identity: IdentityKey,
     remote_identity: IdentityKey,
+    local_address: DeviceAddress,
+    remote_address: DeviceAddress,
     base_key: PublicKey,
-    aad_prefix: [u8; AAD_PREFIX_LEN],
+    /// The hashed associated data (SPEC.md §5.1), fixed for the session.
+    associated_data: [u8; AD_LEN],
     root: RootKey,
     sending: SendingChain,
     previous_chain_length: u32,
@@ -120,8 +124,10 @@ impl Session {
             role: self.role,
             local_identity: self.local_identity,
             remote_identity: self.remote_identity,
+            local_address: self.local_address,
+            remote_address: self.remote_address,
             base_key: self.base_key,
-            aad_prefix: self.aad_prefix,
+            associated_data: self.associated_data,
             root: self.root.duplicate(),
             sending: SendingChain {
                 ratchet: self.sending.ratchet.duplicate(),
@@ -141,51 +147,75 @@ impl Session {
         }
     }
 
-    /// Starts a session as the initiator from a verified bundle. Messages from
-    /// this session are prekey messages until the responder replies.
+    /// Starts a session as the initiator from a verified bundle of a device of
+    /// account `peer`. Messages from this session are prekey messages until
+    /// the responder replies.
+    ///
+    /// The session is bound to both devices' addresses (this device's and
+    /// `peer` with the bundle's device id): the responder must name the same
+    /// two addresses, so a relay cannot present the messages as another
+    /// account's.
     ///
     /// ```
-    /// use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, Session};
+    /// use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
     /// let mut rng = ratchetbox::os_rng();
-    /// let alice = IdentityKeyPair::generate(&mut rng);
+    /// let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
     /// let bob = IdentityKeyPair::generate(&mut rng);
     /// let bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
     ///
     /// let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, None).verify()?;
-    /// let mut session = Session::initiate(&mut rng, &alice, &bundle)?;
-    /// let first = session.encrypt(b"hi Bob")?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
+    /// let first = session.encrypt(&mut rng, b"hi Bob")?;
     /// assert!(session.is_awaiting_reply());
-    /// # Ok::<(), ratchetbox::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::NonContributoryDh`] if a key in the bundle has small order.
+    /// [`Error::NonContributoryDh`] if a key in the bundle has small order
+    /// (the bundle is unusable: fetch another one).
     pub fn initiate<R: CryptoRng + ?Sized>(
         rng: &mut R,
-        identity: &IdentityKeyPair,
+        local: &LocalDevice,
+        peer: &AccountId,
         bundle: &VerifiedBundle,
     ) -> Result<Self, Error> {
-        Self::initiate_with_config(rng, identity, bundle, SessionConfig::default())
+        Self::initiate_with_config(rng, local, peer, bundle, SessionConfig::default())
     }
 
     /// [`initiate`](Self::initiate) with explicit limits.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session, SessionConfig};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, None).verify()?;
+    /// let strict = SessionConfig::new(100, 200)?;
+    /// let session = Session::initiate_with_config(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle, strict)?;
+    /// assert_eq!(session.config().max_skip(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// As [`initiate`](Self::initiate).
     pub fn initiate_with_config<R: CryptoRng + ?Sized>(
         rng: &mut R,
-        identity: &IdentityKeyPair,
+        local: &LocalDevice,
+        peer: &AccountId,
         bundle: &VerifiedBundle,
         config: SessionConfig,
     ) -> Result<Self, Error> {
-        let handshake = x3dh::initiate(identity, bundle, EphemeralKeyPair::generate(rng))?;
-        Self::from_handshake(rng, identity, bundle, config, handshake)
+        let peer = DeviceAddress::new(*peer, bundle.device_id());
+        let handshake = x3dh::initiate(local, &peer, bundle, EphemeralKeyPair::generate(rng))?;
+        Self::from_handshake(rng, local, peer, bundle, config, handshake)
     }
 
     /// The initiator's session from a completed X3DH.
     pub(crate) fn from_handshake<R: CryptoRng + ?Sized>(
         rng: &mut R,
-        identity: &IdentityKeyPair,
+        local: &LocalDevice,
+        peer: DeviceAddress,
         bundle: &VerifiedBundle,
         config: SessionConfig,
         handshake: x3dh::InitiatorOutput,
@@ -198,10 +228,12 @@ impl Session {
         Ok(Self {
             config,
             role: Role::Initiator,
-            local_identity: *identity.public_key(),
+            local_identity: *local.identity.public_key(),
             remote_identity: *bundle.identity_key(),
+            local_address: local.address(),
+            remote_address: peer,
             base_key: handshake.base_key,
-            aad_prefix: aad_prefix(&handshake.associated_data),
+            associated_data: handshake.associated_data,
             root,
             sending: SendingChain {
                 ratchet,
@@ -226,7 +258,8 @@ impl Session {
     pub(crate) fn respond_and_decrypt<R: CryptoRng + ?Sized>(
         rng: &mut R,
         config: SessionConfig,
-        identity: &IdentityKeyPair,
+        local: &LocalDevice,
+        from: &DeviceAddress,
         signed_prekey: &DhKeyPair,
         secret: SharedSecret,
         associated_data: &[u8; AD_LEN],
@@ -236,8 +269,7 @@ impl Session {
         let inner = message.message();
         let len = check_output(inner, out)?;
         let header = inner.header();
-        let aad_prefix = aad_prefix(associated_data);
-        let aad = build_aad(&aad_prefix, inner.header_bytes());
+        let aad = build_aad(associated_data, inner.header_bytes());
         let requested = u64::from(header.message_number);
         check_skip(requested, &config, header.message_number)?;
 
@@ -254,17 +286,25 @@ impl Session {
             header.message_number,
             &mut skipped,
         );
-        message_key.open(&aad, inner.ciphertext(), inner.tag(), &mut out[..len])?;
+        message_key.open(
+            &header.nonce,
+            &aad,
+            inner.ciphertext(),
+            inner.tag(),
+            &mut out[..len],
+        )?;
 
         let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
         skipped.commit(mark, config.max_skipped_keys() as usize);
         let session = Self {
             config,
             role: Role::Responder,
-            local_identity: *identity.public_key(),
+            local_identity: *local.identity.public_key(),
             remote_identity: *message.identity_key(),
+            local_address: local.address(),
+            remote_address: *from,
             base_key: *message.base_key(),
-            aad_prefix,
+            associated_data: *associated_data,
             root,
             sending,
             previous_chain_length: 0,
@@ -299,25 +339,36 @@ impl Session {
     /// of bytes written: a prekey message while
     /// [`is_awaiting_reply`](Self::is_awaiting_reply), a ratchet message after.
     ///
+    /// `rng` supplies the message's 12-byte nonce. The nonce is what keeps two
+    /// copies of one session (a restored backup, a blob decoded twice) from
+    /// encrypting under the same key and nonce; the receiver still accepts
+    /// only the first message for each position.
+    ///
     /// ```
-    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, Session};
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let alice = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
     /// # let bob = IdentityKeyPair::generate(&mut rng);
     /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
-    /// let mut session = Session::initiate(&mut rng, &alice, &bundle)?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
     /// let mut buffer = [0u8; 256];
-    /// let written = session.encrypt_into(b"hello", &mut buffer)?;
+    /// let written = session.encrypt_into(&mut rng, b"hello", &mut buffer)?;
     /// assert_eq!(written, session.encrypted_len(5));
-    /// # Ok::<(), ratchetbox::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] if `out` is shorter than
-    /// [`encrypted_len`](Self::encrypted_len); [`Error::CounterExhausted`] after
-    /// 2^32 − 1 messages in one chain.
-    pub fn encrypt_into(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    /// [`encrypted_len`](Self::encrypted_len) (retry with a larger buffer);
+    /// [`Error::CounterExhausted`] after 2^32 − 1 messages in one chain (start
+    /// a new session).
+    pub fn encrypt_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let needed = self.encrypted_len(plaintext.len());
         crate::error::check_buffer(needed, out)?;
         let number = self.sending.next_number;
@@ -338,18 +389,20 @@ impl Session {
             out[..PREKEY_PREFIX_LEN].copy_from_slice(&prefix);
             offset = PREKEY_PREFIX_LEN;
         }
+        let nonce = crypto::random_nonce(rng);
         let header = Header {
             ratchet_key: *self.sending.ratchet.public(),
             previous_chain_length: self.previous_chain_length,
             message_number: number,
+            nonce,
         }
         .encode();
         let (header_out, body) = out[offset..needed].split_at_mut(HEADER_LEN);
         header_out.copy_from_slice(&header);
         let (ciphertext, tag_out) = body.split_at_mut(plaintext.len());
-        let aad = build_aad(&self.aad_prefix, &header);
+        let aad = build_aad(&self.associated_data, &header);
         let (message_key, next) = self.sending.chain.step();
-        let tag = message_key.seal(&aad, plaintext, ciphertext)?;
+        let tag = message_key.seal(&nonce, &aad, plaintext, ciphertext)?;
         tag_out.copy_from_slice(&tag);
         self.sending.chain = next;
         self.sending.next_number = number + 1;
@@ -358,11 +411,28 @@ impl Session {
 
     /// Encrypts `plaintext` into a new `Vec`.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
+    /// let wire = session.encrypt(&mut rng, b"hello")?;
+    /// assert_eq!(wire.len(), session.encrypted_len(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`encrypt_into`](Self::encrypt_into).
-    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let mut out = vec![0u8; self.encrypted_len(plaintext.len())];
-        let written = self.encrypt_into(plaintext, &mut out)?;
+        let written = self.encrypt_into(rng, plaintext, &mut out)?;
         out.truncate(written);
         Ok(out)
     }
@@ -379,17 +449,19 @@ impl Session {
     /// is checked against the session's bounds before any key is tried.
     ///
     /// ```
-    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, RatchetMessage, Responder, Session};
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore, RatchetMessage, Responder, Session};
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let alice = IdentityKeyPair::generate(&mut rng);
-    /// # let bob = IdentityKeyPair::generate(&mut rng);
-    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
-    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
-    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bundle)?;
-    /// # let first = alice_session.encrypt(b"hi")?;
-    /// # let (mut bob_session, _) = Responder::new(&bob, &mut store).accept(&mut rng, &PreKeyMessage::parse(&first)?)?;
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, ratchetbox::DecodeError> {
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity: IdentityKeyPair::generate(rng) })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, None).verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi")?;
+    /// # let (mut bob_session, _) = Responder::new(&bob, &mut store).accept(&mut rng, &alice.address(), &PreKeyMessage::parse(&first)?)?;
     /// let mut wire = [0u8; 128];
-    /// let len = bob_session.encrypt_into(b"reply", &mut wire)?;
+    /// let len = bob_session.encrypt_into(&mut rng, b"reply", &mut wire)?;
     ///
     /// let message = RatchetMessage::parse(&wire[..len])?;
     /// let mut plaintext = [0u8; 64];
@@ -401,7 +473,7 @@ impl Session {
     ///     alice_session.decrypt_into(&mut rng, &message, &mut plaintext),
     ///     Err(ratchetbox::Error::DuplicateMessage)
     /// );
-    /// # Ok::<(), ratchetbox::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
@@ -424,7 +496,7 @@ impl Session {
         if header.message_number == u32::MAX {
             return Err(Error::CounterExhausted);
         }
-        let aad = build_aad(&self.aad_prefix, message.header_bytes());
+        let aad = build_aad(&self.associated_data, message.header_bytes());
 
         let on_current_chain = self
             .receiving
@@ -471,7 +543,9 @@ impl Session {
             to,
             &mut self.skipped,
         );
-        if let Err(e) = message_key.open(aad, message.ciphertext(), message.tag(), out) {
+        if let Err(e) =
+            message_key.open(&header.nonce, aad, message.ciphertext(), message.tag(), out)
+        {
             self.skipped.rollback(mark);
             return Err(e);
         }
@@ -500,7 +574,7 @@ impl Session {
             .skipped
             .message_key(index)
             .ok_or(Error::DuplicateMessage)?;
-        key.open(aad, message.ciphertext(), message.tag(), out)?;
+        key.open(&header.nonce, aad, message.ciphertext(), message.tag(), out)?;
         self.skipped.remove(index);
         self.awaiting_reply = false;
         Ok(out.len())
@@ -584,7 +658,7 @@ impl Session {
             header.message_number,
             &mut self.skipped,
         );
-        message_key.open(aad, message.ciphertext(), message.tag(), out)?;
+        message_key.open(&header.nonce, aad, message.ciphertext(), message.tag(), out)?;
         let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
         Ok((root, sending, chain_after))
     }
@@ -643,6 +717,16 @@ impl Session {
     /// The remote device's identity key.
     pub fn remote_identity(&self) -> &IdentityKey {
         &self.remote_identity
+    }
+
+    /// This device's address, as bound into the session.
+    pub fn local_address(&self) -> &DeviceAddress {
+        &self.local_address
+    }
+
+    /// The remote device's address, as bound into the session.
+    pub fn remote_address(&self) -> &DeviceAddress {
+        &self.remote_address
     }
 
     /// The initiator's X3DH ephemeral key, which names the session.
@@ -710,17 +794,10 @@ fn ratchet_sending<R: CryptoRng + ?Sized>(
     ))
 }
 
-fn aad_prefix(associated_data: &[u8; AD_LEN]) -> [u8; AAD_PREFIX_LEN] {
-    let mut prefix = [0u8; AAD_PREFIX_LEN];
-    prefix[..2].copy_from_slice(&(AD_LEN as u16).to_be_bytes());
-    prefix[2..].copy_from_slice(associated_data);
-    prefix
-}
-
-fn build_aad(prefix: &[u8; AAD_PREFIX_LEN], header: &[u8]) -> [u8; AAD_LEN] {
+fn build_aad(associated_data: &[u8; AD_LEN], header: &[u8]) -> [u8; AAD_LEN] {
     let mut aad = [0u8; AAD_LEN];
-    aad[..AAD_PREFIX_LEN].copy_from_slice(prefix);
-    aad[AAD_PREFIX_LEN..].copy_from_slice(header);
+    aad[..AD_LEN].copy_from_slice(associated_data);
+    aad[AD_LEN..].copy_from_slice(header);
     aad
 }
 
@@ -730,6 +807,7 @@ impl core::fmt::Debug for Session {
             .field("role", &self.role)
             .field("local_identity", &self.local_identity)
             .field("remote_identity", &self.remote_identity)
+            .field("remote_address", &self.remote_address)
             .field("sending_ratchet_key", self.sending.ratchet.public())
             .field("sent", &self.sending.next_number)
             .field("skipped_keys", &self.skipped.len())

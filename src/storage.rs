@@ -1,10 +1,13 @@
 //! State at rest: every stored object sealed under a caller's 32-byte storage
 //! key (SPEC.md §13).
 //!
-//! A sealed blob is `0x7A ‖ version ‖ kind ‖ nonce (12) ‖ ciphertext ‖ tag (16)`:
-//! ChaCha20-Poly1305 under a key derived from the storage key, with a random
-//! nonce, and the first three bytes as associated data, so a blob sealed as one
-//! kind of object never opens as another.
+//! A sealed blob is `0x7A ‖ version ‖ kind ‖ nonce (24) ‖ ciphertext ‖ tag (16)`:
+//! XChaCha20-Poly1305 under a key derived from the storage key, with a random
+//! 192-bit nonce (one long-lived key seals every blob, so the nonce space must
+//! make collisions negligible). The first three bytes and the blob's *slot* —
+//! where the application keeps it — are associated data, so a blob sealed as
+//! one kind of object never opens as another, and a blob moved to another
+//! slot (another contact's record, say) does not open there.
 //!
 //! ```
 //! use ratchetbox::IdentityKeyPair;
@@ -13,15 +16,15 @@
 //! let identity = IdentityKeyPair::generate(&mut rng);
 //! let key = StorageKey::generate(&mut rng);
 //!
-//! let blob = storage::seal(&mut rng, &key, &identity);
-//! let restored: IdentityKeyPair = storage::open(&key, &blob)?;
+//! let blob = storage::seal(&mut rng, &key, b"identity", &identity);
+//! let restored: IdentityKeyPair = storage::open(&key, b"identity", &blob)?;
 //! assert_eq!(restored.public_key(), identity.public_key());
+//! assert!(storage::open::<IdentityKeyPair>(&key, b"elsewhere", &blob).is_err());
 //!
-//! // Moving to a new storage key is one call per blob. (`seal_bound` also
-//! // binds a blob to where it is stored, such as a record's address.)
+//! // Moving to a new storage key is one call per blob.
 //! let new_key = StorageKey::generate(&mut rng);
-//! let moved = storage::reseal(&mut rng, &key, &new_key, &blob)?;
-//! assert!(storage::open::<IdentityKeyPair>(&key, &moved).is_err());
+//! let moved = storage::reseal(&mut rng, &key, &new_key, b"identity", &blob)?;
+//! assert!(storage::open::<IdentityKeyPair>(&key, b"identity", &moved).is_err());
 //! # Ok::<(), ratchetbox::storage::StorageError>(())
 //! ```
 
@@ -31,15 +34,16 @@ use core::fmt;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use crate::crypto::{self, KEY_LEN, NONCE_LEN, SecretKey32, TAG_LEN, labels};
+use crate::crypto::{self, KEY_LEN, SecretKey32, TAG_LEN, XNONCE_LEN, labels};
 use crate::error::DecodeError;
 
 const SEALED_STATE_TAG: u8 = 0x7A;
-const SEALED_STATE_VERSION: u8 = 1;
+const SEALED_STATE_VERSION: u8 = 2;
 const HEADER_LEN: usize = 3;
 
-/// Bytes a sealed blob adds to the object's encoding: 3-byte header, nonce, tag.
-pub const SEALED_STATE_OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+/// Bytes a sealed blob adds to the object's encoding: 3-byte header, 24-byte
+/// nonce, 16-byte tag.
+pub const SEALED_STATE_OVERHEAD: usize = HEADER_LEN + XNONCE_LEN + TAG_LEN;
 
 /// A 32-byte key that seals stored state. The app keeps it in the platform
 /// keystore (Keychain, Android Keystore) and never stores it beside the blobs.
@@ -199,28 +203,38 @@ pub trait Persist: Sized {
     fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError>;
 }
 
-/// Seals `object` under `key`. Its size is the object's encoding plus
-/// [`SEALED_STATE_OVERHEAD`].
+/// Seals `object` under `key` for `slot`: where the application keeps the
+/// blob, such as a session record's encoded device address, a contact's
+/// account id, or a fixed name for a one-of-a-kind object (`b"identity"`).
+/// The same slot must be given to [`open`]. Its size is the object's encoding
+/// plus [`SEALED_STATE_OVERHEAD`].
+///
+/// Nothing here stops a blob from being replaced by an *older* blob of the
+/// same slot (a rollback); an application that must detect that keeps a
+/// counter in storage it trusts.
 pub fn seal<T: Persist, R: CryptoRng + ?Sized>(
     rng: &mut R,
     key: &StorageKey,
+    slot: &[u8],
     object: &T,
 ) -> Vec<u8> {
-    seal_bytes(rng, key, T::KIND, &object.encode_state())
+    seal_bytes(rng, key, T::KIND, slot, &object.encode_state())
 }
 
-/// Opens a blob [`seal`] produced as a `T`.
+/// Opens a blob [`seal`] produced for `slot` as a `T`.
 ///
 /// # Errors
 /// [`StorageError`]: truncation, a foreign tag or version, another kind of
-/// object, a wrong key or an altered byte, or undecodable content.
-pub fn open<T: Persist>(key: &StorageKey, blob: &[u8]) -> Result<T, StorageError> {
-    let plaintext = open_bytes(key, T::KIND, blob)?;
+/// object, a wrong key, another slot or an altered byte
+/// ([`StorageError::WrongKeyOrCorrupted`]: check the key, else treat the blob
+/// as lost), or undecodable content.
+pub fn open<T: Persist>(key: &StorageKey, slot: &[u8], blob: &[u8]) -> Result<T, StorageError> {
+    let plaintext = open_bytes(key, T::KIND, slot, blob)?;
     Ok(T::decode_state(&plaintext)?)
 }
 
-/// Re-seals a blob under a new storage key, keeping its kind, without decoding
-/// the object.
+/// Re-seals a blob of `slot` under a new storage key, keeping its kind and
+/// slot, without decoding the object.
 ///
 /// # Errors
 /// As [`open_bytes`], for the old key.
@@ -228,82 +242,32 @@ pub fn reseal<R: CryptoRng + ?Sized>(
     rng: &mut R,
     old: &StorageKey,
     new: &StorageKey,
+    slot: &[u8],
     blob: &[u8],
 ) -> Result<Vec<u8>, StorageError> {
     let kind = parse_header(blob)?;
-    let plaintext = open_bytes(old, kind, blob)?;
-    Ok(seal_bytes(rng, new, kind, &plaintext))
+    let plaintext = open_bytes(old, kind, slot, blob)?;
+    Ok(seal_bytes(rng, new, kind, slot, &plaintext))
 }
 
-/// [`seal`], binding the blob to `context` as well: typically where it is
-/// stored (for a session record, the encoded device address it is kept
-/// under), so that a blob moved to another slot of the same database fails to
-/// open there. [`open_bound`] must be given the same context.
-pub fn seal_bound<T: Persist, R: CryptoRng + ?Sized>(
-    rng: &mut R,
-    key: &StorageKey,
-    object: &T,
-    context: &[u8],
-) -> Vec<u8> {
-    seal_raw(rng, key, T::KIND, &object.encode_state(), context)
-}
-
-/// Opens a blob [`seal_bound`] produced with the same `context`.
-///
-/// # Errors
-/// As [`open`]; a different context gives [`StorageError::WrongKeyOrCorrupted`].
-pub fn open_bound<T: Persist>(
-    key: &StorageKey,
-    blob: &[u8],
-    context: &[u8],
-) -> Result<T, StorageError> {
-    let plaintext = open_raw(key, T::KIND, blob, context)?;
-    Ok(T::decode_state(&plaintext)?)
-}
-
-/// [`reseal`] for a blob sealed with [`seal_bound`]; the context is kept.
-///
-/// # Errors
-/// As [`open_bound`], for the old key.
-pub fn reseal_bound<R: CryptoRng + ?Sized>(
-    rng: &mut R,
-    old: &StorageKey,
-    new: &StorageKey,
-    blob: &[u8],
-    context: &[u8],
-) -> Result<Vec<u8>, StorageError> {
-    let kind = parse_header(blob)?;
-    let plaintext = open_raw(old, kind, blob, context)?;
-    Ok(seal_raw(rng, new, kind, &plaintext, context))
-}
-
-/// Seals an already encoded object of `kind`.
+/// Seals an already encoded object of `kind` for `slot`.
 pub fn seal_bytes<R: CryptoRng + ?Sized>(
     rng: &mut R,
     key: &StorageKey,
     kind: StateKind,
+    slot: &[u8],
     plaintext: &[u8],
-) -> Vec<u8> {
-    seal_raw(rng, key, kind, plaintext, &[])
-}
-
-fn seal_raw<R: CryptoRng + ?Sized>(
-    rng: &mut R,
-    key: &StorageKey,
-    kind: StateKind,
-    plaintext: &[u8],
-    context: &[u8],
 ) -> Vec<u8> {
     let mut blob = Vec::with_capacity(plaintext.len() + SEALED_STATE_OVERHEAD);
     blob.extend_from_slice(&[SEALED_STATE_TAG, SEALED_STATE_VERSION, kind.to_byte()]);
-    let mut nonce = [0u8; NONCE_LEN];
+    let mut nonce = [0u8; XNONCE_LEN];
     rng.fill_bytes(&mut nonce);
     blob.extend_from_slice(&nonce);
-    blob.resize(HEADER_LEN + NONCE_LEN + plaintext.len(), 0);
-    let (header, body) = blob.split_at_mut(HEADER_LEN + NONCE_LEN);
-    let aad = [&header[..HEADER_LEN], context].concat();
-    let tag = crypto::aead_seal_with_nonce(&key.aead_key(), &nonce, &aad, plaintext, body);
-    // A plaintext that fits in memory is far below ChaCha20's 256 GiB limit.
+    blob.resize(HEADER_LEN + XNONCE_LEN + plaintext.len(), 0);
+    let (header, body) = blob.split_at_mut(HEADER_LEN + XNONCE_LEN);
+    let aad = [&header[..HEADER_LEN], slot].concat();
+    let tag = crypto::xaead_seal(&key.aead_key(), &nonce, &aad, plaintext, body);
+    // A plaintext that fits in memory is far below XChaCha20's 256 GiB limit.
     match tag {
         Ok(tag) => blob.extend_from_slice(&tag),
         Err(_) => blob.clear(),
@@ -311,23 +275,15 @@ fn seal_raw<R: CryptoRng + ?Sized>(
     blob
 }
 
-/// Opens a blob of `kind` into the object's encoding.
+/// Opens a blob of `kind` and `slot` into the object's encoding.
 ///
 /// # Errors
 /// As [`open`], except that content is not decoded.
 pub fn open_bytes(
     key: &StorageKey,
     kind: StateKind,
+    slot: &[u8],
     blob: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, StorageError> {
-    open_raw(key, kind, blob, &[])
-}
-
-fn open_raw(
-    key: &StorageKey,
-    kind: StateKind,
-    blob: &[u8],
-    context: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, StorageError> {
     let found = parse_header(blob)?;
     if found != kind {
@@ -337,11 +293,11 @@ fn open_raw(
         });
     }
     let (header, rest) = blob.split_at(HEADER_LEN);
-    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    let (nonce, sealed) = rest.split_at(XNONCE_LEN);
     let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
     let mut plaintext = Zeroizing::new(alloc::vec![0u8; ciphertext.len()]);
-    let aad = [header, context].concat();
-    crypto::aead_open_with_nonce(
+    let aad = [header, slot].concat();
+    crypto::xaead_open(
         &key.aead_key(),
         nonce.try_into().map_err(|_| StorageError::Truncated)?,
         &aad,
@@ -433,16 +389,16 @@ mod tests {
         let mut rng = test_rng(1);
         let identity = IdentityKeyPair::generate(&mut rng);
         let key = StorageKey::generate(&mut rng);
-        let blob = seal(&mut rng, &key, &identity);
+        let blob = seal(&mut rng, &key, b"id", &identity);
         assert_eq!(blob.len(), identity.encode().len() + SEALED_STATE_OVERHEAD);
 
         let other = StorageKey::generate(&mut rng);
         assert_eq!(
-            open::<IdentityKeyPair>(&other, &blob).err(),
+            open::<IdentityKeyPair>(&other, b"id", &blob).err(),
             Some(StorageError::WrongKeyOrCorrupted)
         );
         assert_eq!(
-            open::<crate::TrustRecord>(&key, &blob).err(),
+            open::<crate::TrustRecord>(&key, b"id", &blob).err(),
             Some(StorageError::WrongKind {
                 expected: StateKind::Trust,
                 found: 1
@@ -452,11 +408,11 @@ mod tests {
         let mut relabelled = blob.clone();
         relabelled[2] = StateKind::Trust.to_byte();
         assert_eq!(
-            open::<crate::TrustRecord>(&key, &relabelled).err(),
+            open::<crate::TrustRecord>(&key, b"id", &relabelled).err(),
             Some(StorageError::WrongKeyOrCorrupted)
         );
         for cut in 0..blob.len() {
-            let err = open::<IdentityKeyPair>(&key, &blob[..cut]).err();
+            let err = open::<IdentityKeyPair>(&key, b"id", &blob[..cut]).err();
             assert!(
                 matches!(
                     err,
@@ -468,16 +424,19 @@ mod tests {
         for i in 0..blob.len() {
             let mut flipped = blob.clone();
             flipped[i] ^= 0x01;
-            assert!(open::<IdentityKeyPair>(&key, &flipped).is_err(), "byte {i}");
+            assert!(
+                open::<IdentityKeyPair>(&key, b"id", &flipped).is_err(),
+                "byte {i}"
+            );
         }
         let mut version = blob.clone();
-        version[1] = 2;
+        version[1] = 1;
         assert_eq!(
-            open::<IdentityKeyPair>(&key, &version).err(),
-            Some(StorageError::UnsupportedVersion { found: 2 })
+            open::<IdentityKeyPair>(&key, b"id", &version).err(),
+            Some(StorageError::UnsupportedVersion { found: 1 })
         );
         assert_eq!(
-            open::<IdentityKeyPair>(&key, &identity.encode()).err(),
+            open::<IdentityKeyPair>(&key, b"id", &identity.encode()).err(),
             Some(StorageError::NotSealed { found: 0x49 })
         );
     }
@@ -487,45 +446,46 @@ mod tests {
         let mut rng = test_rng(3);
         let key = StorageKey::generate(&mut rng);
         let identity = IdentityKeyPair::generate(&mut rng);
-        let local = crate::devices::LocalDevice {
+        let local = crate::LocalDevice {
             account: crate::AccountId::new(b"alice").unwrap(),
             device_id: 1,
             identity: IdentityKeyPair::generate(&mut rng),
         };
         let mut trust = crate::TrustRecord::first_seen(*identity.public_key());
-        assert_eq!(seal(&mut rng, &key, &identity).len(), 65);
-        assert_eq!(seal(&mut rng, &key, &local).len(), 75);
-        assert_eq!(seal(&mut rng, &key, &trust).len(), 66);
+        assert_eq!(seal(&mut rng, &key, b"", &identity).len(), 34 + 43);
+        assert_eq!(seal(&mut rng, &key, b"", &local).len(), 44 + 43);
+        assert_eq!(seal(&mut rng, &key, b"", &trust).len(), 35 + 43);
         trust.observe(local.identity.public_key());
-        assert_eq!(seal(&mut rng, &key, &trust).len(), 99);
+        assert_eq!(seal(&mut rng, &key, b"", &trust).len(), 68 + 43);
         let prekeys = crate::PreKeyStore::generate(&mut rng, &identity, 1);
         let bundle = crate::PreKeyBundle::from_store(identity.public_key(), &prekeys, None)
             .verify()
             .unwrap();
-        let session = crate::Session::initiate(&mut rng, &local.identity, &bundle).unwrap();
+        let bob = crate::AccountId::new(b"bob").unwrap();
+        let session = crate::Session::initiate(&mut rng, &local, &bob, &bundle).unwrap();
         let record = crate::devices::SessionRecord::new(session);
-        assert_eq!(seal(&mut rng, &key, &record).len(), 265);
+        // A fresh initiator session between "alice" and "bob": 245 bytes.
+        assert_eq!(record.encode().len(), 2 + 4 + 245 + 1);
+        assert_eq!(seal(&mut rng, &key, b"", &record).len(), 252 + 43);
     }
 
     #[test]
-    fn a_bound_blob_opens_only_in_its_context() {
+    fn a_blob_opens_only_in_its_slot() {
         let mut rng = test_rng(4);
         let key = StorageKey::generate(&mut rng);
         let record =
             crate::TrustRecord::first_seen(*IdentityKeyPair::generate(&mut rng).public_key());
-        let blob = seal_bound(&mut rng, &key, &record, b"bob");
-        assert_eq!(open_bound(&key, &blob, b"bob"), Ok(record));
+        let blob = seal(&mut rng, &key, b"bob", &record);
+        assert_eq!(open(&key, b"bob", &blob), Ok(record));
         assert_eq!(
-            open_bound::<crate::TrustRecord>(&key, &blob, b"carol"),
+            open::<crate::TrustRecord>(&key, b"carol", &blob),
             Err(StorageError::WrongKeyOrCorrupted)
         );
-        assert!(open::<crate::TrustRecord>(&key, &blob).is_err());
+        assert!(open::<crate::TrustRecord>(&key, b"", &blob).is_err());
         let new = StorageKey::generate(&mut rng);
-        let moved = reseal_bound(&mut rng, &key, &new, &blob, b"bob").unwrap();
-        assert_eq!(open_bound(&new, &moved, b"bob"), Ok(record));
-        // An unbound blob is a blob bound to the empty context.
-        let plain = seal(&mut rng, &key, &record);
-        assert_eq!(open_bound(&key, &plain, b""), Ok(record));
+        let moved = reseal(&mut rng, &key, &new, b"bob", &blob).unwrap();
+        assert_eq!(open(&new, b"bob", &moved), Ok(record));
+        assert!(reseal(&mut rng, &key, &new, b"carol", &blob).is_err());
     }
 
     #[test]
@@ -536,12 +496,14 @@ mod tests {
             StorageKey::generate(&mut rng),
             StorageKey::generate(&mut rng),
         );
-        let a = seal(&mut rng, &old, &identity);
-        let b = seal(&mut rng, &old, &identity);
+        let a = seal(&mut rng, &old, b"id", &identity);
+        let b = seal(&mut rng, &old, b"id", &identity);
         assert_ne!(a, b);
-        let moved = reseal(&mut rng, &old, &new, &a).unwrap();
-        let back: IdentityKeyPair = open(&new, &moved).unwrap();
+        // The 24-byte nonces differ.
+        assert_ne!(a[3..3 + XNONCE_LEN], b[3..3 + XNONCE_LEN]);
+        let moved = reseal(&mut rng, &old, &new, b"id", &a).unwrap();
+        let back: IdentityKeyPair = open(&new, b"id", &moved).unwrap();
         assert_eq!(back.public_key(), identity.public_key());
-        assert!(reseal(&mut rng, &new, &old, &a).is_err());
+        assert!(reseal(&mut rng, &new, &old, b"id", &a).is_err());
     }
 }

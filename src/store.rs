@@ -19,6 +19,7 @@ use core::fmt;
 pub use memory::MemoryStore;
 
 use crate::account::{AccountId, DeviceAddress};
+use crate::crypto::PublicKey;
 use crate::devices::SessionRecord;
 use crate::error::DecodeError;
 use crate::group::GroupSession;
@@ -81,6 +82,15 @@ pub trait PreKeyStorage {
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
     fn one_time_prekey(&self, id: PreKeyId) -> Result<Option<OneTimePreKey>, StoreError>;
+
+    /// Whether a prekey message with this base key was accepted before
+    /// ([`Change::AcceptPreKeyMessage`] recorded it and it was not dropped as
+    /// the oldest of [`MAX_ACCEPTED_BASE_KEYS`](crate::MAX_ACCEPTED_BASE_KEYS),
+    /// or with its signed prekey).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    fn has_accepted_base_key(&self, base_key: &PublicKey) -> Result<bool, StoreError>;
 }
 
 /// Sessions, one [`SessionRecord`] per remote device.
@@ -139,10 +149,19 @@ pub enum Change {
         /// The remote device.
         address: DeviceAddress,
     },
-    /// Delete a one-time prekey: a session created from it has committed.
-    RemoveOneTimePreKey {
-        /// Its id.
-        id: PreKeyId,
+    /// A prekey message created a session that has committed: delete the
+    /// one-time prekey it named (if any) and remember its base key (bounded,
+    /// as [`PreKeyStore::record_accepted`](crate::PreKeyStore::record_accepted)
+    /// does), so that the message is never accepted as a new session again.
+    /// A store refuses the set ([`StoreError::Conflict`]) if the one-time
+    /// prekey is already gone or the base key already recorded.
+    AcceptPreKeyMessage {
+        /// The signed prekey it named.
+        signed_prekey_id: PreKeyId,
+        /// The one-time prekey it named, now spent.
+        one_time_prekey_id: Option<PreKeyId>,
+        /// The initiator's base key.
+        base_key: PublicKey,
     },
     /// Insert or replace a group state (keyed by its group id).
     SaveGroup {

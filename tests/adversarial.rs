@@ -7,16 +7,19 @@
 //! verification is stateless: there the assertion is that no `VerifiedBundle`
 //! (and so no session) comes out.
 //!
-//! Covered: small-order and non-canonical X25519 keys in every position a peer
-//! controls (bundle signed and one-time prekeys, prekey-message base key,
-//! ratchet keys in headers); malleated, non-canonical and forged Ed25519
+//! Covered: small-order X25519 keys (refused by the DH) and non-canonical ones
+//! (refused when decoding, protocol v2) in every position a peer controls
+//! (bundle signed and one-time prekeys, prekey-message base key, ratchet keys
+//! in headers, stored state); malleated, non-canonical and forged Ed25519
 //! signatures and weak or non-canonical identity keys; identity substitution,
-//! unknown key share and identity misbinding; replay on current and old chains,
-//! of skipped messages and of consumed prekey messages; reflection; tampering
-//! with prekey-message fields (stripped or swapped prekeys, base key); skipped-key
-//! exhaustion with message numbers near `u32::MAX` and huge `PN`; truncation at
-//! every byte and trailing garbage for every wire and stored format; unknown
-//! format tags and versions; non-canonical presence flags; and, for the later
+//! unknown key share and identity misbinding, including a relabelled sender or
+//! recipient device address; replay on current and old chains, of skipped
+//! messages and of consumed prekey messages (remembered by the prekey store in
+//! v2); reflection; tampering with prekey-message fields (stripped or swapped
+//! prekeys, base key); skipped-key exhaustion with message numbers near
+//! `u32::MAX` and huge `PN`; truncation at every byte and trailing garbage for
+//! every wire and stored format; unknown format tags and versions (v1 tags and
+//! versions included); non-canonical presence flags; and, for the later
 //! layers, expired, revoked and wrong-root certificates, self-send, duplicate
 //! recipients, a forged group signature and a group message from a removed member.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -27,9 +30,9 @@ use chacha20::ChaCha20Rng;
 use ratchetbox::hazmat;
 use ratchetbox::rand_core::{Rng, SeedableRng};
 use ratchetbox::{
-    DecodeError, Error, IdentityKey, IdentityKeyPair, Message, PREKEY_PREFIX_LEN, PreKeyBundle,
-    PreKeyId, PreKeyMessage, PreKeyStore, PublicKey, RATCHET_MESSAGE_OVERHEAD, RatchetMessage,
-    Responder, Session,
+    AccountId, DecodeError, DeviceAddress, Error, IdentityKey, IdentityKeyPair, LocalDevice,
+    Message, PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyId, PreKeyMessage, PreKeyStore, PublicKey,
+    RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder, Session,
 };
 
 type TestRng = ChaCha20Rng;
@@ -62,15 +65,15 @@ const BASE_POINT: [u8; 32] = {
 /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
 const ELL: [u8; 32] = h32("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
 
-/// Every X25519 u-coordinate encoding of a point of small order.
+/// Every canonical X25519 u-coordinate encoding of a point of small order.
 ///
 /// Curve25519 has eight points of small order (its 8-torsion): the point at
 /// infinity and (0, 0) (both u = 0), (1, ±√486664) (order 4) and two pairs of
 /// order 8. X25519 sees only u, so these eight points are the first four rows.
-/// Then u = p − 1, of order 4 on the twist (X25519 accepts twist points), and
-/// the non-canonical encodings: u ≥ p (p ≡ 0, p + 1 ≡ 1) and, since RFC 7748
-/// ignores bit 255, every one of them with the high bit set.
-const SMALL_ORDER_X25519: [(&str, [u8; 32]); 14] = [
+/// Then u = p − 1, of order 4 on the twist (X25519 accepts twist points). These
+/// are canonical encodings, so they decode; the protocol's DH refuses them with
+/// `NonContributoryDh`.
+const SMALL_ORDER_X25519: [(&str, [u8; 32]); 5] = [
     (
         "0 (infinity and (0,0))",
         h32("0000000000000000000000000000000000000000000000000000000000000000"),
@@ -91,6 +94,14 @@ const SMALL_ORDER_X25519: [(&str, [u8; 32]); 14] = [
         "p - 1 (twist, order 4)",
         h32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
     ),
+];
+
+/// Non-canonical X25519 encodings: u ≥ p, or bit 255 set (which RFC 7748
+/// ignores). Protocol version 2 refuses every one of them when decoding
+/// (`DecodeError::NonCanonicalKey`), before any DH: the small-order ones (p ≡
+/// 0, p + 1 ≡ 1, and the table above with the high bit set) and ones of large
+/// order (2^255 − 1 ≡ 18, and the base point with the high bit set).
+const NON_CANONICAL_X25519: [(&str, [u8; 32]); 11] = [
     (
         "p (non-canonical 0)",
         h32("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
@@ -100,12 +111,20 @@ const SMALL_ORDER_X25519: [(&str, [u8; 32]); 14] = [
         h32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
     ),
     (
+        "2^255 - 1 (non-canonical 18, large order)",
+        h32("ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ),
+    (
         "2^255 + 0",
         h32("0000000000000000000000000000000000000000000000000000000000000080"),
     ),
     (
         "2^255 + 1",
         h32("0100000000000000000000000000000000000000000000000000000000000080"),
+    ),
+    (
+        "2^255 + 9 (base point, large order)",
+        h32("0900000000000000000000000000000000000000000000000000000000000080"),
     ),
     (
         "2^255 + order 8 (a)",
@@ -128,6 +147,11 @@ const SMALL_ORDER_X25519: [(&str, [u8; 32]); 14] = [
         h32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
     ),
 ];
+
+/// The error for a non-canonical X25519 key in the field named `field`.
+fn non_canonical(field: &'static str) -> DecodeError {
+    DecodeError::NonCanonicalKey { field }
+}
 
 /// Ed25519 encodings of the eight points of small order (y, with the sign of x
 /// in bit 255).
@@ -285,22 +309,24 @@ fn assert_rejected(session: &mut Session, rng: &mut TestRng, wire: &[u8], expect
     assert_eq!(session.skipped_key_count(), skipped_before);
 }
 
-/// An accept that must fail with `expected`, leaving the prekey store unchanged.
+/// An accept by `local` of `wire`, said to come from device `from`, that must
+/// fail with `expected`, leaving the prekey store unchanged.
 fn assert_accept_rejected(
     rng: &mut TestRng,
-    identity: &IdentityKeyPair,
+    local: &LocalDevice,
     store: &mut PreKeyStore,
+    from: &DeviceAddress,
     wire: &[u8],
     expected_initiator: Option<&IdentityKey>,
     expected: Error,
 ) {
     let before = store.encode().to_vec();
     let message = PreKeyMessage::parse(wire).expect("well-formed prekey message");
-    let mut responder = Responder::new(identity, store);
+    let mut responder = Responder::new(local, store);
     if let Some(initiator) = expected_initiator {
         responder = responder.expect_initiator(initiator);
     }
-    let result = responder.accept(rng, &message);
+    let result = responder.accept(rng, from, &message);
     assert_eq!(
         result.as_ref().err(),
         Some(&expected),
@@ -314,12 +340,22 @@ fn assert_accept_rejected(
     );
 }
 
-/// Alice has a session from Bob's bundle (with one-time prekey 1) and has sent
-/// `first`; Bob has not accepted it yet.
+/// A device of `account` with a fresh identity.
+fn device(rng: &mut TestRng, account: &[u8], device_id: u32) -> LocalDevice {
+    LocalDevice {
+        account: AccountId::new(account).unwrap(),
+        device_id,
+        identity: IdentityKeyPair::generate(rng),
+    }
+}
+
+/// Alice (device 1 of "alice") has a session from the bundle of Bob (device
+/// `BOB_DEVICE` of "bob", with one-time prekey 1) and has sent `first`; Bob has
+/// not accepted it yet.
 struct Handshake {
     rng: TestRng,
-    alice_id: IdentityKeyPair,
-    bob_id: IdentityKeyPair,
+    alice_device: LocalDevice,
+    bob_device: LocalDevice,
     mallory_id: IdentityKeyPair,
     store: PreKeyStore,
     one_time_ids: Vec<PreKeyId>,
@@ -329,27 +365,34 @@ struct Handshake {
 
 fn handshake(seed: u8) -> Handshake {
     let mut rng = rng(seed);
-    let alice_id = IdentityKeyPair::generate(&mut rng);
-    let bob_id = IdentityKeyPair::generate(&mut rng);
+    let alice_device = device(&mut rng, b"alice", 1);
+    let bob_device = device(&mut rng, b"bob", BOB_DEVICE);
     let mallory_id = IdentityKeyPair::generate(&mut rng);
-    let mut store = PreKeyStore::generate(&mut rng, &bob_id, BOB_DEVICE);
+    let mut store = PreKeyStore::generate(&mut rng, &bob_device.identity, BOB_DEVICE);
     let one_time_ids: Vec<PreKeyId> = store
         .generate_one_time_prekeys(&mut rng, 3)
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    let published = PreKeyBundle::from_store(bob_id.public_key(), &store, Some(one_time_ids[0]));
+    let published = PreKeyBundle::from_store(
+        bob_device.identity.public_key(),
+        &store,
+        Some(one_time_ids[0]),
+    );
     let bundle = PreKeyBundle::decode(&published.encode())
         .unwrap()
-        .verify_for(bob_id.public_key())
+        .verify_for(bob_device.identity.public_key())
         .unwrap();
-    let mut alice = Session::initiate(&mut rng, &alice_id, &bundle).unwrap();
-    let first = alice.encrypt(b"first message from Alice").unwrap();
+    let mut alice =
+        Session::initiate(&mut rng, &alice_device, &bob_device.account, &bundle).unwrap();
+    let first = alice
+        .encrypt(&mut rng, b"first message from Alice")
+        .unwrap();
     Handshake {
         rng,
-        alice_id,
-        bob_id,
+        alice_device,
+        bob_device,
         mallory_id,
         store,
         one_time_ids,
@@ -363,8 +406,8 @@ fn handshake(seed: u8) -> Handshake {
 /// and sends on a fresh chain; Bob receives on A1 (Nr = 1).
 struct Pair {
     rng: TestRng,
-    alice_id: IdentityKeyPair,
-    bob_id: IdentityKeyPair,
+    alice_device: LocalDevice,
+    bob_device: LocalDevice,
     mallory_id: IdentityKeyPair,
     store: PreKeyStore,
     alice: Session,
@@ -376,25 +419,29 @@ struct Pair {
 fn pair(seed: u8) -> Pair {
     let Handshake {
         mut rng,
-        alice_id,
-        bob_id,
+        alice_device,
+        bob_device,
         mallory_id,
         mut store,
         mut alice,
         first,
         ..
     } = handshake(seed);
-    let (mut bob, plaintext) = Responder::new(&bob_id, &mut store)
-        .accept(&mut rng, &PreKeyMessage::parse(&first).unwrap())
+    let (mut bob, plaintext) = Responder::new(&bob_device, &mut store)
+        .accept(
+            &mut rng,
+            &alice_device.address(),
+            &PreKeyMessage::parse(&first).unwrap(),
+        )
         .unwrap();
     assert_eq!(plaintext, b"first message from Alice");
-    let reply = bob.encrypt(b"reply from Bob").unwrap();
+    let reply = bob.encrypt(&mut rng, b"reply from Bob").unwrap();
     assert_eq!(alice.decrypt(&mut rng, &reply).unwrap(), b"reply from Bob");
     assert!(!alice.is_awaiting_reply());
     Pair {
         rng,
-        alice_id,
-        bob_id,
+        alice_device,
+        bob_device,
         mallory_id,
         store,
         alice,
@@ -417,10 +464,38 @@ fn bundle_with(
         *identity.public_key(),
         BOB_DEVICE,
         1,
-        PublicKey::from_bytes(spk),
+        PublicKey::from_bytes(spk).unwrap(),
         signature,
-        one_time.map(|(id, k)| (id, PublicKey::from_bytes(k))),
+        one_time.map(|(id, k)| (id, PublicKey::from_bytes(k).unwrap())),
     )
+}
+
+/// The wire bytes of [`bundle_with`], written by hand (SPEC.md §4.1: `0x06 ‖
+/// identity ‖ device id ‖ signed prekey id ‖ signed prekey ‖ signature ‖ flag
+/// [‖ one-time id ‖ one-time prekey]`), so that keys the constructor cannot
+/// hold (non-canonical ones) can be put on the wire.
+fn bundle_wire_with(
+    identity: &IdentityKeyPair,
+    signer: &IdentityKeyPair,
+    spk: [u8; 32],
+    one_time: Option<(PreKeyId, [u8; 32])>,
+) -> Vec<u8> {
+    let mut wire = vec![0x06];
+    wire.extend_from_slice(&identity.public_key().to_bytes());
+    wire.extend_from_slice(&BOB_DEVICE.to_be_bytes());
+    wire.extend_from_slice(&1u32.to_be_bytes());
+    wire.extend_from_slice(&spk);
+    wire.extend_from_slice(&signer.sign(&signed_encoding(&spk)));
+    assert_eq!(wire.len(), BUNDLE_FLAG_AT);
+    match one_time {
+        Some((id, key)) => {
+            wire.push(1);
+            wire.extend_from_slice(&id.to_be_bytes());
+            wire.extend_from_slice(&key);
+        }
+        None => wire.push(0),
+    }
+    wire
 }
 
 /// Little-endian 256-bit `a + b` (no overflow for the inputs used here).
@@ -437,7 +512,7 @@ fn add_le(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
 }
 
 // ---------------------------------------------------------------------------
-// Small-order X25519 keys → NonContributoryDh
+// Small-order X25519 keys → NonContributoryDh; non-canonical → NonCanonicalKey
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -460,21 +535,58 @@ fn small_order_table_is_non_contributory_for_any_scalar() {
 }
 
 #[test]
+fn non_canonical_table_is_refused_for_any_scalar() {
+    // Protocol v2: a non-canonical encoding never reaches the DH, whatever
+    // point RFC 7748 would reduce it to.
+    let mut rng = rng(1);
+    for (name, point) in NON_CANONICAL_X25519 {
+        assert_eq!(
+            PublicKey::from_bytes(point),
+            Err(non_canonical("X25519 public key")),
+            "{name}"
+        );
+        for _ in 0..4 {
+            let mut scalar = [0u8; 32];
+            rng.fill_bytes(&mut scalar);
+            assert_eq!(
+                hazmat::x25519(scalar, point),
+                Err(Error::Decode(non_canonical("X25519 public key"))),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
 fn small_order_signed_prekey_in_validly_signed_bundle_is_non_contributory() {
     let mut rng = rng(2);
-    let alice = IdentityKeyPair::generate(&mut rng);
+    let alice = device(&mut rng, b"alice", 1);
     let bob = IdentityKeyPair::generate(&mut rng);
+    let bob_account = AccountId::new(b"bob").unwrap();
     for (name, point) in SMALL_ORDER_X25519 {
         for one_time in [None, Some((1, random_public_key(&mut rng)))] {
             // Signed by Bob's real identity: the signature is fine, the key is not.
             let wire = bundle_with(&bob, &bob, point, one_time).encode();
+            assert_eq!(wire, bundle_wire_with(&bob, &bob, point, one_time));
             let bundle = PreKeyBundle::decode(&wire)
                 .unwrap()
                 .verify_for(bob.public_key())
                 .unwrap_or_else(|e| panic!("{name}: a correctly signed bundle must verify: {e:?}"));
             assert_eq!(
-                Session::initiate(&mut rng, &alice, &bundle).err(),
+                Session::initiate(&mut rng, &alice, &bob_account, &bundle).err(),
                 Some(Error::NonContributoryDh),
+                "{name}"
+            );
+        }
+    }
+    // A non-canonical signed prekey, validly signed as those exact bytes, does
+    // not even decode (protocol v2).
+    for (name, point) in NON_CANONICAL_X25519 {
+        for one_time in [None, Some((1, random_public_key(&mut rng)))] {
+            let wire = bundle_wire_with(&bob, &bob, point, one_time);
+            assert_eq!(
+                PreKeyBundle::decode(&wire).err(),
+                Some(non_canonical("signed prekey")),
                 "{name}"
             );
         }
@@ -484,26 +596,49 @@ fn small_order_signed_prekey_in_validly_signed_bundle_is_non_contributory() {
 #[test]
 fn small_order_one_time_prekey_in_bundle_is_non_contributory() {
     let mut rng = rng(3);
-    let alice = IdentityKeyPair::generate(&mut rng);
+    let alice = device(&mut rng, b"alice", 1);
     let bob = IdentityKeyPair::generate(&mut rng);
+    let bob_account = AccountId::new(b"bob").unwrap();
     let store = PreKeyStore::generate(&mut rng, &bob, BOB_DEVICE);
-    let spk = *store.signed_prekey().public_key().as_bytes();
+    let spk = *store.signed_prekey().public_key();
     for (name, point) in SMALL_ORDER_X25519 {
         let bundle = PreKeyBundle::new(
             *bob.public_key(),
             BOB_DEVICE,
             store.signed_prekey().id(),
-            PublicKey::from_bytes(spk),
+            spk,
             *store.signed_prekey().signature(),
-            Some((5, PublicKey::from_bytes(point))),
+            Some((5, PublicKey::from_bytes(point).unwrap())),
         );
         let bundle = PreKeyBundle::decode(&bundle.encode())
             .unwrap()
             .verify()
             .unwrap();
         assert_eq!(
-            Session::initiate(&mut rng, &alice, &bundle).err(),
+            Session::initiate(&mut rng, &alice, &bob_account, &bundle).err(),
             Some(Error::NonContributoryDh),
+            "{name}"
+        );
+    }
+    // A non-canonical one-time prekey (it is not signed: the server or anyone
+    // on the path could put one there) does not even decode (protocol v2).
+    let genuine = PreKeyBundle::new(
+        *bob.public_key(),
+        BOB_DEVICE,
+        store.signed_prekey().id(),
+        spk,
+        *store.signed_prekey().signature(),
+        Some((
+            5,
+            PublicKey::from_bytes(random_public_key(&mut rng)).unwrap(),
+        )),
+    )
+    .encode();
+    for (name, point) in NON_CANONICAL_X25519 {
+        let forged = patched(&genuine, BUNDLE_FLAG_AT + 1 + 4, &point);
+        assert_eq!(
+            PreKeyBundle::decode(&forged).err(),
+            Some(non_canonical("one-time prekey")),
             "{name}"
         );
     }
@@ -515,8 +650,11 @@ fn small_order_base_key_in_prekey_message_is_non_contributory() {
     for (name, point) in SMALL_ORDER_X25519 {
         let forged = patched(&h.first, PREKEY_BASE_KEY_AT, &point);
         let before = h.store.encode().to_vec();
-        let result = Responder::new(&h.bob_id, &mut h.store)
-            .accept(&mut h.rng, &PreKeyMessage::parse(&forged).unwrap());
+        let result = Responder::new(&h.bob_device, &mut h.store).accept(
+            &mut h.rng,
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&forged).unwrap(),
+        );
         assert_eq!(
             result.as_ref().err(),
             Some(&Error::NonContributoryDh),
@@ -524,10 +662,28 @@ fn small_order_base_key_in_prekey_message_is_non_contributory() {
         );
         assert_eq!(*h.store.encode(), before, "{name}");
     }
+    // A non-canonical base key does not even parse (protocol v2).
+    for (name, point) in NON_CANONICAL_X25519 {
+        let forged = patched(&h.first, PREKEY_BASE_KEY_AT, &point);
+        assert_eq!(
+            PreKeyMessage::parse(&forged).err(),
+            Some(non_canonical("base key")),
+            "{name}"
+        );
+        assert_eq!(
+            Message::parse(&forged).err(),
+            Some(non_canonical("base key")),
+            "{name}"
+        );
+    }
     // The genuine message is still accepted: nothing was burnt.
     assert!(
-        Responder::new(&h.bob_id, &mut h.store)
-            .accept(&mut h.rng, &PreKeyMessage::parse(&h.first).unwrap())
+        Responder::new(&h.bob_device, &mut h.store)
+            .accept(
+                &mut h.rng,
+                &h.alice_device.address(),
+                &PreKeyMessage::parse(&h.first).unwrap()
+            )
             .is_ok()
     );
 }
@@ -538,8 +694,11 @@ fn small_order_ratchet_key_in_prekey_message_header_is_non_contributory() {
     for (name, point) in SMALL_ORDER_X25519 {
         let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, Some(point), None, None);
         let before = h.store.encode().to_vec();
-        let result = Responder::new(&h.bob_id, &mut h.store)
-            .accept(&mut h.rng, &PreKeyMessage::parse(&forged).unwrap());
+        let result = Responder::new(&h.bob_device, &mut h.store).accept(
+            &mut h.rng,
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&forged).unwrap(),
+        );
         assert_eq!(
             result.as_ref().err(),
             Some(&Error::NonContributoryDh),
@@ -547,13 +706,22 @@ fn small_order_ratchet_key_in_prekey_message_header_is_non_contributory() {
         );
         assert_eq!(*h.store.encode(), before, "{name}");
     }
+    // A non-canonical one does not even parse (protocol v2).
+    for (name, point) in NON_CANONICAL_X25519 {
+        let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, Some(point), None, None);
+        assert_eq!(
+            PreKeyMessage::parse(&forged).err(),
+            Some(non_canonical("ratchet key")),
+            "{name}"
+        );
+    }
 }
 
 #[test]
 fn small_order_ratchet_key_in_message_header_is_non_contributory() {
     let mut p = pair(6);
-    let from_bob = p.bob.encrypt(b"to Alice").unwrap();
-    let from_alice = p.alice.encrypt(b"to Bob").unwrap();
+    let from_bob = p.bob.encrypt(&mut p.rng, b"to Alice").unwrap();
+    let from_alice = p.alice.encrypt(&mut p.rng, b"to Bob").unwrap();
     for (_, point) in SMALL_ORDER_X25519 {
         let forged = forged_header(&from_bob, 0, Some(point), None, None);
         assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::NonContributoryDh);
@@ -564,11 +732,26 @@ fn small_order_ratchet_key_in_message_header_is_non_contributory() {
         let forged = forged_header(&from_alice, 0, Some(point), Some(5), Some(3));
         assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::NonContributoryDh);
     }
-    // A fresh initiator (no receiving chain yet) rejects it too.
+    // Non-canonical ratchet keys are refused while parsing (protocol v2),
+    // before the header bounds or any DH.
+    let refused = Error::Decode(non_canonical("ratchet key"));
+    for (_, point) in NON_CANONICAL_X25519 {
+        let forged = forged_header(&from_bob, 0, Some(point), None, None);
+        assert_rejected(&mut p.alice, &mut p.rng, &forged, refused);
+        let forged = forged_header(&from_alice, 0, Some(point), Some(5), Some(3));
+        assert_rejected(&mut p.bob, &mut p.rng, &forged, refused);
+        let forged = forged_header(&from_alice, 0, Some(point), Some(u32::MAX), Some(3));
+        assert_rejected(&mut p.bob, &mut p.rng, &forged, refused);
+    }
+    // A fresh initiator (no receiving chain yet) rejects them too.
     let mut h = handshake(7);
     for (_, point) in SMALL_ORDER_X25519 {
         let forged = forged_header(&from_bob, 0, Some(point), None, None);
         assert_rejected(&mut h.alice, &mut h.rng, &forged, Error::NonContributoryDh);
+    }
+    for (_, point) in NON_CANONICAL_X25519 {
+        let forged = forged_header(&from_bob, 0, Some(point), None, None);
+        assert_rejected(&mut h.alice, &mut h.rng, &forged, refused);
     }
     // The genuine messages still decrypt afterwards.
     assert_eq!(p.alice.decrypt(&mut p.rng, &from_bob).unwrap(), b"to Alice");
@@ -810,7 +993,7 @@ fn signed_prekey_signed_by_wrong_identity_is_invalid_signature() {
         *bob.public_key(),
         BOB_DEVICE,
         1,
-        PublicKey::from_bytes(spk),
+        PublicKey::from_bytes(spk).unwrap(),
         bob.sign(&spk),
         None,
     );
@@ -822,7 +1005,7 @@ fn signed_prekey_signed_by_wrong_identity_is_invalid_signature() {
         *bob.public_key(),
         BOB_DEVICE,
         1,
-        PublicKey::from_bytes(spk),
+        PublicKey::from_bytes(spk).unwrap(),
         bob.sign(&other_type),
         None,
     );
@@ -844,19 +1027,24 @@ fn prekey_message_relabelled_with_mallorys_identity_is_rejected() {
     // DH1 and AD both change: Bob cannot be made to believe Mallory sent it.
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &relabelled,
         None,
         Error::DecryptionFailed,
     );
     // Bob's store is unchanged, so Alice's genuine message is still accepted
     // and bound to Alice.
-    let (bob, plaintext) = Responder::new(&h.bob_id, &mut h.store)
-        .accept(&mut h.rng, &PreKeyMessage::parse(&h.first).unwrap())
+    let (bob, plaintext) = Responder::new(&h.bob_device, &mut h.store)
+        .accept(
+            &mut h.rng,
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&h.first).unwrap(),
+        )
         .unwrap();
     assert_eq!(plaintext, b"first message from Alice");
-    assert_eq!(bob.remote_identity(), h.alice_id.public_key());
+    assert_eq!(bob.remote_identity(), h.alice_device.identity.public_key());
 }
 
 #[test]
@@ -874,15 +1062,67 @@ fn relabelled_repeat_of_prekey_message_is_wrong_session() {
             .owns_prekey_message(&PreKeyMessage::parse(&relabelled).unwrap())
     );
     assert_rejected(&mut p.bob, &mut p.rng, &relabelled, Error::WrongSession);
-    // And a fresh accept of it fails: the one-time prekey is gone.
+    // And a fresh accept of it fails. Protocol v2: the store remembers the base
+    // key of the accepted message, and the relabelled copy has the same one
+    // (v1 found the one-time prekey gone: `UnknownOneTimePreKey { id: 1 }`).
     assert_accept_rejected(
         &mut p.rng,
-        &p.bob_id,
+        &p.bob_device,
         &mut p.store,
+        &p.alice_device.address(),
         &relabelled,
         None,
-        Error::UnknownOneTimePreKey { id: 1 },
+        Error::RepeatedPreKeyMessage {
+            base_key: *p.bob.base_key(),
+        },
     );
+}
+
+#[test]
+fn prekey_message_relabelled_with_another_sender_address_is_rejected() {
+    // Protocol v2 binds both device addresses into the associated data: the
+    // transport's claim of who sent the message is authenticated too.
+    let mut h = handshake(29);
+    let mallory = DeviceAddress::new(AccountId::new(b"mallory").unwrap(), 1);
+    let alice_other_device = DeviceAddress::new(h.alice_device.account, 2);
+    for from in [mallory, alice_other_device] {
+        assert_accept_rejected(
+            &mut h.rng,
+            &h.bob_device,
+            &mut h.store,
+            &from,
+            &h.first,
+            None,
+            Error::DecryptionFailed,
+        );
+    }
+    // Nor does a device of Bob's account other than the one Alice addressed
+    // (same identity key, same prekeys): the responder refuses a prekey store
+    // of another device id before any cryptography, as a setup mistake.
+    let mut other_bob = LocalDevice::decode(&h.bob_device.encode()).unwrap();
+    other_bob.device_id = BOB_DEVICE + 1;
+    assert_accept_rejected(
+        &mut h.rng,
+        &other_bob,
+        &mut h.store,
+        &h.alice_device.address(),
+        &h.first,
+        None,
+        Error::InvalidConfig {
+            reason: "the prekey store belongs to another device id than the local device",
+        },
+    );
+    // The genuine delivery still works, and the session names both devices.
+    let (bob, _) = Responder::new(&h.bob_device, &mut h.store)
+        .accept(
+            &mut h.rng,
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&h.first).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(bob.remote_address(), &h.alice_device.address());
+    assert_eq!(bob.local_address(), &h.bob_device.address());
+    assert_eq!(h.alice.remote_address(), &h.bob_device.address());
 }
 
 #[test]
@@ -891,8 +1131,9 @@ fn responder_expecting_another_initiator_is_identity_mismatch() {
     let mallory = *h.mallory_id.public_key();
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &h.first,
         Some(&mallory),
         Error::IdentityMismatch,
@@ -901,16 +1142,21 @@ fn responder_expecting_another_initiator_is_identity_mismatch() {
     let relabelled = patched(&h.first, PREKEY_IDENTITY_AT, &mallory.to_bytes());
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &relabelled,
         Some(&mallory),
         Error::DecryptionFailed,
     );
-    let alice = *h.alice_id.public_key();
-    let (session, _) = Responder::new(&h.bob_id, &mut h.store)
+    let alice = *h.alice_device.identity.public_key();
+    let (session, _) = Responder::new(&h.bob_device, &mut h.store)
         .expect_initiator(&alice)
-        .accept(&mut h.rng, &PreKeyMessage::parse(&h.first).unwrap())
+        .accept(
+            &mut h.rng,
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&h.first).unwrap(),
+        )
         .unwrap();
     assert_eq!(session.remote_identity(), &alice);
 }
@@ -923,18 +1169,24 @@ fn bobs_prekey_signed_under_mallorys_identity_is_caught() {
     let forged = bundle_with(&h.mallory_id, &h.mallory_id, spk, None);
     // Alice, who knows she wants Bob, catches it.
     assert_eq!(
-        forged.clone().verify_for(h.bob_id.public_key()).err(),
+        forged
+            .clone()
+            .verify_for(h.bob_device.identity.public_key())
+            .err(),
         Some(Error::IdentityMismatch)
     );
     // An Alice who only checks self-consistency gets a session "with
     // Mallory" whose messages Bob rejects (DH2 and AD name Mallory).
     let verified = forged.verify().unwrap();
-    let mut alice = Session::initiate(&mut h.rng, &h.alice_id, &verified).unwrap();
-    let wire = alice.encrypt(b"meant for Mallory").unwrap();
+    let mallory_account = AccountId::new(b"mallory").unwrap();
+    let mut alice =
+        Session::initiate(&mut h.rng, &h.alice_device, &mallory_account, &verified).unwrap();
+    let wire = alice.encrypt(&mut h.rng, b"meant for Mallory").unwrap();
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &wire,
         None,
         Error::DecryptionFailed,
@@ -960,8 +1212,9 @@ fn one_time_prekey_stripped_from_prekey_message_is_rejected() {
     );
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &stripped,
         None,
         Error::DecryptionFailed,
@@ -977,8 +1230,9 @@ fn one_time_prekey_id_swapped_in_prekey_message_is_rejected() {
     let swapped = patched(&h.first, PREKEY_ONE_TIME_ID_AT, &other.to_be_bytes());
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &swapped,
         None,
         Error::DecryptionFailed,
@@ -988,8 +1242,9 @@ fn one_time_prekey_id_swapped_in_prekey_message_is_rejected() {
     let unknown = patched(&h.first, PREKEY_ONE_TIME_ID_AT, &999u32.to_be_bytes());
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &unknown,
         None,
         Error::UnknownOneTimePreKey { id: 999 },
@@ -1003,8 +1258,9 @@ fn unknown_signed_prekey_id_in_prekey_message_is_rejected() {
         let forged = patched(&h.first, PREKEY_SIGNED_ID_AT, &id.to_be_bytes());
         assert_accept_rejected(
             &mut h.rng,
-            &h.bob_id,
+            &h.bob_device,
             &mut h.store,
+            &h.alice_device.address(),
             &forged,
             None,
             Error::UnknownSignedPreKey { id },
@@ -1019,8 +1275,9 @@ fn base_key_replaced_in_prekey_message_is_rejected() {
     let forged = patched(&h.first, PREKEY_BASE_KEY_AT, &other);
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &forged,
         None,
         Error::DecryptionFailed,
@@ -1031,11 +1288,12 @@ fn base_key_replaced_in_prekey_message_is_rejected() {
 fn prekey_message_of_another_session_is_wrong_session() {
     let mut p = pair(28);
     // A second session from Alice to Bob (new base key) is not Bob's session.
-    let bundle = PreKeyBundle::from_store(p.bob_id.public_key(), &p.store, None)
+    let bundle = PreKeyBundle::from_store(p.bob_device.identity.public_key(), &p.store, None)
         .verify()
         .unwrap();
-    let mut second = Session::initiate(&mut p.rng, &p.alice_id, &bundle).unwrap();
-    let wire = second.encrypt(b"second session").unwrap();
+    let mut second =
+        Session::initiate(&mut p.rng, &p.alice_device, &p.bob_device.account, &bundle).unwrap();
+    let wire = second.encrypt(&mut p.rng, b"second session").unwrap();
     assert_rejected(&mut p.bob, &mut p.rng, &wire, Error::WrongSession);
 }
 
@@ -1046,8 +1304,8 @@ fn prekey_message_of_another_session_is_wrong_session() {
 #[test]
 fn replay_on_current_chain_is_duplicate() {
     let mut p = pair(30);
-    let a0 = p.alice.encrypt(b"a0").unwrap();
-    let a1 = p.alice.encrypt(b"a1").unwrap();
+    let a0 = p.alice.encrypt(&mut p.rng, b"a0").unwrap();
+    let a1 = p.alice.encrypt(&mut p.rng, b"a1").unwrap();
     assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
     assert_eq!(p.bob.decrypt(&mut p.rng, &a1).unwrap(), b"a1");
     assert_rejected(&mut p.bob, &mut p.rng, &a1, Error::DuplicateMessage);
@@ -1060,8 +1318,8 @@ fn replay_on_current_chain_is_duplicate() {
 #[test]
 fn replay_of_skipped_message_is_duplicate() {
     let mut p = pair(31);
-    let a0 = p.alice.encrypt(b"a0").unwrap();
-    let a1 = p.alice.encrypt(b"a1").unwrap();
+    let a0 = p.alice.encrypt(&mut p.rng, b"a0").unwrap();
+    let a1 = p.alice.encrypt(&mut p.rng, b"a1").unwrap();
     assert_eq!(p.bob.decrypt(&mut p.rng, &a1).unwrap(), b"a1");
     assert_eq!(p.bob.skipped_key_count(), 1);
     assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
@@ -1073,12 +1331,12 @@ fn replay_of_skipped_message_is_duplicate() {
 fn replay_on_old_chain_is_duplicate() {
     let mut p = pair(32);
     // Alice's chain A2.
-    let a0 = p.alice.encrypt(b"a0").unwrap();
+    let a0 = p.alice.encrypt(&mut p.rng, b"a0").unwrap();
     assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
     // Bob replies on B2, Alice answers on A3; Bob now remembers A1 and A2.
-    let b = p.bob.encrypt(b"b").unwrap();
+    let b = p.bob.encrypt(&mut p.rng, b"b").unwrap();
     assert_eq!(p.alice.decrypt(&mut p.rng, &b).unwrap(), b"b");
-    let a = p.alice.encrypt(b"a").unwrap();
+    let a = p.alice.encrypt(&mut p.rng, b"a").unwrap();
     assert_eq!(p.bob.decrypt(&mut p.rng, &a).unwrap(), b"a");
     assert_rejected(&mut p.bob, &mut p.rng, &a0, Error::DuplicateMessage);
     // The very first message (chain A1), as a prekey message and stripped to
@@ -1092,7 +1350,7 @@ fn replay_on_old_chain_is_duplicate() {
         Error::DuplicateMessage,
     );
     // Alice: Bob's first reply (chain B1, now old).
-    let b2 = p.bob.encrypt(b"b2").unwrap();
+    let b2 = p.bob.encrypt(&mut p.rng, b"b2").unwrap();
     assert_eq!(p.alice.decrypt(&mut p.rng, &b2).unwrap(), b"b2");
     let reply = p.reply.clone();
     assert_rejected(&mut p.alice, &mut p.rng, &reply, Error::DuplicateMessage);
@@ -1100,16 +1358,24 @@ fn replay_on_old_chain_is_duplicate() {
 }
 
 #[test]
-fn replay_of_consumed_prekey_message_to_responder_is_unknown_one_time_prekey() {
+fn replay_of_consumed_prekey_message_to_responder_is_repeated_prekey_message() {
+    // Protocol v2: the prekey store remembers the base key of every accepted
+    // prekey message, so a replay to the Responder is named as such (v1 found
+    // its one-time prekey spent: `UnknownOneTimePreKey { id: 1 }`).
     let mut p = pair(33);
     let first = p.first.clone();
+    assert!(p.store.has_accepted_base_key(p.bob.base_key()));
+    assert_eq!(p.store.accepted_base_key_count(), 1);
     assert_accept_rejected(
         &mut p.rng,
-        &p.bob_id,
+        &p.bob_device,
         &mut p.store,
+        &p.alice_device.address(),
         &first,
         None,
-        Error::UnknownOneTimePreKey { id: 1 },
+        Error::RepeatedPreKeyMessage {
+            base_key: *p.bob.base_key(),
+        },
     );
     // Routed to the existing session instead, it is a repeat already seen.
     assert_rejected(&mut p.bob, &mut p.rng, &first, Error::DuplicateMessage);
@@ -1118,22 +1384,40 @@ fn replay_of_consumed_prekey_message_to_responder_is_unknown_one_time_prekey() {
 #[test]
 fn replay_of_prekey_message_without_one_time_prekey_is_caught_by_session() {
     // Without a one-time prekey, X3DH itself cannot stop a replay to a fresh
-    // Responder (that is the protocol's documented limitation); the
+    // Responder. Protocol v2 closes that gap in the prekey store, which
+    // remembers the base keys it accepted: the replay given to the Responder
+    // is `RepeatedPreKeyMessage` (v1 made a second session from it). The
     // application routes repeats to the session (SPEC.md §5.6 step 1), which
     // recognises it and reports a duplicate.
     let mut rng = rng(34);
-    let alice_id = IdentityKeyPair::generate(&mut rng);
-    let bob_id = IdentityKeyPair::generate(&mut rng);
-    let mut store = PreKeyStore::generate(&mut rng, &bob_id, BOB_DEVICE);
-    let bundle = PreKeyBundle::from_store(bob_id.public_key(), &store, None)
+    let alice_device = device(&mut rng, b"alice", 1);
+    let bob_device = device(&mut rng, b"bob", BOB_DEVICE);
+    let mut store = PreKeyStore::generate(&mut rng, &bob_device.identity, BOB_DEVICE);
+    let bundle = PreKeyBundle::from_store(bob_device.identity.public_key(), &store, None)
         .verify()
         .unwrap();
-    let mut alice = Session::initiate(&mut rng, &alice_id, &bundle).unwrap();
-    let first = alice.encrypt(b"hi").unwrap();
-    let (mut bob, _) = Responder::new(&bob_id, &mut store)
-        .accept(&mut rng, &PreKeyMessage::parse(&first).unwrap())
+    let mut alice =
+        Session::initiate(&mut rng, &alice_device, &bob_device.account, &bundle).unwrap();
+    let first = alice.encrypt(&mut rng, b"hi").unwrap();
+    let (mut bob, _) = Responder::new(&bob_device, &mut store)
+        .accept(
+            &mut rng,
+            &alice_device.address(),
+            &PreKeyMessage::parse(&first).unwrap(),
+        )
         .unwrap();
     assert!(bob.owns_prekey_message(&PreKeyMessage::parse(&first).unwrap()));
+    assert_accept_rejected(
+        &mut rng,
+        &bob_device,
+        &mut store,
+        &alice_device.address(),
+        &first,
+        None,
+        Error::RepeatedPreKeyMessage {
+            base_key: *bob.base_key(),
+        },
+    );
     assert_rejected(&mut bob, &mut rng, &first, Error::DuplicateMessage);
 }
 
@@ -1144,9 +1428,9 @@ fn replay_of_prekey_message_without_one_time_prekey_is_caught_by_session() {
 #[test]
 fn reflected_ratchet_message_is_rejected_by_its_sender() {
     let mut p = pair(40);
-    let to_bob = p.alice.encrypt(b"to Bob").unwrap();
+    let to_bob = p.alice.encrypt(&mut p.rng, b"to Bob").unwrap();
     assert_rejected(&mut p.alice, &mut p.rng, &to_bob, Error::DecryptionFailed);
-    let to_alice = p.bob.encrypt(b"to Alice").unwrap();
+    let to_alice = p.bob.encrypt(&mut p.rng, b"to Alice").unwrap();
     assert_rejected(&mut p.bob, &mut p.rng, &to_alice, Error::DecryptionFailed);
     // Nothing was consumed: both still reach their intended recipient.
     assert_eq!(p.bob.decrypt(&mut p.rng, &to_bob).unwrap(), b"to Bob");
@@ -1168,18 +1452,22 @@ fn reflected_prekey_message_is_rejected_by_its_sender() {
     );
     // To Alice's own Responder, whose prekey ids (signed 1, one-time 1) collide
     // with Bob's: the handshake runs with Alice's keys and fails to authenticate.
-    let mut alice_store = PreKeyStore::generate(&mut h.rng, &h.alice_id, 1);
+    // The transport claims it came from Bob's device, or from Alice's own.
+    let mut alice_store = PreKeyStore::generate(&mut h.rng, &h.alice_device.identity, 1);
     alice_store
         .generate_one_time_prekeys(&mut h.rng, 1)
         .unwrap();
-    assert_accept_rejected(
-        &mut h.rng,
-        &h.alice_id,
-        &mut alice_store,
-        &first,
-        None,
-        Error::DecryptionFailed,
-    );
+    for from in [h.bob_device.address(), h.alice_device.address()] {
+        assert_accept_rejected(
+            &mut h.rng,
+            &h.alice_device,
+            &mut alice_store,
+            &from,
+            &first,
+            None,
+            Error::DecryptionFailed,
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1189,8 +1477,8 @@ fn reflected_prekey_message_is_rejected_by_its_sender() {
 #[test]
 fn message_number_u32_max_is_counter_exhausted() {
     let mut p = pair(50);
-    let from_alice = p.alice.encrypt(b"x").unwrap();
-    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let from_alice = p.alice.encrypt(&mut p.rng, b"x").unwrap();
+    let from_bob = p.bob.encrypt(&mut p.rng, b"y").unwrap();
     let fresh = random_public_key(&mut p.rng);
     // Current chain (Alice receives on B1; Bob's `from_bob` is on B1 too).
     let forged = forged_header(&from_bob, 0, None, None, Some(u32::MAX));
@@ -1205,8 +1493,9 @@ fn message_number_u32_max_is_counter_exhausted() {
     let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, None, None, Some(u32::MAX));
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &forged,
         None,
         Error::CounterExhausted,
@@ -1218,7 +1507,7 @@ fn message_number_u32_max_on_old_chain_is_counter_exhausted() {
     // SPEC.md §5.7 step 1 comes before the duplicate classification of step 3.
     let mut p = pair(52);
     // Bob moves from chain A1 to A2: A1 is now a previous ratchet key.
-    let a = p.alice.encrypt(b"a").unwrap();
+    let a = p.alice.encrypt(&mut p.rng, b"a").unwrap();
     assert_eq!(p.bob.decrypt(&mut p.rng, &a).unwrap(), b"a");
     let first = p.first.clone();
     let forged = forged_header(&first[PREKEY_EMBEDDED_AT..], 0, None, None, Some(u32::MAX));
@@ -1228,8 +1517,8 @@ fn message_number_u32_max_on_old_chain_is_counter_exhausted() {
 #[test]
 fn message_number_u32_max_minus_one_is_too_many_skipped() {
     let mut p = pair(53);
-    let from_alice = p.alice.encrypt(b"x").unwrap();
-    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let from_alice = p.alice.encrypt(&mut p.rng, b"x").unwrap();
+    let from_bob = p.bob.encrypt(&mut p.rng, b"y").unwrap();
     let n = u32::MAX - 1;
     // Current chain: Alice's Nr on B1 is 1.
     let forged = forged_header(&from_bob, 0, None, None, Some(n));
@@ -1270,8 +1559,9 @@ fn message_number_u32_max_minus_one_is_too_many_skipped() {
     let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, None, None, Some(n));
     assert_accept_rejected(
         &mut h.rng,
-        &h.bob_id,
+        &h.bob_device,
         &mut h.store,
+        &h.alice_device.address(),
         &forged,
         None,
         Error::TooManySkippedMessages {
@@ -1284,7 +1574,7 @@ fn message_number_u32_max_minus_one_is_too_many_skipped() {
 #[test]
 fn huge_previous_chain_length_on_new_ratchet_key_is_too_many_skipped() {
     let mut p = pair(55);
-    let from_alice = p.alice.encrypt(b"x").unwrap();
+    let from_alice = p.alice.encrypt(&mut p.rng, b"x").unwrap();
     let fresh = random_public_key(&mut p.rng);
     // Bob receives on A1 with Nr = 1: gap_old = PN − 1.
     for (pn, n) in [(u32::MAX, 0), (1002, 0), (1001, 1), (2, 1000), (500, 502)] {
@@ -1308,8 +1598,8 @@ fn huge_previous_chain_length_on_new_ratchet_key_is_too_many_skipped() {
 #[test]
 fn forged_out_of_bounds_headers_derive_nothing_and_are_cheap() {
     let mut p = pair(56);
-    let from_alice = p.alice.encrypt(b"x").unwrap();
-    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let from_alice = p.alice.encrypt(&mut p.rng, b"x").unwrap();
+    let from_bob = p.bob.encrypt(&mut p.rng, b"y").unwrap();
     let fresh = random_public_key(&mut p.rng);
     let forgeries: Vec<(bool, Vec<u8>)> = vec![
         (
@@ -1368,8 +1658,8 @@ fn forged_out_of_bounds_headers_derive_nothing_and_are_cheap() {
 #[test]
 fn forged_in_bounds_header_keeps_no_derived_keys() {
     let mut p = pair(57);
-    let from_alice = p.alice.encrypt(b"x").unwrap();
-    let from_bob = p.bob.encrypt(b"y").unwrap();
+    let from_alice = p.alice.encrypt(&mut p.rng, b"x").unwrap();
+    let from_bob = p.bob.encrypt(&mut p.rng, b"y").unwrap();
     let fresh = random_public_key(&mut p.rng);
     // Exactly MAX_SKIP keys to derive (Alice's Nr on B1 is 1; Bob's gap_old
     // is PN − 1): the receiver derives them, the tag fails, and all of them
@@ -1396,17 +1686,24 @@ fn forged_in_bounds_header_keeps_no_derived_keys() {
 #[test]
 fn any_bit_flip_in_a_ratchet_message_is_rejected_without_state_change() {
     let mut p = pair(58);
-    let wire = p.bob.encrypt(b"authenticated").unwrap();
+    let wire = p.bob.encrypt(&mut p.rng, b"authenticated").unwrap();
     for bit in 0..wire.len() * 8 {
         let mut forged = wire.clone();
         forged[bit / 8] ^= 1 << (bit % 8);
         let before = p.alice.encode().to_vec();
         let error = p.alice.decrypt(&mut p.rng, &forged).unwrap_err();
         let expected = match bit / 8 {
+            // The tag: flipping bit 0 of 0x04 gives the prekey tag 0x05, and
+            // the bytes are then parsed (and refused) as a prekey message.
+            0 if forged[0] == PREKEY_TAG => {
+                Error::Decode(PreKeyMessage::parse(&forged).unwrap_err())
+            }
             0 => Error::Decode(DecodeError::UnknownFormat {
-                expected: 1,
-                found: wire[0] ^ (1 << (bit % 8)),
+                expected: RATCHET_TAG,
+                found: forged[0],
             }),
+            // Bit 255 of the ratchet key: a non-canonical encoding (v2).
+            32 if bit % 8 == 7 => Error::Decode(non_canonical("ratchet key")),
             // Ratchet key: a new chain whose keys do not match.
             1..33 => Error::DecryptionFailed,
             // PN is authenticated (and ignored on the current chain).
@@ -1428,6 +1725,7 @@ fn any_bit_flip_in_a_ratchet_message_is_rejected_without_state_change() {
                     Error::DecryptionFailed
                 }
             }
+            // The nonce (41..53, v2), the ciphertext and the tag.
             _ => Error::DecryptionFailed,
         };
         assert_eq!(error, expected, "bit {bit}");
@@ -1487,8 +1785,9 @@ fn truncated_or_padded_prekey_message_is_rejected() {
     for len in min..wire.len() {
         assert_accept_rejected(
             &mut h.rng,
-            &h.bob_id,
+            &h.bob_device,
             &mut h.store,
+            &h.alice_device.address(),
             &wire[..len],
             None,
             Error::DecryptionFailed,
@@ -1500,18 +1799,23 @@ fn truncated_or_padded_prekey_message_is_rejected() {
         padded.extend_from_slice(garbage);
         assert_accept_rejected(
             &mut h.rng,
-            &h.bob_id,
+            &h.bob_device,
             &mut h.store,
+            &h.alice_device.address(),
             &padded,
             None,
             Error::DecryptionFailed,
         );
     }
     // The same to an existing session, through the repeat path.
-    let (mut bob, _) = Responder::new(&h.bob_id, &mut h.store)
-        .accept(&mut h.rng, &PreKeyMessage::parse(&wire).unwrap())
+    let (mut bob, _) = Responder::new(&h.bob_device, &mut h.store)
+        .accept(
+            &mut h.rng,
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&wire).unwrap(),
+        )
         .unwrap();
-    let repeat = h.alice.encrypt(b"repeat").unwrap();
+    let repeat = h.alice.encrypt(&mut h.rng, b"repeat").unwrap();
     for len in min..repeat.len() {
         assert_rejected(
             &mut bob,
@@ -1529,7 +1833,10 @@ fn truncated_or_padded_prekey_message_is_rejected() {
 #[test]
 fn truncated_or_padded_ratchet_message_is_rejected() {
     let mut p = pair(62);
-    let wire = p.bob.encrypt(b"a ratchet message of some length").unwrap();
+    let wire = p
+        .bob
+        .encrypt(&mut p.rng, b"a ratchet message of some length")
+        .unwrap();
     for len in 0..RATCHET_MESSAGE_OVERHEAD {
         assert_truncated(RatchetMessage::parse(&wire[..len]), "ratchet message", len);
         let before = p.alice.encode().to_vec();
@@ -1540,8 +1847,8 @@ fn truncated_or_padded_ratchet_message_is_rejected() {
         );
         assert_eq!(*p.alice.encode(), before);
     }
-    // ≥ 57 bytes: it parses (shorter plaintext, the tag is other bytes) and
-    // must then fail to decrypt.
+    // ≥ 69 bytes (v2 overhead): it parses (shorter plaintext, the tag is other
+    // bytes) and must then fail to decrypt.
     for len in RATCHET_MESSAGE_OVERHEAD..wire.len() {
         let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
         assert_eq!(parsed.plaintext_len(), len - RATCHET_MESSAGE_OVERHEAD);
@@ -1569,11 +1876,15 @@ fn rich_session(seed: u8) -> (Session, Session) {
     let mut p = pair(seed);
     for round in 0..3 {
         let sent: Vec<Vec<u8>> = (0..3)
-            .map(|i| p.alice.encrypt(format!("{round}/{i}").as_bytes()).unwrap())
+            .map(|i| {
+                p.alice
+                    .encrypt(&mut p.rng, format!("{round}/{i}").as_bytes())
+                    .unwrap()
+            })
             .collect();
         // Deliver only the last: two skipped keys per round.
         p.bob.decrypt(&mut p.rng, &sent[2]).unwrap();
-        let reply = p.bob.encrypt(b"r").unwrap();
+        let reply = p.bob.encrypt(&mut p.rng, b"r").unwrap();
         p.alice.decrypt(&mut p.rng, &reply).unwrap();
     }
     assert!(p.bob.skipped_key_count() >= 6);
@@ -1635,6 +1946,12 @@ fn truncated_or_padded_prekey_store_state_is_a_decode_error() {
     store.rotate_signed_prekey(&mut rng, &bob, 1_000).unwrap();
     store.rotate_signed_prekey(&mut rng, &bob, 2_000).unwrap();
     store.remove_one_time_prekey(2);
+    // Version 2 stores also hold base keys of accepted prekey messages.
+    for signed_prekey_id in [1, 3] {
+        let base_key = PublicKey::from_bytes(random_public_key(&mut rng)).unwrap();
+        assert!(store.record_accepted(signed_prekey_id, Some(signed_prekey_id), &base_key));
+    }
+    assert_eq!(store.accepted_base_key_count(), 2);
     let blob = store.encode();
     for len in 0..blob.len() {
         assert_truncated(
@@ -1657,16 +1974,25 @@ fn truncated_or_padded_prekey_store_state_is_a_decode_error() {
 // Unknown format tags and versions (downgrade)
 // ---------------------------------------------------------------------------
 
-const OTHER_TAGS: [u8; 8] = [0x00, 0x01, 0x02, 0x03, 0x04, 0x11, 0x81, 0xff];
+/// Protocol version 2 format tags (SPEC.md §4).
+const RATCHET_TAG: u8 = 0x04;
+const PREKEY_TAG: u8 = 0x05;
+const BUNDLE_TAG: u8 = 0x06;
+
+/// Tags tried in place of the right one: among them the v2 tags of the other
+/// formats and all three version 1 tags (0x01 ratchet message, 0x02 prekey
+/// message, 0x03 bundle), so a downgrade to v1 is covered.
+const OTHER_TAGS: [u8; 10] = [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x11, 0x81, 0xff];
 
 #[test]
 fn bundle_with_other_format_tag_is_unknown_format() {
     let (_, _, wire) = genuine_bundle(70);
-    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x03) {
+    assert_eq!(wire[0], BUNDLE_TAG);
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != BUNDLE_TAG) {
         assert_eq!(
             PreKeyBundle::decode(&patched(&wire, 0, &[tag])),
             Err(DecodeError::UnknownFormat {
-                expected: 0x03,
+                expected: BUNDLE_TAG,
                 found: tag
             })
         );
@@ -1677,52 +2003,58 @@ fn bundle_with_other_format_tag_is_unknown_format() {
 fn prekey_message_with_other_format_tag_is_unknown_format() {
     let mut p = pair(71);
     let repeat = p.first.clone();
-    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x02) {
+    assert_eq!(repeat[0], PREKEY_TAG);
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != PREKEY_TAG) {
         let forged = patched(&repeat, 0, &[tag]);
         assert_eq!(
             PreKeyMessage::parse(&forged).err(),
             Some(DecodeError::UnknownFormat {
-                expected: 0x02,
+                expected: PREKEY_TAG,
                 found: tag
             })
         );
-        if tag == 0x01 {
+        if tag == RATCHET_TAG {
             // Downgraded to a "ratchet message": its header is Alice's identity
-            // key as a ratchet key, PN and N are base-key bytes. Bob (Nr = 1 on
-            // A1) rejects it on the header bounds, before any DH.
-            let pn = u32::from_be_bytes(forged[PN_AT..PN_AT + 4].try_into().unwrap());
-            let n = u32::from_be_bytes(forged[N_AT..N_AT + 4].try_into().unwrap());
-            let requested = u64::from(pn.saturating_sub(1)) + u64::from(n);
-            assert!(requested > u64::from(DEFAULT_MAX_SKIP) && n != u32::MAX);
-            assert_rejected(
-                &mut p.bob,
-                &mut p.rng,
-                &forged,
+            // key as a ratchet key, PN and N are base-key bytes. As an X25519
+            // key, the identity key's encoding has bit 255 (the sign of its x)
+            // set about half the time: then it is refused as non-canonical;
+            // otherwise Bob (Nr = 1 on A1) rejects it on the header bounds.
+            // Either way before any DH.
+            let key = &forged[RATCHET_KEY_AT..RATCHET_KEY_AT + 32];
+            let expected = if key[31] & 0x80 != 0 {
+                Error::Decode(non_canonical("ratchet key"))
+            } else {
+                let pn = u32::from_be_bytes(forged[PN_AT..PN_AT + 4].try_into().unwrap());
+                let n = u32::from_be_bytes(forged[N_AT..N_AT + 4].try_into().unwrap());
+                let requested = u64::from(pn.saturating_sub(1)) + u64::from(n);
+                assert!(requested > u64::from(DEFAULT_MAX_SKIP) && n != u32::MAX);
                 Error::TooManySkippedMessages {
                     requested,
                     max: DEFAULT_MAX_SKIP,
-                },
-            );
+                }
+            };
+            assert_rejected(&mut p.bob, &mut p.rng, &forged, expected);
         } else {
-            // Message::parse treats anything but 0x02 as a ratchet message.
+            // Message::parse treats anything but the prekey tag as a ratchet
+            // message (the v1 tags included).
             assert_rejected(
                 &mut p.bob,
                 &mut p.rng,
                 &forged,
                 Error::Decode(DecodeError::UnknownFormat {
-                    expected: 0x01,
+                    expected: RATCHET_TAG,
                     found: tag,
                 }),
             );
         }
     }
     // The embedded ratchet message's own tag.
-    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x01) {
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != RATCHET_TAG) {
         let forged = patched(&repeat, PREKEY_EMBEDDED_AT, &[tag]);
         assert_eq!(
             PreKeyMessage::parse(&forged).err(),
             Some(DecodeError::UnknownFormat {
-                expected: 0x01,
+                expected: RATCHET_TAG,
                 found: tag
             })
         );
@@ -1731,7 +2063,7 @@ fn prekey_message_with_other_format_tag_is_unknown_format() {
             &mut p.rng,
             &forged,
             Error::Decode(DecodeError::UnknownFormat {
-                expected: 0x01,
+                expected: RATCHET_TAG,
                 found: tag,
             }),
         );
@@ -1741,35 +2073,42 @@ fn prekey_message_with_other_format_tag_is_unknown_format() {
 #[test]
 fn ratchet_message_with_other_format_tag_is_unknown_format() {
     let mut p = pair(72);
-    let wire = p.bob.encrypt(b"tagged").unwrap();
-    for tag in OTHER_TAGS.into_iter().filter(|&t| t != 0x01) {
+    let wire = p.bob.encrypt(&mut p.rng, b"tagged").unwrap();
+    assert_eq!(wire[0], RATCHET_TAG);
+    for tag in OTHER_TAGS.into_iter().filter(|&t| t != RATCHET_TAG) {
         let forged = patched(&wire, 0, &[tag]);
         assert_eq!(
             RatchetMessage::parse(&forged).err(),
             Some(DecodeError::UnknownFormat {
-                expected: 0x01,
+                expected: RATCHET_TAG,
                 found: tag
             })
         );
-        if tag == 0x02 {
-            // Read as a (too short) prekey message instead.
-            let before = p.alice.encode().to_vec();
-            let error = p.alice.decrypt(&mut p.rng, &forged).unwrap_err();
+        if tag == PREKEY_TAG {
+            // Read as a (too short) prekey message instead, whose fields are
+            // the ratchet message's bytes: one of the prefix fields or the
+            // embedded message (one byte long) fails to parse, and that parse
+            // error is what the session reports, unchanged.
+            let error = PreKeyMessage::parse(&forged).unwrap_err();
             assert!(
                 matches!(
                     error,
-                    Error::Decode(DecodeError::Truncated { .. } | DecodeError::InvalidIdentityKey)
+                    DecodeError::Truncated { .. }
+                        | DecodeError::InvalidIdentityKey
+                        | DecodeError::NonCanonicalKey { .. }
+                        | DecodeError::InvalidFlag { .. }
+                        | DecodeError::UnknownFormat { .. }
                 ),
                 "{error:?}"
             );
-            assert_eq!(*p.alice.encode(), before);
+            assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::Decode(error));
         } else {
             assert_rejected(
                 &mut p.alice,
                 &mut p.rng,
                 &forged,
                 Error::Decode(DecodeError::UnknownFormat {
-                    expected: 0x01,
+                    expected: RATCHET_TAG,
                     found: tag,
                 }),
             );
@@ -1791,21 +2130,33 @@ fn stored_formats_with_other_kind_or_version_are_rejected() {
         (identity_blob[0], store_blob[0], session_blob[0]),
         (0x49, 0x50, 0x53)
     );
-    for version in [0x00, 0x02, 0x10, 0xff] {
-        assert_eq!(
-            IdentityKeyPair::decode(&patched(&identity_blob, 1, &[version])).err(),
-            Some(DecodeError::UnsupportedVersion { found: version })
-        );
-        assert_eq!(
-            PreKeyStore::decode(&patched(&store_blob, 1, &[version])).err(),
-            Some(DecodeError::UnsupportedVersion { found: version })
-        );
-        assert_eq!(
-            Session::decode(&patched(&session_blob, 1, &[version])).err(),
-            Some(Error::Decode(DecodeError::UnsupportedVersion {
-                found: version
-            }))
-        );
+    // Identity keys are still stored as version 1; prekey stores and sessions
+    // are version 2, and their version 1 blobs are refused.
+    assert_eq!(
+        (identity_blob[1], store_blob[1], session_blob[1]),
+        (0x01, 0x02, 0x02)
+    );
+    for version in [0x00, 0x01, 0x02, 0x03, 0x10, 0xff] {
+        if version != identity_blob[1] {
+            assert_eq!(
+                IdentityKeyPair::decode(&patched(&identity_blob, 1, &[version])).err(),
+                Some(DecodeError::UnsupportedVersion { found: version })
+            );
+        }
+        if version != store_blob[1] {
+            assert_eq!(
+                PreKeyStore::decode(&patched(&store_blob, 1, &[version])).err(),
+                Some(DecodeError::UnsupportedVersion { found: version })
+            );
+        }
+        if version != session_blob[1] {
+            assert_eq!(
+                Session::decode(&patched(&session_blob, 1, &[version])).err(),
+                Some(Error::Decode(DecodeError::UnsupportedVersion {
+                    found: version
+                }))
+            );
+        }
     }
     for kind in [0x00, 0x01, 0x02, 0x03, 0x49, 0x50, 0x53, 0xff] {
         if kind != 0x49 {
@@ -1899,10 +2250,34 @@ fn tampered_stored_state_fields_are_rejected() {
     // over-limit counts are decode errors.
     let (_, bob) = rich_session(90);
     let blob = bob.encode().to_vec();
-    let previous_count_at = 280;
+    // Version 2 layout (SPEC.md §6.3): tag, version, limits, role and the two
+    // identity keys take 75 bytes; then Bob's address (`u8 len ‖ "bob" ‖ u32
+    // device`) and Alice's (`u8 len ‖ "alice" ‖ u32 device`); then the base
+    // key, root key, sending ratchet secret, sending chain key, Ns, PN, the
+    // receiving chain flag, receiving ratchet key, chain key and Nr, and the
+    // count of previous ratchet keys.
+    let local_address_at = 75;
+    let remote_address_at = local_address_at + 1 + 3 + 4;
+    let base_key_at = remote_address_at + 1 + 5 + 4;
+    assert_eq!(
+        &blob[local_address_at..remote_address_at],
+        b"\x03bob\0\0\0\x07"
+    );
+    assert_eq!(
+        &blob[remote_address_at..base_key_at],
+        b"\x05alice\0\0\0\x01"
+    );
+    assert_eq!(
+        &blob[base_key_at..base_key_at + 32],
+        bob.base_key().as_bytes()
+    );
+    let sending_secret_at = base_key_at + 2 * 32;
+    let receiving_flag_at = sending_secret_at + 2 * 32 + 4 + 4;
+    let receiving_key_at = receiving_flag_at + 1;
+    let previous_count_at = receiving_flag_at + 1 + 32 + 32 + 4;
     let previous = usize::from(blob[previous_count_at]);
     assert!(
-        previous >= 1 && blob[211] == 1,
+        previous >= 1 && blob[receiving_flag_at] == 1,
         "a responder with a receiving chain"
     );
     let skipped_count_at = previous_count_at + 1 + 32 * previous + 4 + 1 + 4 + 1;
@@ -1926,16 +2301,40 @@ fn tampered_stored_state_fields_are_rejected() {
             Error::Decode(DecodeError::InvalidIdentityKey),
         ),
         (
-            patched(&blob, 139, &[blob[139] | 1]),
+            // An address with an empty account id.
+            patched(&blob, local_address_at, &[0]),
+            Error::Decode(DecodeError::InvalidValue {
+                field: "account id",
+            }),
+        ),
+        (
+            // An account id longer than any address may hold.
+            patched(&blob, remote_address_at, &[65]),
+            Error::Decode(DecodeError::LimitExceeded {
+                field: "account id length",
+                max: 64,
+                found: 65,
+            }),
+        ),
+        (
+            patched(&blob, base_key_at, &NON_CANONICAL_X25519[0].1),
+            Error::Decode(non_canonical("base key")),
+        ),
+        (
+            patched(&blob, sending_secret_at, &[blob[sending_secret_at] | 1]),
             Error::Decode(DecodeError::InvalidValue {
                 field: "sending ratchet secret",
             }),
         ),
         (
-            patched(&blob, 211, &[2]),
+            patched(&blob, receiving_flag_at, &[2]),
             Error::Decode(DecodeError::InvalidFlag {
                 field: "receiving chain flag",
             }),
+        ),
+        (
+            patched(&blob, receiving_key_at, &NON_CANONICAL_X25519[3].1),
+            Error::Decode(non_canonical("receiving ratchet key")),
         ),
         (
             patched(&blob, previous_count_at, &[5]),
@@ -1969,9 +2368,15 @@ fn tampered_stored_state_fields_are_rejected() {
     let identity = IdentityKeyPair::generate(&mut rng);
     let mut store = PreKeyStore::generate(&mut rng, &identity, BOB_DEVICE);
     store.generate_one_time_prekeys(&mut rng, 2).unwrap();
+    let base_key = PublicKey::from_bytes(random_public_key(&mut rng)).unwrap();
+    assert!(store.record_accepted(1, None, &base_key));
     let blob = store.encode().to_vec();
-    // No retired keys: count at 106, next id at 107, count at 111, entries at 115.
+    // No retired keys: count at 106, next id at 107, count at 111, entries at
+    // 115; then (version 2) the accepted base keys: count at 187, then
+    // `signed prekey id ‖ base key` at 191.
     assert_eq!(blob[106], 0);
+    assert_eq!(blob[187..191], 1u32.to_be_bytes());
+    assert_eq!(&blob[195..], base_key.as_bytes());
     let store_cases: Vec<(Vec<u8>, DecodeError)> = vec![
         (
             patched(&blob, 10, &[blob[10] | 7]),
@@ -2020,6 +2425,25 @@ fn tampered_stored_state_fields_are_rejected() {
             DecodeError::InvalidValue {
                 field: "one-time prekey id",
             },
+        ),
+        (
+            patched(&blob, 187, &1_001u32.to_be_bytes()),
+            DecodeError::LimitExceeded {
+                field: "accepted base key count",
+                max: 1_000,
+                found: 1_001,
+            },
+        ),
+        (
+            // A base key accepted under a signed prekey the store does not hold.
+            patched(&blob, 191, &9u32.to_be_bytes()),
+            DecodeError::InvalidValue {
+                field: "accepted signed prekey id",
+            },
+        ),
+        (
+            patched(&blob, 195, &NON_CANONICAL_X25519[1].1),
+            non_canonical("accepted base key"),
         ),
     ];
     for (tampered, expected) in store_cases {
@@ -2231,7 +2655,8 @@ mod later_layers {
     #[test]
     fn forged_group_signature_is_refused() {
         let (mut alice, mut bob, from) = group_pair();
-        let mut message = alice.encrypt(b"hi").unwrap();
+        let mut rng = ChaCha20Rng::from_seed([0x5a; 32]);
+        let mut message = alice.encrypt(&mut rng, b"hi").unwrap();
         let last = message.len() - 1;
         message[last] ^= 0x40;
         let before = bob.encode();
@@ -2244,7 +2669,7 @@ mod later_layers {
         let (mut alice, mut bob, from) = group_pair();
         let mut rng = ChaCha20Rng::from_seed([0x59; 32]);
         bob.remove_member(&mut rng, b"alice").unwrap();
-        let message = alice.encrypt(b"still here").unwrap();
+        let message = alice.encrypt(&mut rng, b"still here").unwrap();
         let before = bob.encode();
         assert_eq!(bob.decrypt(from, &message), Err(Error::NotAMember));
         assert_eq!(

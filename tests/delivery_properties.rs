@@ -26,9 +26,28 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::{
-    Error, Header, IdentityKeyPair, MAX_PREVIOUS_RATCHET_KEYS, Message, PreKeyBundle,
-    PreKeyMessage, PreKeyStore, PublicKey, Responder, Session, SessionConfig,
+    AccountId, DeviceAddress, Error, Header, IdentityKeyPair, LocalDevice,
+    MAX_PREVIOUS_RATCHET_KEYS, Message, PreKeyBundle, PreKeyMessage, PreKeyStore, PublicKey,
+    Responder, Session, SessionConfig,
 };
+
+/// Alice's device: account "alice", device 1.
+fn alice_device(rng: &mut ChaCha20Rng) -> LocalDevice {
+    LocalDevice {
+        account: AccountId::new(b"alice").unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::generate(rng),
+    }
+}
+
+/// Bob's device: account "bob", device 1 (the device of his prekey store).
+fn bob_device(rng: &mut ChaCha20Rng) -> LocalDevice {
+    LocalDevice {
+        account: AccountId::new(b"bob").unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::generate(rng),
+    }
+}
 
 /// Prefix bytes of a prekey message holding the signed prekey id (§4.4).
 const SIGNED_PREKEY_ID_BYTES: Range<usize> = 65..69;
@@ -319,7 +338,10 @@ struct SentMessage {
 
 struct World {
     rng: ChaCha20Rng,
-    bob_identity: IdentityKeyPair,
+    /// Bob's device (his prekey store is for it).
+    bob_device: LocalDevice,
+    /// Alice's address, which the transport reports for her messages.
+    alice_address: DeviceAddress,
     prekeys: PreKeyStore,
     one_time_id: u32,
     alice: Session,
@@ -340,21 +362,32 @@ fn config((max_skip, max_stored): (u32, u32)) -> SessionConfig {
 impl World {
     fn new(scenario: &Scenario) -> Self {
         let mut rng = ChaCha20Rng::from_seed(scenario.seed);
-        let alice_identity = IdentityKeyPair::generate(&mut rng);
-        let bob_identity = IdentityKeyPair::generate(&mut rng);
-        let mut prekeys = PreKeyStore::generate(&mut rng, &bob_identity, 1);
+        let alice_device = alice_device(&mut rng);
+        let bob_device = bob_device(&mut rng);
+        let mut prekeys =
+            PreKeyStore::generate(&mut rng, &bob_device.identity, bob_device.device_id);
         let one_time = prekeys.generate_one_time_prekeys(&mut rng, 1).unwrap();
         let one_time_id = one_time[0].0;
-        let bundle =
-            PreKeyBundle::from_store(bob_identity.public_key(), &prekeys, Some(one_time_id))
-                .verify()
-                .unwrap();
+        let bundle = PreKeyBundle::from_store(
+            bob_device.identity.public_key(),
+            &prekeys,
+            Some(one_time_id),
+        )
+        .verify()
+        .unwrap();
         let alice_config = config(scenario.alice_limits);
-        let alice = Session::initiate_with_config(&mut rng, &alice_identity, &bundle, alice_config)
-            .unwrap();
+        let alice = Session::initiate_with_config(
+            &mut rng,
+            &alice_device,
+            &bob_device.account,
+            &bundle,
+            alice_config,
+        )
+        .unwrap();
         Self {
             rng,
-            bob_identity,
+            bob_device,
+            alice_address: alice_device.address(),
             prekeys,
             one_time_id,
             alice,
@@ -460,7 +493,7 @@ impl World {
 
         assert_eq!(session.is_awaiting_reply(), model.pending);
         let expected_len = session.encrypted_len(plaintext.len());
-        let wire = session.encrypt(&plaintext).unwrap();
+        let wire = session.encrypt(&mut self.rng, &plaintext).unwrap();
         assert_eq!(wire.len(), expected_len);
         let (prekey, header): (bool, Header) = match Message::parse(&wire).unwrap() {
             Message::PreKey(p) => (true, *p.message().header()),
@@ -578,18 +611,26 @@ impl World {
         assert_eq!(session.is_awaiting_reply(), model.pending);
 
         // A genuine repeat of Alice's first messages: it belongs to Bob's session,
-        // and cannot start a second one since its one-time prekey is spent.
+        // and cannot start a second one. Protocol v2: the prekey store remembers
+        // the accepted base key, so the repeat is named as such (v1 found its
+        // one-time prekey spent: `UnknownOneTimePreKey`).
         if tamper.is_none() && self.sent[id].prekey {
             let message = PreKeyMessage::parse(&bytes).unwrap();
             assert!(self.bob.as_ref().unwrap().owns_prekey_message(&message));
+            assert_eq!(message.one_time_prekey_id(), Some(self.one_time_id));
+            assert!(
+                self.prekeys
+                    .find_one_time_prekey(self.one_time_id)
+                    .is_none()
+            );
             let store_before = self.prekeys.encode();
-            let again = Responder::new(&self.bob_identity, &mut self.prekeys)
+            let again = Responder::new(&self.bob_device, &mut self.prekeys)
                 .with_config(self.bob_model.config)
-                .accept(&mut self.rng, &message);
+                .accept(&mut self.rng, &self.alice_address, &message);
             assert_eq!(
                 again.err(),
-                Some(Error::UnknownOneTimePreKey {
-                    id: self.one_time_id
+                Some(Error::RepeatedPreKeyMessage {
+                    base_key: *message.base_key()
                 })
             );
             assert_eq!(*self.prekeys.encode(), *store_before);
@@ -605,9 +646,9 @@ impl World {
         let result = PreKeyMessage::parse(bytes)
             .map_err(Error::from)
             .and_then(|message| {
-                Responder::new(&self.bob_identity, &mut self.prekeys)
+                Responder::new(&self.bob_device, &mut self.prekeys)
                     .with_config(self.bob_model.config)
-                    .accept(&mut self.rng, &message)
+                    .accept(&mut self.rng, &self.alice_address, &message)
             });
         let unchanged = *self.prekeys.encode() == *store_before;
         if tampered {
@@ -717,20 +758,25 @@ fn schedules_reach_every_outcome() {
 #[test]
 fn repeated_prekey_message_with_altered_prekey_id_is_rejected() {
     let mut rng = ChaCha20Rng::from_seed([7; 32]);
-    let alice_identity = IdentityKeyPair::generate(&mut rng);
-    let bob_identity = IdentityKeyPair::generate(&mut rng);
-    let mut prekeys = PreKeyStore::generate(&mut rng, &bob_identity, 1);
+    let alice_device = alice_device(&mut rng);
+    let bob_device = bob_device(&mut rng);
+    let mut prekeys = PreKeyStore::generate(&mut rng, &bob_device.identity, bob_device.device_id);
     let one_time = prekeys.generate_one_time_prekeys(&mut rng, 1).unwrap();
-    let bundle = PreKeyBundle::from_store(bob_identity.public_key(), &prekeys, Some(one_time[0].0))
-        .verify()
-        .unwrap();
-    let mut alice = Session::initiate(&mut rng, &alice_identity, &bundle).unwrap();
-    let first = alice.encrypt(b"first").unwrap();
-    let second = alice.encrypt(b"second").unwrap();
+    let bundle = PreKeyBundle::from_store(
+        bob_device.identity.public_key(),
+        &prekeys,
+        Some(one_time[0].0),
+    )
+    .verify()
+    .unwrap();
+    let mut alice =
+        Session::initiate(&mut rng, &alice_device, &bob_device.account, &bundle).unwrap();
+    let first = alice.encrypt(&mut rng, b"first").unwrap();
+    let second = alice.encrypt(&mut rng, b"second").unwrap();
 
     let first = PreKeyMessage::parse(&first).unwrap();
-    let (mut bob, _) = Responder::new(&bob_identity, &mut prekeys)
-        .accept(&mut rng, &first)
+    let (mut bob, _) = Responder::new(&bob_device, &mut prekeys)
+        .accept(&mut rng, &alice_device.address(), &first)
         .unwrap();
 
     // Every single-bit change of the signed prekey id, the one-time prekey flag

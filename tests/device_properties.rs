@@ -20,9 +20,12 @@
 //!   what was sent, from the device that sent it, with no identity change.
 //!   The only exceptions, each counted: a message *to* a removed device is
 //!   dropped by the server; a message *from* a removed device may fail with a
-//!   fresh-session error (`NoSession`, `SessionDesync`) or a spent one-time
-//!   prekey if, and only if, the receiver already deleted its sessions with that
-//!   device (`remove_device`, after seeing it stale);
+//!   fresh-session error (`NoSession`, `SessionDesync`), a spent one-time
+//!   prekey or a repeat of a prekey message already accepted
+//!   (`RepeatedPreKeyMessage`: the receiver remembers the base keys it
+//!   accepted, so a session it deleted is never recreated) if, and only if,
+//!   the receiver already deleted its sessions with that device
+//!   (`remove_device`, after seeing it stale);
 //! - after a settling phase (everything pending delivered, then each device in
 //!   turn writes to every other account and its messages are delivered at
 //!   once), every pair of devices shares its active session (equal base keys)
@@ -316,7 +319,7 @@ impl Sim {
                     .map(|envelope| split(&envelope))
             } else {
                 sender
-                    .encrypt(&to_account, plaintext, &to_list, &own_list)
+                    .encrypt(&mut self.rng, &to_account, plaintext, &to_list, &own_list)
                     .map(|out| plain(out, &me))
             };
             match result {
@@ -404,7 +407,13 @@ impl Sim {
                 let legitimate = sender_gone
                     && deleted
                     && (e.needs_fresh_session() == Some(&p.from)
-                        || matches!(e, DeviceError::Protocol(Error::UnknownOneTimePreKey { .. })));
+                        || matches!(
+                            e,
+                            DeviceError::Protocol(
+                                Error::UnknownOneTimePreKey { .. }
+                                    | Error::RepeatedPreKeyMessage { .. }
+                            )
+                        ));
                 assert!(
                     legitimate,
                     "{} -> {} failed: {e:?} (sender gone: {sender_gone}, sessions deleted: {deleted})",

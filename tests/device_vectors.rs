@@ -1,5 +1,5 @@
 //! Known-answer vectors for safety numbers, trust records, device linking and
-//! sealed state (`tests/vectors/devices_v1.txt`, SPEC.md §11–§14), from fixed
+//! sealed state (`tests/vectors/devices_v2.txt`, SPEC.md §11–§14), from fixed
 //! secrets drawn through a scripted RNG.
 //!
 //! Checked in both directions: computing from the inputs reproduces every output
@@ -20,7 +20,7 @@ use ratchetbox::{
     AccountId, IdentityKeyPair, SafetyNumber, SafetyNumberMatch, TrustRecord, TrustState,
 };
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/devices_v1.txt");
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/devices_v2.txt");
 
 fn arr(v: &[u8]) -> [u8; 32] {
     v.try_into().expect("32 bytes")
@@ -40,11 +40,14 @@ fn inputs() -> BTreeMap<&'static str, Vec<u8>> {
         ("bob_identity_seed", pattern(0x61)),
         ("bob_new_identity_seed", pattern(0x71)),
         ("link_request_secret", pattern(0x91)),
+        ("link_request_link_secret", pattern(0xa1)),
         ("provisioning_ephemeral_secret", pattern(0xb1)),
         ("provisioning_devices", devices),
         ("storage_key", pattern(0xd1)),
-        ("storage_nonce_identity", (0xe0..0xecu8).collect()),
-        ("storage_nonce_trust", (0xf0..0xfcu8).collect()),
+        ("storage_nonce_identity", (0xc0..0xd8u8).collect()),
+        ("storage_nonce_trust", (0xe0..0xf8u8).collect()),
+        ("storage_slot_identity", b"local identity".to_vec()),
+        ("storage_slot_trust", b"bob".to_vec()),
     ])
 }
 
@@ -116,7 +119,7 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     out.insert("trust_record_verified".into(), verified.encode());
     out.insert("trust_record_changed".into(), changed.encode());
 
-    let mut rng = ScriptedRng::new(&[i("link_request_secret")]);
+    let mut rng = ScriptedRng::new(&[i("link_request_secret"), i("link_request_link_secret")]);
     let request = LinkRequest::new(&mut rng);
     rng.assert_exhausted();
     out.insert("link_request".into(), request.code().to_vec());
@@ -126,7 +129,7 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
         &p.alice,
         &p.alice_id,
         &devices(i("provisioning_devices")),
-        &request.code(),
+        &*request.code(),
     )
     .unwrap();
     rng.assert_exhausted();
@@ -137,18 +140,18 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     let mut rng = ScriptedRng::new(&[i("storage_nonce_identity")]);
     out.insert(
         "sealed_identity".into(),
-        storage::seal(&mut rng, &key, &p.alice),
+        storage::seal(&mut rng, &key, i("storage_slot_identity"), &p.alice),
     );
     let mut rng = ScriptedRng::new(&[i("storage_nonce_trust")]);
     out.insert(
         "sealed_trust_record".into(),
-        storage::seal(&mut rng, &key, &changed),
+        storage::seal(&mut rng, &key, i("storage_slot_trust"), &changed),
     );
     rng.assert_exhausted();
     out
 }
 
-const HEADER: &str = "# ratchetbox v1 trust, linking and storage known-answer vector (SPEC.md\n\
+const HEADER: &str = "# ratchetbox v2 trust, linking and storage known-answer vector (SPEC.md\n\
          # §11-§14). Hex; integers big-endian; names are alphabetical.\n\
          #\n\
          # Identities come from the *_identity_seed Ed25519 seeds (§3.1).\n\
@@ -156,14 +159,16 @@ const HEADER: &str = "# ratchetbox v1 trust, linking and storage known-answer ve
          # *_scannable: each side's scannable form (§11.3).\n\
          # trust_record_*: bob's key first seen, then verified, then changed to\n\
          # bob_new (a blocking change) (§12.2).\n\
-         # link_request: the new device's code from link_request_secret (§14.1);\n\
+         # link_request: the new device's code from link_request_secret (its link\n\
+         # key) and link_request_link_secret (its link secret), drawn in that order (§14.1);\n\
          # provisioning_payload: alice's identity, account id and\n\
          # provisioning_devices sealed to it, the primary's RNG yielding\n\
          # provisioning_ephemeral_secret (§14.2); confirmation_code: its 8 ASCII\n\
          # digits (§14.4). X25519 secrets are clamped when used.\n\
          # sealed_identity / sealed_trust_record: alice's identity key pair (kind 1)\n\
-         # and trust_record_changed (kind 4) sealed under storage_key with nonces\n\
-         # storage_nonce_identity and storage_nonce_trust (§13.1).\n";
+         # and trust_record_changed (kind 4) sealed under storage_key with the 24-byte\n\
+         # nonces storage_nonce_identity and storage_nonce_trust, for the slots\n\
+         # storage_slot_identity and storage_slot_trust (§13.1).\n";
 
 #[test]
 fn device_vector_is_reproduced() {
@@ -218,7 +223,7 @@ fn stored_outputs_parse_open_and_compare() {
     );
 
     // The stored payload opens for the request made from the stored secret.
-    let mut rng = ScriptedRng::new(&[i("link_request_secret")]);
+    let mut rng = ScriptedRng::new(&[i("link_request_secret"), i("link_request_link_secret")]);
     let mut request = LinkRequest::new(&mut rng);
     assert_eq!(request.code().as_slice(), o("link_request"));
     let account = request.accept(o("provisioning_payload")).unwrap();
@@ -232,9 +237,16 @@ fn stored_outputs_parse_open_and_compare() {
 
     // The stored blobs open under the storage key, and only as their kind.
     let key = StorageKey::from_bytes(arr(i("storage_key")));
-    let identity: IdentityKeyPair = storage::open(&key, o("sealed_identity")).unwrap();
+    let identity: IdentityKeyPair =
+        storage::open(&key, i("storage_slot_identity"), o("sealed_identity")).unwrap();
     assert_eq!(identity.public_key(), p.alice.public_key());
-    let record: TrustRecord = storage::open(&key, o("sealed_trust_record")).unwrap();
+    let record: TrustRecord =
+        storage::open(&key, i("storage_slot_trust"), o("sealed_trust_record")).unwrap();
     assert_eq!(record, changed);
-    assert!(storage::open::<TrustRecord>(&key, o("sealed_identity")).is_err());
+    assert!(
+        storage::open::<TrustRecord>(&key, i("storage_slot_identity"), o("sealed_identity"))
+            .is_err()
+    );
+    // ... and only in their slots.
+    assert!(storage::open::<TrustRecord>(&key, b"carol", o("sealed_trust_record")).is_err());
 }

@@ -23,12 +23,17 @@ use ratchetbox::store::{
 };
 use ratchetbox::{
     AccountId, DeviceAddress, DeviceId, Error, IdentityChange, OneTimePreKey, PreKeyId,
-    PreKeyStore, SafetyNumberMatch, SignedPreKey, TrustRecord, TrustState,
+    PreKeyStore, PublicKey, SafetyNumberMatch, SignedPreKey, TrustRecord, TrustState,
 };
 
 /// The whole store, encoded: equal before and after means nothing was written.
 fn snapshot(device: &Device) -> Vec<u8> {
     device.store().encode().to_vec()
+}
+
+/// The base key of a prekey message.
+fn prekey_base_key(bytes: &[u8]) -> PublicKey {
+    *ratchetbox::PreKeyMessage::parse(bytes).unwrap().base_key()
 }
 
 // ---------------------------------------------------------------------------
@@ -48,7 +53,7 @@ fn fan_out_reaches_every_device_of_both_accounts() {
 
     // The phone writes to Bob: one message to Bob's device, one to the desktop.
     let out = phone
-        .encrypt(&bob_id, b"hello from the phone", &[1], &[1, 2])
+        .encrypt(&mut rng, &bob_id, b"hello from the phone", &[1], &[1, 2])
         .unwrap();
     assert_eq!(out.len(), 2);
     assert_eq!(recipients(&out), [desktop_at, bob_at]);
@@ -75,7 +80,7 @@ fn fan_out_reaches_every_device_of_both_accounts() {
 
     // The desktop never saw Bob: his listed device is missing.
     assert_eq!(
-        desktop.encrypt(&bob_id, b"from the desktop", &[1], &[1, 2]),
+        desktop.encrypt(&mut rng, &bob_id, b"from the desktop", &[1], &[1, 2]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![bob_at],
             stale: vec![],
@@ -84,7 +89,7 @@ fn fan_out_reaches_every_device_of_both_accounts() {
     assert_eq!(desktop.trust_record(&bob_id).unwrap(), None);
     introduce(&mut rng, &mut desktop, &mut bob);
     let out = desktop
-        .encrypt(&bob_id, b"from the desktop", &[1], &[1, 2])
+        .encrypt(&mut rng, &bob_id, b"from the desktop", &[1], &[1, 2])
         .unwrap();
     assert_eq!(recipients(&out), [phone_at, bob_at]);
     let at_bob = receive(&mut rng, &mut bob, &desktop_at, &out);
@@ -97,7 +102,9 @@ fn fan_out_reaches_every_device_of_both_accounts() {
     assert_eq!(at_phone.session, SessionUse::Active);
 
     // Bob replies to both of Alice's devices; he has no other device.
-    let reply = bob.encrypt(&alice_id, b"hi both", &[1, 2], &[1]).unwrap();
+    let reply = bob
+        .encrypt(&mut rng, &alice_id, b"hi both", &[1, 2], &[1])
+        .unwrap();
     assert_eq!(recipients(&reply), [phone_at, desktop_at]);
     for receiver in [&mut phone, &mut desktop] {
         let got = receive(&mut rng, receiver, &bob_at, &reply);
@@ -108,7 +115,9 @@ fn fan_out_reaches_every_device_of_both_accounts() {
     // Everything is established now: ratchet messages on active sessions.
     for i in 0..3 {
         let plaintext = text("phone", i);
-        let out = phone.encrypt(&bob_id, &plaintext, &[1], &[1, 2]).unwrap();
+        let out = phone
+            .encrypt(&mut rng, &bob_id, &plaintext, &[1], &[1, 2])
+            .unwrap();
         assert!(out.iter().all(|o| !is_prekey_message(&o.message)));
         for receiver in [&mut bob, &mut desktop] {
             let got = receive(&mut rng, receiver, &phone_at, &out);
@@ -116,7 +125,9 @@ fn fan_out_reaches_every_device_of_both_accounts() {
             assert_eq!(got.session, SessionUse::Active);
         }
         let plaintext = text("bob", i);
-        let out = bob.encrypt(&alice_id, &plaintext, &[1, 2], &[1]).unwrap();
+        let out = bob
+            .encrypt(&mut rng, &alice_id, &plaintext, &[1, 2], &[1])
+            .unwrap();
         for receiver in [&mut phone, &mut desktop] {
             let got = receive(&mut rng, receiver, &bob_at, &out);
             assert_eq!(got.plaintext, plaintext);
@@ -147,7 +158,7 @@ fn note_to_self_goes_to_the_other_own_devices_only() {
     let alice_id = account("alice");
     // `own_devices` is ignored when writing to one's own account.
     let out = phone
-        .encrypt(&alice_id, b"note to self", &[1, 2, 3], &[99])
+        .encrypt(&mut rng, &alice_id, b"note to self", &[1, 2, 3], &[99])
         .unwrap();
     assert_eq!(recipients(&out), [addr("alice", 2), addr("alice", 3)]);
     for receiver in [&mut desktop, &mut laptop] {
@@ -170,7 +181,7 @@ fn linked_device_joins_the_fan_out() {
         &phone.local().identity,
         &alice_id,
         &[1],
-        &request.code(),
+        &*request.code(),
     )
     .unwrap();
     let provisioned = request.accept(&payload).unwrap();
@@ -190,7 +201,7 @@ fn linked_device_joins_the_fan_out() {
     introduce(&mut rng, &mut phone, &mut laptop);
     introduce(&mut rng, &mut phone, &mut bob);
     let out = phone
-        .encrypt(&account("bob"), b"hi", &[1], &[1, laptop_id])
+        .encrypt(&mut rng, &account("bob"), b"hi", &[1], &[1, laptop_id])
         .unwrap();
     assert_eq!(recipients(&out), [addr("alice", laptop_id), addr("bob", 1)]);
     assert_eq!(
@@ -229,8 +240,12 @@ fn simultaneous_initiation_converges_on_one_session() {
             bob_base
         };
 
-        let from_alice = alice.encrypt(&bob_id, b"hi Bob", &[1], &[1]).unwrap();
-        let from_bob = bob.encrypt(&alice_id, b"hi Alice", &[1], &[1]).unwrap();
+        let from_alice = alice
+            .encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])
+            .unwrap();
+        let from_bob = bob
+            .encrypt(&mut rng, &alice_id, b"hi Alice", &[1], &[1])
+            .unwrap();
         assert!(is_prekey_message(&from_alice[0].message));
         assert!(is_prekey_message(&from_bob[0].message));
 
@@ -254,21 +269,27 @@ fn simultaneous_initiation_converges_on_one_session() {
         // One round trip each way, then more: all on the active sessions.
         for i in 0..3 {
             let a = text("a", i);
-            let out = alice.encrypt(&bob_id, &a, &[1], &[1]).unwrap();
+            let out = alice.encrypt(&mut rng, &bob_id, &a, &[1], &[1]).unwrap();
             let got = receive(&mut rng, &mut bob, &alice_at, &out);
-            assert_eq!((got.plaintext, got.session), (a, SessionUse::Active));
+            assert_eq!(
+                (got.plaintext.to_vec(), got.session),
+                (a, SessionUse::Active)
+            );
             let b = text("b", i);
-            let out = bob.encrypt(&alice_id, &b, &[1], &[1]).unwrap();
+            let out = bob.encrypt(&mut rng, &alice_id, &b, &[1], &[1]).unwrap();
             let got = receive(&mut rng, &mut alice, &bob_at, &out);
-            assert_eq!((got.plaintext, got.session), (b, SessionUse::Active));
+            assert_eq!(
+                (got.plaintext.to_vec(), got.session),
+                (b, SessionUse::Active)
+            );
         }
         assert_eq!(active_base_key(&alice, &bob_at), smaller);
         assert_eq!(active_base_key(&bob, &alice_at), smaller);
         assert!(!is_prekey_message(
-            &alice.encrypt(&bob_id, b"x", &[1], &[1]).unwrap()[0].message
+            &alice.encrypt(&mut rng, &bob_id, b"x", &[1], &[1]).unwrap()[0].message
         ));
         assert!(!is_prekey_message(
-            &bob.encrypt(&alice_id, b"y", &[1], &[1]).unwrap()[0].message
+            &bob.encrypt(&mut rng, &alice_id, b"y", &[1], &[1]).unwrap()[0].message
         ));
     }
     assert!(alice_won && bob_won, "both tie-break directions exercised");
@@ -290,10 +311,10 @@ fn simultaneous_initiation_with_two_messages_each_converges() {
         let (alice_at, bob_at) = (addr("alice", 1), addr("bob", 1));
         introduce(&mut rng, &mut alice, &mut bob);
         introduce(&mut rng, &mut bob, &mut alice);
-        let a1 = alice.encrypt(&bob_id, b"a1", &[1], &[1]).unwrap();
-        let a2 = alice.encrypt(&bob_id, b"a2", &[1], &[1]).unwrap();
-        let b1 = bob.encrypt(&alice_id, b"b1", &[1], &[1]).unwrap();
-        let b2 = bob.encrypt(&alice_id, b"b2", &[1], &[1]).unwrap();
+        let a1 = alice.encrypt(&mut rng, &bob_id, b"a1", &[1], &[1]).unwrap();
+        let a2 = alice.encrypt(&mut rng, &bob_id, b"a2", &[1], &[1]).unwrap();
+        let b1 = bob.encrypt(&mut rng, &alice_id, b"b1", &[1], &[1]).unwrap();
+        let b2 = bob.encrypt(&mut rng, &alice_id, b"b2", &[1], &[1]).unwrap();
         // Crossing, in order.
         let mut uses = Vec::new();
         for (to_bob, out, plaintext) in [
@@ -334,8 +355,8 @@ fn crossing_messages_after_simultaneous_initiation_all_decrypt() {
     for i in 0..6 {
         let a = text("a", i);
         let b = text("b", i);
-        let to_bob = alice.encrypt(&bob_id, &a, &[1], &[1]).unwrap();
-        let to_alice = bob.encrypt(&alice_id, &b, &[1], &[1]).unwrap();
+        let to_bob = alice.encrypt(&mut rng, &bob_id, &a, &[1], &[1]).unwrap();
+        let to_alice = bob.encrypt(&mut rng, &alice_id, &b, &[1], &[1]).unwrap();
         assert_eq!(receive(&mut rng, &mut bob, &alice_at, &to_bob).plaintext, a);
         assert_eq!(
             receive(&mut rng, &mut alice, &bob_at, &to_alice).plaintext,
@@ -343,9 +364,13 @@ fn crossing_messages_after_simultaneous_initiation_all_decrypt() {
         );
     }
     // A sequential round trip settles it.
-    let out = alice.encrypt(&bob_id, b"ping", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"ping", &[1], &[1])
+        .unwrap();
     receive(&mut rng, &mut bob, &alice_at, &out);
-    let out = bob.encrypt(&alice_id, b"pong", &[1], &[1]).unwrap();
+    let out = bob
+        .encrypt(&mut rng, &alice_id, b"pong", &[1], &[1])
+        .unwrap();
     let got = receive(&mut rng, &mut alice, &bob_at, &out);
     assert_eq!(got.session, SessionUse::Active);
     assert_eq!(
@@ -364,13 +389,15 @@ fn established(seed: u64) -> (ChaCha20Rng, Device, Device) {
     let mut bob = device(&mut rng, "bob", 1);
     introduce(&mut rng, &mut alice, &mut bob);
     let out = alice
-        .encrypt(&account("bob"), b"hello", &[1], &[1])
+        .encrypt(&mut rng, &account("bob"), b"hello", &[1], &[1])
         .unwrap();
     assert_eq!(
         receive(&mut rng, &mut bob, &addr("alice", 1), &out).session,
         SessionUse::Created
     );
-    let out = bob.encrypt(&account("alice"), b"hi", &[1], &[1]).unwrap();
+    let out = bob
+        .encrypt(&mut rng, &account("alice"), b"hi", &[1], &[1])
+        .unwrap();
     assert_eq!(
         receive(&mut rng, &mut alice, &addr("bob", 1), &out).session,
         SessionUse::Active
@@ -386,7 +413,9 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
     let old = active_base_key(&alice, &bob_at);
 
     // Sent on the old session, delivered late.
-    let delayed = alice.encrypt(&bob_id, b"sent first", &[1], &[1]).unwrap();
+    let delayed = alice
+        .encrypt(&mut rng, &bob_id, b"sent first", &[1], &[1])
+        .unwrap();
     assert!(!is_prekey_message(&delayed[0].message));
 
     // Alice starts a new session (say after fetching a fresh bundle).
@@ -394,12 +423,14 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
     let new = active_base_key(&alice, &bob_at);
     assert_ne!(new, old);
     assert_eq!(archived_base_keys(&alice, &bob_at), [old]);
-    let fresh = alice.encrypt(&bob_id, b"sent second", &[1], &[1]).unwrap();
+    let fresh = alice
+        .encrypt(&mut rng, &bob_id, b"sent second", &[1], &[1])
+        .unwrap();
     assert!(is_prekey_message(&fresh[0].message));
 
     let got = receive(&mut rng, &mut bob, &alice_at, &fresh);
     assert_eq!(
-        (got.plaintext.as_slice(), got.session),
+        (got.plaintext.as_bytes(), got.session),
         (&b"sent second"[..], SessionUse::Created)
     );
     assert_eq!(active_base_key(&bob, &alice_at), new);
@@ -407,7 +438,7 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
 
     let got = receive(&mut rng, &mut bob, &alice_at, &delayed);
     assert_eq!(
-        (got.plaintext.as_slice(), got.session),
+        (got.plaintext.as_bytes(), got.session),
         (&b"sent first"[..], SessionUse::Promoted)
     );
     assert_eq!(active_base_key(&bob, &alice_at), old);
@@ -415,22 +446,26 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
 
     // Bob answers on the promoted session; Alice promotes it too.
     let out = bob
-        .encrypt(&alice_id, b"on the old one", &[1], &[1])
+        .encrypt(&mut rng, &alice_id, b"on the old one", &[1], &[1])
         .unwrap();
     let got = receive(&mut rng, &mut alice, &bob_at, &out);
     assert_eq!(got.session, SessionUse::Promoted);
     assert_eq!(active_base_key(&alice, &bob_at), old);
     for i in 0..3 {
-        let out = alice.encrypt(&bob_id, &text("a", i), &[1], &[1]).unwrap();
+        let out = alice
+            .encrypt(&mut rng, &bob_id, &text("a", i), &[1], &[1])
+            .unwrap();
         let got = receive(&mut rng, &mut bob, &alice_at, &out);
         assert_eq!(
-            (got.plaintext, got.session),
+            (got.plaintext.to_vec(), got.session),
             (text("a", i), SessionUse::Active)
         );
-        let out = bob.encrypt(&alice_id, &text("b", i), &[1], &[1]).unwrap();
+        let out = bob
+            .encrypt(&mut rng, &alice_id, &text("b", i), &[1], &[1])
+            .unwrap();
         let got = receive(&mut rng, &mut alice, &bob_at, &out);
         assert_eq!(
-            (got.plaintext, got.session),
+            (got.plaintext.to_vec(), got.session),
             (text("b", i), SessionUse::Active)
         );
     }
@@ -455,6 +490,7 @@ fn archive_is_bounded_on_both_sides() {
     let bob_id = account("bob");
     let sessions = DEFAULT_MAX_ARCHIVED_SESSIONS + 3;
     let mut bases = Vec::new();
+    let mut first_messages = Vec::new();
     for i in 0..sessions {
         // Alternate bundles with and without a one-time prekey.
         let bundle = if i % 2 == 0 {
@@ -464,9 +500,12 @@ fn archive_is_bounded_on_both_sides() {
         };
         alice.process_bundle(&mut rng, &bob_id, bundle).unwrap();
         bases.push(active_base_key(&alice, &bob_at));
-        let out = alice.encrypt(&bob_id, &text("s", i), &[1], &[1]).unwrap();
+        let out = alice
+            .encrypt(&mut rng, &bob_id, &text("s", i), &[1], &[1])
+            .unwrap();
         let got = receive(&mut rng, &mut bob, &alice_at, &out);
         assert_eq!(got.session, SessionUse::Created);
+        first_messages.push(out[0].message.clone());
         let expected_archived = i.min(DEFAULT_MAX_ARCHIVED_SESSIONS);
         // Most recent first.
         let expected: Vec<_> = bases[..i]
@@ -481,6 +520,20 @@ fn archive_is_bounded_on_both_sides() {
     let record = alice.store().session_record(&bob_at).unwrap().unwrap();
     assert_eq!(record.archived().len(), DEFAULT_MAX_ARCHIVED_SESSIONS);
     assert!(sessions > DEFAULT_MAX_ARCHIVED_SESSIONS + 1);
+    // The first two sessions (one with a one-time prekey, one without) were
+    // dropped from Bob's archive: a replay of their prekey messages is refused
+    // as a repeat and creates nothing (v1: a spent one-time prekey, resp. a
+    // second new session).
+    let before = snapshot(&bob);
+    for (message, base) in first_messages.iter().zip(&bases).take(2) {
+        assert_eq!(
+            bob.decrypt(&mut rng, &alice_at, message),
+            Err(DeviceError::Protocol(Error::RepeatedPreKeyMessage {
+                base_key: *base
+            }))
+        );
+    }
+    assert_eq!(snapshot(&bob), before);
 }
 
 #[test]
@@ -521,12 +574,16 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
     let backup = bob.store().encode();
     // A full round trip after the backup moves both ratchets on.
     for i in 0..2 {
-        let out = alice.encrypt(&bob_id, &text("a", i), &[1], &[1]).unwrap();
+        let out = alice
+            .encrypt(&mut rng, &bob_id, &text("a", i), &[1], &[1])
+            .unwrap();
         assert_eq!(
             receive(&mut rng, &mut bob, &alice_at, &out).plaintext,
             text("a", i)
         );
-        let out = bob.encrypt(&alice_id, &text("b", i), &[1], &[1]).unwrap();
+        let out = bob
+            .encrypt(&mut rng, &alice_id, &text("b", i), &[1], &[1])
+            .unwrap();
         assert_eq!(
             receive(&mut rng, &mut alice, &bob_at, &out).plaintext,
             text("b", i)
@@ -536,7 +593,9 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
     let (local, _) = bob.into_parts();
     let mut bob = SessionManager::new(local, MemoryStore::decode(&backup).unwrap());
 
-    let lost = alice.encrypt(&bob_id, b"lost", &[1], &[1]).unwrap();
+    let lost = alice
+        .encrypt(&mut rng, &bob_id, b"lost", &[1], &[1])
+        .unwrap();
     let before = snapshot(&bob);
     let err = bob
         .decrypt(&mut rng, &alice_at, &lost[0].message)
@@ -551,23 +610,29 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
 
     // Recovery: Bob fetches a new bundle of Alice's device and writes again.
     introduce(&mut rng, &mut bob, &mut alice);
-    let out = bob.encrypt(&alice_id, b"I'm back", &[1], &[1]).unwrap();
+    let out = bob
+        .encrypt(&mut rng, &alice_id, b"I'm back", &[1], &[1])
+        .unwrap();
     assert!(is_prekey_message(&out[0].message));
     let got = receive(&mut rng, &mut alice, &bob_at, &out);
     assert_eq!(got.plaintext, b"I'm back");
     assert_eq!(got.session, SessionUse::Created);
     assert_eq!(got.identity_change, None);
     for i in 0..3 {
-        let out = alice.encrypt(&bob_id, &text("a2", i), &[1], &[1]).unwrap();
+        let out = alice
+            .encrypt(&mut rng, &bob_id, &text("a2", i), &[1], &[1])
+            .unwrap();
         let got = receive(&mut rng, &mut bob, &alice_at, &out);
         assert_eq!(
-            (got.plaintext, got.session),
+            (got.plaintext.to_vec(), got.session),
             (text("a2", i), SessionUse::Active)
         );
-        let out = bob.encrypt(&alice_id, &text("b2", i), &[1], &[1]).unwrap();
+        let out = bob
+            .encrypt(&mut rng, &alice_id, &text("b2", i), &[1], &[1])
+            .unwrap();
         let got = receive(&mut rng, &mut alice, &bob_at, &out);
         assert_eq!(
-            (got.plaintext, got.session),
+            (got.plaintext.to_vec(), got.session),
             (text("b2", i), SessionUse::Active)
         );
     }
@@ -587,14 +652,18 @@ fn backup_from_before_the_session_reports_no_session() {
     let backup = bob.store().encode();
 
     introduce(&mut rng, &mut alice, &mut bob);
-    let out = alice.encrypt(&bob_id, b"hello", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"hello", &[1], &[1])
+        .unwrap();
     receive(&mut rng, &mut bob, &alice_at, &out);
-    let out = bob.encrypt(&alice_id, b"hi", &[1], &[1]).unwrap();
+    let out = bob.encrypt(&mut rng, &alice_id, b"hi", &[1], &[1]).unwrap();
     receive(&mut rng, &mut alice, &bob_at, &out);
 
     let (local, _) = bob.into_parts();
     let mut bob = SessionManager::new(local, MemoryStore::decode(&backup).unwrap());
-    let out = alice.encrypt(&bob_id, b"ratchet", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"ratchet", &[1], &[1])
+        .unwrap();
     let err = bob
         .decrypt(&mut rng, &alice_at, &out[0].message)
         .unwrap_err();
@@ -608,15 +677,19 @@ fn backup_from_before_the_session_reports_no_session() {
     assert_eq!(DeviceError::UnknownGroup.needs_fresh_session(), None);
 
     introduce(&mut rng, &mut bob, &mut alice);
-    let out = bob.encrypt(&alice_id, b"again", &[1], &[1]).unwrap();
+    let out = bob
+        .encrypt(&mut rng, &alice_id, b"again", &[1], &[1])
+        .unwrap();
     assert_eq!(
         receive(&mut rng, &mut alice, &bob_at, &out).plaintext,
         b"again"
     );
-    let out = alice.encrypt(&bob_id, b"welcome back", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"welcome back", &[1], &[1])
+        .unwrap();
     let got = receive(&mut rng, &mut bob, &alice_at, &out);
     assert_eq!(
-        (got.plaintext.as_slice(), got.session),
+        (got.plaintext.as_bytes(), got.session),
         (&b"welcome back"[..], SessionUse::Active)
     );
 }
@@ -663,7 +736,9 @@ fn identity_change_in_a_bundle_of_an_unverified_contact_is_reported_and_allowed(
     // Sessions under the old key are dropped, not archived.
     assert!(archived_base_keys(&alice, &bob_at).is_empty());
 
-    let out = alice.encrypt(&bob_id, b"new phone?", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"new phone?", &[1], &[1])
+        .unwrap();
     assert_eq!(out[0].identity_key, new);
     let got = receive(&mut rng, &mut bob, &addr("alice", 1), &out);
     assert_eq!(got.plaintext, b"new phone?");
@@ -714,7 +789,7 @@ fn identity_change_in_a_bundle_of_a_verified_contact_blocks_until_accepted() {
     // Sending is blocked, and so is a second try with the bundle.
     let before = snapshot(&alice);
     assert_eq!(
-        blocked_account(&alice.encrypt(&bob_id, b"blocked", &[1], &[1])),
+        blocked_account(&alice.encrypt(&mut rng, &bob_id, b"blocked", &[1], &[1])),
         Some(bob_id)
     );
     assert_eq!(
@@ -748,7 +823,7 @@ fn identity_change_in_a_bundle_of_a_verified_contact_blocks_until_accepted() {
     );
     // The session held is under the old key: the device must be fetched again.
     assert_eq!(
-        alice.encrypt(&bob_id, b"still old", &[1], &[1]),
+        alice.encrypt(&mut rng, &bob_id, b"still old", &[1], &[1]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![bob_at],
             stale: vec![],
@@ -757,12 +832,14 @@ fn identity_change_in_a_bundle_of_a_verified_contact_blocks_until_accepted() {
     let started = alice.process_bundle(&mut rng, &bob_id, bundle).unwrap();
     // Already recorded and accepted: no second notice.
     assert_eq!(started.identity_change, None);
-    let out = alice.encrypt(&bob_id, b"welcome back", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"welcome back", &[1], &[1])
+        .unwrap();
     assert_eq!(out[0].identity_key, new);
     let got = receive(&mut rng, &mut bob, &alice_at, &out);
     assert_eq!(got.plaintext, b"welcome back");
     let out = bob
-        .encrypt(&account("alice"), b"thanks", &[1], &[1])
+        .encrypt(&mut rng, &account("alice"), b"thanks", &[1], &[1])
         .unwrap();
     assert_eq!(
         receive(&mut rng, &mut alice, &bob_at, &out).plaintext,
@@ -816,7 +893,7 @@ fn reinstalled_bob_writes(
     let one_time = bundle.one_time_prekey().unwrap().0;
     bob.process_bundle(rng, &account("alice"), bundle).unwrap();
     let out = bob
-        .encrypt(&account("alice"), b"it's me, new phone", &[1], &[1])
+        .encrypt(rng, &account("alice"), b"it's me, new phone", &[1], &[1])
         .unwrap();
     assert!(is_prekey_message(&out[0].message));
     (bob, out[0].message.clone(), one_time)
@@ -893,11 +970,11 @@ fn identity_change_in_a_prekey_message_of_a_verified_contact_blocks_without_spen
     // The old key's sessions are gone; the new one answers.
     assert!(archived_base_keys(&alice, &bob_at).is_empty());
     let out = alice
-        .encrypt(&bob_id, b"hello new phone", &[1], &[1])
+        .encrypt(&mut rng, &bob_id, b"hello new phone", &[1], &[1])
         .unwrap();
     let got = receive(&mut rng, &mut bob, &addr("alice", 1), &out);
     assert_eq!(
-        (got.plaintext.as_slice(), got.session),
+        (got.plaintext.as_bytes(), got.session),
         (&b"hello new phone"[..], SessionUse::Active)
     );
 }
@@ -938,7 +1015,7 @@ fn identity_change_in_a_prekey_message_of_an_unverified_contact_is_reported() {
             .is_none()
     );
     assert!(archived_base_keys(&alice, &bob_at).is_empty());
-    let out = alice.encrypt(&bob_id, b"ok", &[1], &[1]).unwrap();
+    let out = alice.encrypt(&mut rng, &bob_id, b"ok", &[1], &[1]).unwrap();
     assert_eq!(
         receive(&mut rng, &mut bob, &addr("alice", 1), &out).plaintext,
         b"ok"
@@ -967,7 +1044,7 @@ fn device_list_mismatch_names_missing_and_stale_devices() {
     let mut laptop = device(&mut rng, "alice", 4);
     let before = snapshot(&phone);
     assert_eq!(
-        phone.encrypt(&bob_id, b"hi", &[3, 1], &[4, 1, 2]),
+        phone.encrypt(&mut rng, &bob_id, b"hi", &[3, 1], &[4, 1, 2]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![addr("bob", 3), addr("alice", 4)],
             stale: vec![addr("bob", 2)],
@@ -980,7 +1057,7 @@ fn device_list_mismatch_names_missing_and_stale_devices() {
     );
     // Only the stale one.
     assert_eq!(
-        phone.encrypt(&bob_id, b"hi", &[1], &[2]),
+        phone.encrypt(&mut rng, &bob_id, b"hi", &[1], &[2]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![],
             stale: vec![addr("bob", 2)],
@@ -988,7 +1065,7 @@ fn device_list_mismatch_names_missing_and_stale_devices() {
     );
     // Own device omitted from the own list is stale too.
     assert_eq!(
-        phone.encrypt(&bob_id, b"hi", &[1, 2], &[]),
+        phone.encrypt(&mut rng, &bob_id, b"hi", &[1, 2], &[]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![],
             stale: vec![addr("alice", 2)],
@@ -998,7 +1075,7 @@ fn device_list_mismatch_names_missing_and_stale_devices() {
     introduce(&mut rng, &mut phone, &mut bob3);
     introduce(&mut rng, &mut phone, &mut laptop);
     assert_eq!(
-        phone.encrypt(&bob_id, b"hi", &[3, 1], &[4, 1, 2]),
+        phone.encrypt(&mut rng, &bob_id, b"hi", &[3, 1], &[4, 1, 2]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![],
             stale: vec![addr("bob", 2)],
@@ -1006,7 +1083,9 @@ fn device_list_mismatch_names_missing_and_stale_devices() {
     );
     phone.remove_device(&addr("bob", 2)).unwrap();
     assert_eq!(phone.session_devices(&bob_id).unwrap(), [1, 3]);
-    let out = phone.encrypt(&bob_id, b"hi", &[3, 1], &[4, 1, 2]).unwrap();
+    let out = phone
+        .encrypt(&mut rng, &bob_id, b"hi", &[3, 1], &[4, 1, 2])
+        .unwrap();
     assert_eq!(
         recipients(&out),
         [
@@ -1038,7 +1117,7 @@ fn contact_never_seen_has_every_listed_device_missing() {
     let bob_id = account("bob");
     let before = snapshot(&alice);
     assert_eq!(
-        alice.encrypt(&bob_id, b"hi", &[2, 1], &[1]),
+        alice.encrypt(&mut rng, &bob_id, b"hi", &[2, 1], &[1]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![addr("bob", 1), addr("bob", 2)],
             stale: vec![],
@@ -1056,7 +1135,9 @@ fn contact_never_seen_has_every_listed_device_missing() {
     );
     introduce(&mut rng, &mut alice, &mut bob1);
     introduce(&mut rng, &mut alice, &mut bob2);
-    let out = alice.encrypt(&bob_id, b"hi", &[2, 1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"hi", &[2, 1], &[1])
+        .unwrap();
     for bob in [&mut bob1, &mut bob2] {
         assert_eq!(
             receive(&mut rng, bob, &addr("alice", 1), &out).plaintext,
@@ -1091,7 +1172,7 @@ fn kind(change: &Change) -> &'static str {
         Change::SaveTrust { .. } => "trust",
         Change::SaveSessions { .. } => "sessions",
         Change::DeleteSessions { .. } => "delete",
-        Change::RemoveOneTimePreKey { .. } => "one-time",
+        Change::AcceptPreKeyMessage { .. } => "accept-prekey",
         Change::SaveGroup { .. } => "group",
         _ => "other",
     }
@@ -1109,6 +1190,9 @@ impl PreKeyStorage for FlakyStore {
     }
     fn one_time_prekey(&self, id: PreKeyId) -> Result<Option<OneTimePreKey>, StoreError> {
         self.inner.one_time_prekey(id)
+    }
+    fn has_accepted_base_key(&self, base_key: &PublicKey) -> Result<bool, StoreError> {
+        self.inner.has_accepted_base_key(base_key)
     }
 }
 
@@ -1176,8 +1260,11 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
     );
     let one_time = bundle.one_time_prekey().unwrap().0;
     alice.process_bundle(&mut rng, &bob_id, bundle).unwrap();
-    let out = alice.encrypt(&bob_id, b"first", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"first", &[1], &[1])
+        .unwrap();
     let count = bob.store().inner.prekeys().one_time_prekey_count();
+    let base_key = prekey_base_key(&out[0].message);
 
     bob.store_mut().fail = true;
     let before = flaky_snapshot(&bob);
@@ -1194,11 +1281,12 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
             bob.store().session_record(&alice_at).unwrap().map(|_| ()),
             None
         );
+        assert!(!bob.store().has_accepted_base_key(&base_key).unwrap());
     }
     // One change set holds everything the decrypt writes.
     assert_eq!(
         bob.store().applied.last().unwrap(),
-        &["trust", "one-time", "sessions"]
+        &["trust", "accept-prekey", "sessions"]
     );
 
     bob.store_mut().fail = false;
@@ -1210,18 +1298,23 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
         count - 1
     );
     assert!(bob.store().one_time_prekey(one_time).unwrap().is_none());
+    assert!(bob.store().has_accepted_base_key(&base_key).unwrap());
     assert_eq!(
         bob.trust_record(&alice_id).unwrap().unwrap().identity(),
         alice.local().identity.public_key()
     );
 
     // A ratchet message whose write fails can be decrypted again (not a duplicate).
-    let reply = bob.encrypt(&alice_id, b"reply", &[1], &[1]).unwrap();
+    let reply = bob
+        .encrypt(&mut rng, &alice_id, b"reply", &[1], &[1])
+        .unwrap();
     assert_eq!(
         receive(&mut rng, &mut alice, &addr("bob", 1), &reply).plaintext,
         b"reply"
     );
-    let out = alice.encrypt(&bob_id, b"second", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"second", &[1], &[1])
+        .unwrap();
     assert!(!is_prekey_message(&out[0].message));
     bob.store_mut().fail = true;
     assert_eq!(
@@ -1264,17 +1357,21 @@ fn failed_write_during_encrypt_leaves_no_state_skew() {
     alice.store_mut().fail = true;
     let before = flaky_snapshot(&alice);
     assert_eq!(
-        alice.encrypt(&bob_id, b"never sent", &[1], &[1]),
+        alice.encrypt(&mut rng, &bob_id, b"never sent", &[1], &[1]),
         Err(DeviceError::Store(StoreError::Unavailable))
     );
     assert_eq!(flaky_snapshot(&alice), before);
     alice.store_mut().fail = false;
-    let out = alice.encrypt(&bob_id, b"sent", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"sent", &[1], &[1])
+        .unwrap();
     let got = receive(&mut rng, &mut bob, &alice_at, &out);
     assert_eq!(got.plaintext, b"sent");
 
     // Same on an established session, twice in a row.
-    let reply = bob.encrypt(&alice_id, b"reply", &[1], &[1]).unwrap();
+    let reply = bob
+        .encrypt(&mut rng, &alice_id, b"reply", &[1], &[1])
+        .unwrap();
     assert_eq!(
         receive(&mut rng, &mut alice, &bob_at, &reply).plaintext,
         b"reply"
@@ -1282,7 +1379,7 @@ fn failed_write_during_encrypt_leaves_no_state_skew() {
     let mut sent = Vec::new();
     for i in 0..4 {
         alice.store_mut().fail = i % 2 == 0;
-        match alice.encrypt(&bob_id, &text("m", i), &[1], &[1]) {
+        match alice.encrypt(&mut rng, &bob_id, &text("m", i), &[1], &[1]) {
             Ok(out) => sent.push((text("m", i), out)),
             Err(e) => assert_eq!(e, DeviceError::Store(StoreError::Unavailable)),
         }
@@ -1291,11 +1388,13 @@ fn failed_write_during_encrypt_leaves_no_state_skew() {
     for (plaintext, out) in sent {
         let got = receive(&mut rng, &mut bob, &alice_at, &out);
         assert_eq!(
-            (got.plaintext, got.session),
+            (got.plaintext.to_vec(), got.session),
             (plaintext, SessionUse::Active)
         );
     }
-    let reply = bob.encrypt(&alice_id, b"all good", &[1], &[1]).unwrap();
+    let reply = bob
+        .encrypt(&mut rng, &alice_id, b"all good", &[1], &[1])
+        .unwrap();
     assert_eq!(
         receive(&mut rng, &mut alice, &bob_at, &reply).plaintext,
         b"all good"
@@ -1407,13 +1506,17 @@ fn sealed_fan_out_opens_on_every_device_and_only_there() {
             for (bob, n) in [(&mut bob1, 1), (&mut bob2, 2)] {
                 // Each of Bob's devices holds a session with the phone only
                 // (and none with its sibling), so it lists just those.
-                let out = bob.encrypt(&alice_id, b"ack", &[1], &[n]).unwrap();
+                let out = bob
+                    .encrypt(&mut rng, &alice_id, b"ack", &[1], &[n])
+                    .unwrap();
                 assert_eq!(
                     receive(&mut rng, &mut phone, &addr("bob", n), &out).plaintext,
                     b"ack"
                 );
             }
-            let out = desktop.encrypt(&alice_id, b"ack", &[1, 2], &[]).unwrap();
+            let out = desktop
+                .encrypt(&mut rng, &alice_id, b"ack", &[1, 2], &[])
+                .unwrap();
             receive(&mut rng, &mut phone, &addr("alice", 2), &out);
         }
     }
@@ -1495,7 +1598,9 @@ fn sealed_ratchet_message_under_a_foreign_certificate_is_an_identity_mismatch() 
     // replays one of Alice's ratchet messages inside it.
     let mallory = identity("mallory", 0);
     let forged_cert = server.certify(&alice_at, mallory.public_key());
-    let prekey = alice.encrypt(&account("bob"), b"real", &[1], &[1]).unwrap();
+    let prekey = alice
+        .encrypt(&mut rng, &account("bob"), b"real", &[1], &[1])
+        .unwrap();
     assert!(!is_prekey_message(&prekey[0].message));
     let envelope = seal(
         &mut rng,
@@ -1529,7 +1634,9 @@ fn sealed_prekey_message_under_a_foreign_certificate_is_an_identity_mismatch() {
     let mut bob = device(&mut rng, "bob", 1);
     let alice_at = addr("alice", 1);
     introduce(&mut rng, &mut alice, &mut bob);
-    let out = alice.encrypt(&account("bob"), b"hi", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &account("bob"), b"hi", &[1], &[1])
+        .unwrap();
     let mallory = identity("mallory", 0);
     let forged_cert = server.certify(&alice_at, mallory.public_key());
     let envelope = seal(
@@ -1612,7 +1719,7 @@ fn safety_numbers_through_the_manager() {
         Ok(SafetyNumberMatch::Mismatch)
     );
     // New Bob learns Alice's key from her first message, and the numbers agree again.
-    let out = alice.encrypt(&bob_id, b"hi", &[1], &[1]).unwrap();
+    let out = alice.encrypt(&mut rng, &bob_id, b"hi", &[1], &[1]).unwrap();
     receive(&mut rng, &mut bob, &addr("alice", 1), &out);
     let on_new_bob = bob.safety_number(&alice_id).unwrap();
     assert_eq!(changed.digits(), on_new_bob.digits());
@@ -1669,7 +1776,9 @@ fn verifying_the_new_key_also_unblocks() {
         &TrustState::Verified
     );
     alice.process_bundle(&mut rng, &bob_id, bundle).unwrap();
-    let out = alice.encrypt(&bob_id, b"verified", &[1], &[1]).unwrap();
+    let out = alice
+        .encrypt(&mut rng, &bob_id, b"verified", &[1], &[1])
+        .unwrap();
     assert_eq!(
         receive(&mut rng, &mut bob, &addr("alice", 1), &out).plaintext,
         b"verified"
@@ -1697,7 +1806,7 @@ fn own_bundle_and_own_messages_are_self_sends() {
     // A message claiming to come from this very device.
     let mut twin = device(&mut rng, "alice", 2);
     introduce(&mut rng, &mut twin, &mut alice);
-    let out = twin.encrypt(&alice_id, b"x", &[1], &[]).unwrap();
+    let out = twin.encrypt(&mut rng, &alice_id, b"x", &[1], &[]).unwrap();
     assert_eq!(
         alice.decrypt(&mut rng, &addr("alice", 1), &out[0].message),
         Err(DeviceError::Protocol(Error::SelfSend))
@@ -1732,11 +1841,12 @@ fn own_account_device_with_a_foreign_identity_is_an_impostor() {
     let one_time = alice_bundle.one_time_prekey().unwrap().0;
     let mut session = ratchetbox::Session::initiate(
         &mut rng,
-        &impostor.local().identity,
+        impostor.local(),
+        &alice_id,
         &alice_bundle.verify().unwrap(),
     )
     .unwrap();
-    let message = session.encrypt(b"it's me, your laptop").unwrap();
+    let message = session.encrypt(&mut rng, b"it's me, your laptop").unwrap();
     let before = snapshot(&alice);
     assert_eq!(
         alice.decrypt(&mut rng, &addr("alice", 3), &message),
@@ -1769,7 +1879,9 @@ fn group_state_lives_in_the_store() {
     introduce(&mut rng, &mut phone, &mut desktop);
 
     assert_eq!(
-        phone.with_group(group_id, |g| g.encrypt(b"x")).err(),
+        phone
+            .with_group(group_id, |g| g.encrypt(&mut rng, b"x"))
+            .err(),
         Some(DeviceError::UnknownGroup)
     );
     phone
@@ -1780,7 +1892,7 @@ fn group_state_lives_in_the_store() {
         .unwrap();
     // The distribution travels over the 1:1 sessions, to Bob and the desktop.
     let out = phone
-        .encrypt(&bob_id, &distribution, &[1], &[1, 2])
+        .encrypt(&mut rng, &bob_id, &distribution, &[1], &[1, 2])
         .unwrap();
     for receiver in [&mut bob, &mut desktop] {
         let got = receive(&mut rng, receiver, &phone_at, &out);
@@ -1798,7 +1910,7 @@ fn group_state_lives_in_the_store() {
     for i in 0..3 {
         let plaintext = text("group", i);
         let ciphertext = phone
-            .with_group(group_id, |g| g.encrypt(&plaintext))
+            .with_group(group_id, |g| g.encrypt(&mut rng, &plaintext))
             .unwrap();
         messages.push((plaintext, ciphertext));
     }
@@ -1831,7 +1943,7 @@ fn group_state_lives_in_the_store() {
     // Bob's chain the other way, and through a store snapshot. Bob has not
     // talked to the desktop yet.
     assert_eq!(
-        bob.encrypt(&alice_id, b"x", &[1, 2], &[1]),
+        bob.encrypt(&mut rng, &alice_id, b"x", &[1, 2], &[1]),
         Err(DeviceError::DeviceListMismatch {
             missing: vec![addr("alice", 2)],
             stale: vec![],
@@ -1842,7 +1954,7 @@ fn group_state_lives_in_the_store() {
         .with_group(group_id, |g| Ok(g.distribution().to_vec()))
         .unwrap();
     let out = bob
-        .encrypt(&alice_id, &bob_distribution, &[1, 2], &[1])
+        .encrypt(&mut rng, &alice_id, &bob_distribution, &[1, 2], &[1])
         .unwrap();
     for receiver in [&mut phone, &mut desktop] {
         let got = receive(&mut rng, receiver, &bob_at, &out);
@@ -1853,7 +1965,7 @@ fn group_state_lives_in_the_store() {
             .unwrap();
     }
     let ciphertext = bob
-        .with_group(group_id, |g| g.encrypt(b"from bob"))
+        .with_group(group_id, |g| g.encrypt(&mut rng, b"from bob"))
         .unwrap();
     let (local, store) = desktop.into_parts();
     let mut desktop = SessionManager::new(local, MemoryStore::decode(&store.encode()).unwrap());
@@ -1899,7 +2011,9 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
 
     let b = bundle_of(&mut rng, &mut alice);
     bob.process_bundle(&mut rng, &alice_id, b).unwrap();
-    let m = bob.encrypt(&alice_id, b"hi from bob", &[1], &[]).unwrap();
+    let m = bob
+        .encrypt(&mut rng, &alice_id, b"hi from bob", &[1], &[])
+        .unwrap();
     alice
         .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
         .unwrap();
@@ -1907,25 +2021,33 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
     // Unverified: Mallory's key is a reported, allowed change.
     let b = bundle_of(&mut rng, &mut alice);
     mallory.process_bundle(&mut rng, &alice_id, b).unwrap();
-    let m = mallory.encrypt(&alice_id, b"mallory 1", &[1], &[]).unwrap();
+    let m = mallory
+        .encrypt(&mut rng, &alice_id, b"mallory 1", &[1], &[])
+        .unwrap();
     let got = alice
         .decrypt(&mut rng, &addr("bob", 2), &m[0].message)
         .unwrap();
     assert!(got.identity_change.is_some());
     // Bob's session at bob/1 was under the replaced key, so it was dropped,
-    // and his next message (a repeat of his spent prekey message) is refused.
+    // and his next message (a repeat of his accepted prekey message) is refused
+    // (v2: as a repeat; v1 refused it for its spent one-time prekey).
     assert_eq!(alice.session_devices(&bob_id).unwrap(), vec![2]);
-    let m = bob.encrypt(&alice_id, b"still me", &[1], &[]).unwrap();
-    assert!(
-        alice
-            .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
-            .is_err()
+    let m = bob
+        .encrypt(&mut rng, &alice_id, b"still me", &[1], &[])
+        .unwrap();
+    assert_eq!(
+        alice.decrypt(&mut rng, &addr("bob", 1), &m[0].message),
+        Err(DeviceError::Protocol(Error::RepeatedPreKeyMessage {
+            base_key: prekey_base_key(&m[0].message)
+        }))
     );
 
     // Bob starts afresh: his key is recorded again and Mallory's session is gone.
     let b = bundle_of(&mut rng, &mut alice);
     bob.process_bundle(&mut rng, &alice_id, b).unwrap();
-    let m = bob.encrypt(&alice_id, b"bob again", &[1], &[]).unwrap();
+    let m = bob
+        .encrypt(&mut rng, &alice_id, b"bob again", &[1], &[])
+        .unwrap();
     alice
         .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
         .unwrap();
@@ -1938,7 +2060,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
     mallory.process_bundle(&mut rng, &alice_id, b).unwrap();
     let before = snapshot(&alice);
     let m = mallory
-        .encrypt(&alice_id, b"send me the code", &[1], &[])
+        .encrypt(&mut rng, &alice_id, b"send me the code", &[1], &[])
         .unwrap();
     assert_eq!(
         blocked_account(&alice.decrypt(&mut rng, &addr("bob", 2), &m[0].message)),
@@ -1950,7 +2072,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
     );
     // Bob's verified session still works while the change is blocked.
     let m = bob
-        .encrypt(&alice_id, b"it's really me", &[1], &[])
+        .encrypt(&mut rng, &alice_id, b"it's really me", &[1], &[])
         .unwrap();
     let got = alice
         .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
@@ -2001,7 +2123,7 @@ fn an_account_cannot_grow_past_the_device_bound() {
         Err(DeviceError::TooManyDevices { account: bob_id })
     );
     let m = extra
-        .encrypt(&account("alice"), b"one more", &[1], &[])
+        .encrypt(&mut rng, &account("alice"), b"one more", &[1], &[])
         .unwrap();
     assert_eq!(
         alice.decrypt(&mut rng, &addr("bob", 999), &m[0].message),

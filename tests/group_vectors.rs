@@ -1,4 +1,4 @@
-//! Known-answer vectors for sender-key groups (`tests/vectors/group_v1.txt`):
+//! Known-answer vectors for sender-key groups (`tests/vectors/group_v2.txt`):
 //! a sender's distribution message, its first three group messages, and the
 //! stored state of a receiver that decrypted them out of order.
 //!
@@ -7,8 +7,8 @@
 //! src/group/session.rs): the 32-byte chain key, then the 32-bit chain id
 //! (`next_u32`, which this generator makes from the next 4 bytes read as a
 //! little-endian integer), then the 32-byte Ed25519 seed of the group signing
-//! key (`IdentityKeyPair::generate`). Ed25519 signatures are deterministic, so
-//! every output is fixed.
+//! key (`IdentityKeyPair::generate`); then each `encrypt` draws the message's
+//! 12-byte nonce. Ed25519 signatures are deterministic, so every output is fixed.
 //!
 //! Checked in both directions: running the protocol from the inputs reproduces
 //! every output byte, and the stored messages verify and decrypt, in a receiver
@@ -27,7 +27,7 @@ use ratchetbox::group::{GroupSession, group_message_overhead};
 use ratchetbox::sealed::Address;
 use ratchetbox::{IdentityKeyPair, KEY_LEN, SIGNATURE_LEN, TAG_LEN, hazmat};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/group_v1.txt");
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/group_v2.txt");
 
 fn arr(v: &[u8]) -> [u8; 32] {
     v.try_into().expect("32 bytes")
@@ -50,6 +50,9 @@ fn inputs() -> BTreeMap<&'static str, Vec<u8>> {
         ("receiver_chain_key", pattern(0x70)),
         ("receiver_chain_id_draw", vec![0xa1, 0xb2, 0xc3, 0xd4]),
         ("receiver_signing_seed", pattern(0xa0)),
+        ("sender_nonce_0", pattern(0xc0)[..12].to_vec()),
+        ("sender_nonce_1", pattern(0xd0)[..12].to_vec()),
+        ("sender_nonce_2", pattern(0xe0)[..12].to_vec()),
         ("plaintext_0", b"First message to the group.".to_vec()),
         ("plaintext_1", b"Second, delivered last.".to_vec()),
         ("plaintext_2", b"Third, delivered first.".to_vec()),
@@ -80,6 +83,11 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     let mut rng = party_rng(&input, "sender");
     let mut sender = GroupSession::create(&mut rng, i("group_id")).unwrap();
     rng.assert_exhausted();
+    let mut nonces = ScriptedRng::new(&[
+        i("sender_nonce_0"),
+        i("sender_nonce_1"),
+        i("sender_nonce_2"),
+    ]);
     let chain_id = u32::from_le_bytes(i("sender_chain_id_draw").try_into().unwrap());
     out.insert("sender_chain_id".into(), chain_id.to_be_bytes().to_vec());
     out.insert(
@@ -92,8 +100,13 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     let distribution = sender.distribution();
     out.insert("distribution".into(), distribution.to_vec());
     let messages: Vec<Vec<u8>> = (0..3)
-        .map(|n| sender.encrypt(i(&format!("plaintext_{n}"))).unwrap())
+        .map(|n| {
+            sender
+                .encrypt(&mut nonces, i(&format!("plaintext_{n}")))
+                .unwrap()
+        })
         .collect();
+    nonces.assert_exhausted();
     for (n, m) in messages.iter().enumerate() {
         out.insert(format!("message_{n}"), m.clone());
     }
@@ -121,7 +134,7 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-const HEADER: &str = "# ratchetbox v1 sender-key group known-answer vector. Hex, alphabetical.\n\
+const HEADER: &str = "# ratchetbox v2 sender-key group known-answer vector. Hex, alphabetical.\n\
          #\n\
          # Random draws, in order, by GroupSession::create (OwnChain::generate):\n\
          #   1. chain key, 32 bytes              (<party>_chain_key)\n\
@@ -129,6 +142,7 @@ const HEADER: &str = "# ratchetbox v1 sender-key group known-answer vector. Hex,
          #      LITTLE-endian u32 by the scripted RNG; sender_chain_id is that u32 as\n\
          #      it appears on the wire (big-endian)\n\
          #   3. Ed25519 seed of the group signing key, 32 bytes (<party>_signing_seed)\n\
+         # and then, by each encrypt, the message's 12-byte nonce (sender_nonce_<n>).\n\
          # The sender creates its session, emits `distribution` (iteration 0) and\n\
          # encrypts plaintext_0..2 as message_0..2 (Ed25519 signatures are\n\
          # deterministic); sender_state is its stored session afterwards. The\n\
@@ -153,7 +167,7 @@ struct Layout {
 impl Layout {
     fn of(g: usize, message_len: usize) -> Self {
         Self {
-            header: 2 + g + 8,
+            header: 2 + g + 8 + 12,
             signed: message_len - SIGNATURE_LEN,
         }
     }
@@ -177,7 +191,7 @@ fn stored_group_vector_decrypts() {
     assert_eq!(o("sender_signing_public_key"), public);
 
     // The distribution: tag, group id, chain id, iteration 0, chain key, signing key.
-    let mut expected = vec![0x31, g as u8];
+    let mut expected = vec![0x33, g as u8];
     expected.extend_from_slice(group_id);
     expected.extend_from_slice(chain_id);
     expected.extend_from_slice(&0u32.to_be_bytes());
@@ -192,10 +206,11 @@ fn stored_group_vector_decrypts() {
         let plaintext = i(&format!("plaintext_{n}"));
         assert_eq!(message.len(), group_message_overhead(g) + plaintext.len());
         let at = Layout::of(g, message.len());
-        let mut header = vec![0x32, g as u8];
+        let mut header = vec![0x34, g as u8];
         header.extend_from_slice(group_id);
         header.extend_from_slice(chain_id);
         header.extend_from_slice(&n.to_be_bytes());
+        header.extend_from_slice(i(&format!("sender_nonce_{n}")));
         assert_eq!(message[..at.header], header[..]);
         let signature: [u8; SIGNATURE_LEN] = message[at.signed..].try_into().unwrap();
         hazmat::ed25519_verify(&public, &message[..at.signed], &signature).unwrap();
@@ -218,7 +233,8 @@ fn stored_group_vector_decrypts() {
 
     // The stored state holds the skipped key of iteration 1 as its last
     // skipped entry (before the empty removed-account list): it opens message_1
-    // as ChaCha20-Poly1305 with an all-zero nonce and the header as associated data.
+    // as ChaCha20-Poly1305 with the message's nonce and the header (tag through
+    // nonce) as associated data.
     let state = o("receiver_state_after_2_0");
     let entry = state.len() - 4 - (4 + KEY_LEN);
     assert_eq!(state[entry..entry + 4], 1u32.to_be_bytes());
@@ -229,7 +245,7 @@ fn stored_group_vector_decrypts() {
     assert_eq!(
         hazmat::aead_open(
             &key,
-            &[0; 12],
+            i("sender_nonce_1").try_into().unwrap(),
             &message_1[..at.header],
             &message_1[at.header..at.signed]
         )

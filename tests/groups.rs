@@ -25,16 +25,16 @@ use ratchetbox::group::{
 };
 use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::sealed::Address;
-use ratchetbox::{DecodeError, Error, IdentityKeyPair, KEY_LEN, SIGNATURE_LEN, TAG_LEN};
+use ratchetbox::{DecodeError, Error, IdentityKeyPair, KEY_LEN, NONCE_LEN, SIGNATURE_LEN, TAG_LEN};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
 /// Format tag of a distribution message.
-const DISTRIBUTION_TAG: u8 = 0x31;
+const DISTRIBUTION_TAG: u8 = 0x33;
 /// Format tag of a group message.
-const GROUP_MESSAGE_TAG: u8 = 0x32;
+const GROUP_MESSAGE_TAG: u8 = 0x34;
 /// Format tag and version of a stored group session.
 const STATE_TAG: u8 = 0x47;
 const STATE_VERSION: u8 = 1;
@@ -115,6 +115,12 @@ fn chain_id_of(bytes: &[u8]) -> u32 {
 fn iteration_of(bytes: &[u8]) -> u32 {
     let at = chain_id_at(usize::from(bytes[1])) + 4;
     u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// Offset of the ciphertext in a group message (v2: after the chain id, the
+/// iteration and the 12-byte random nonce).
+fn ciphertext_at(group_id_len: usize) -> usize {
+    chain_id_at(group_id_len) + 8 + NONCE_LEN
 }
 
 /// A member device and its session.
@@ -650,7 +656,9 @@ impl World {
                 "chain id"
             } else if len < 2 + l + 8 {
                 "iteration"
-            } else if len < 2 + l + 8 + TAG_LEN + SIGNATURE_LEN {
+            } else if len < 2 + l + 8 + NONCE_LEN {
+                "nonce"
+            } else if len < 2 + l + 8 + NONCE_LEN + TAG_LEN + SIGNATURE_LEN {
                 "group message body"
             } else {
                 return Error::WrongGroup;
@@ -780,7 +788,10 @@ impl World {
                 for p in plaintexts {
                     let mut plaintext = p.clone();
                     plaintext.extend_from_slice(&(self.sent.len() as u32).to_le_bytes());
-                    let bytes = self.devices[s].session.encrypt(&plaintext).unwrap();
+                    let bytes = self.devices[s]
+                        .session
+                        .encrypt(&mut self.rng, &plaintext)
+                        .unwrap();
                     let (chain_id, iteration) = self.own[s];
                     assert_eq!(
                         bytes.len(),
@@ -1053,8 +1064,12 @@ fn impersonate(holder: &GroupSession, victim: &Member, signer: &GroupSession) ->
 #[test]
 fn forged_signatures_are_rejected() {
     let mut m = trio(1, GroupConfig::default());
+    let mut rng = rng(1001);
     let alice = m[0].addr();
-    let message = m[0].session.encrypt(b"meet at the trailhead").unwrap();
+    let message = m[0]
+        .session
+        .encrypt(&mut rng, b"meet at the trailhead")
+        .unwrap();
     let signature_at = message.len() - SIGNATURE_LEN;
 
     // Every bit of the signature.
@@ -1063,7 +1078,8 @@ fn forged_signatures_are_rejected() {
         forged[signature_at + bit / 8] ^= 1 << (bit % 8);
         assert_rejected(&mut m[1].session, alice, &forged, Error::InvalidSignature);
     }
-    // Every bit the signature covers after the chain id (iteration, ciphertext, tag).
+    // Every bit the signature covers after the chain id (iteration, nonce,
+    // ciphertext, tag).
     for bit in (chain_id_at(GROUP_ID.len()) + 4) * 8..signature_at * 8 {
         let mut forged = message.clone();
         forged[bit / 8] ^= 1 << (bit % 8);
@@ -1088,14 +1104,19 @@ fn forged_signatures_are_rejected() {
 
     // Carol holds Alice's chain key, so she can encrypt a message on Alice's
     // chain that would decrypt; only the signature gives her away.
+    // (Both draw the same nonce, so that they differ only in the signature.)
     let mut as_alice = impersonate(&m[2].session, &m[0], &m[2].session);
-    let forged = as_alice.encrypt(b"cancelled, stay home").unwrap();
+    let forged = as_alice
+        .encrypt(&mut self::rng(1100), b"cancelled, stay home")
+        .unwrap();
     assert_eq!(iteration_of(&forged), 0);
     assert_rejected(&mut m[1].session, alice, &forged, Error::InvalidSignature);
     // The same construction with Alice's signing key is accepted: the forgery
     // above differs only in its signature.
     let mut genuine = impersonate(&m[2].session, &m[0], &m[0].session);
-    let control = genuine.encrypt(b"cancelled, stay home").unwrap();
+    let control = genuine
+        .encrypt(&mut self::rng(1100), b"cancelled, stay home")
+        .unwrap();
     let signed = control.len() - SIGNATURE_LEN;
     assert_eq!(control[..signed], forged[..signed]);
     assert_ne!(control[signed..], forged[signed..]);
@@ -1103,7 +1124,7 @@ fn forged_signatures_are_rejected() {
     assert_decrypts(&mut bob_copy, alice, &control, b"cancelled, stay home");
 
     // Carol's own message relabelled with Alice's chain id, still signed by Carol.
-    let mut relabelled = m[2].session.encrypt(b"from carol").unwrap();
+    let mut relabelled = m[2].session.encrypt(&mut rng, b"from carol").unwrap();
     assert_rejected(&mut m[1].session, alice, &relabelled, Error::NotAMember);
     let at = chain_id_at(GROUP_ID.len());
     relabelled[at..at + 4].copy_from_slice(&chain_id_of(&message).to_be_bytes());
@@ -1123,14 +1144,15 @@ fn forged_signatures_are_rejected() {
 #[test]
 fn a_valid_signature_over_a_bad_ciphertext_fails_decryption() {
     let mut m = trio(2, GroupConfig::default());
+    let mut rng = rng(1002);
     let alice = m[0].addr();
     let key = signing_key(&m[0].session);
     let messages: Vec<Vec<u8>> = (0..3u8)
-        .map(|i| m[0].session.encrypt(&[i; 5]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i; 5]).unwrap())
         .collect();
     // Only the sender can do this; the AEAD still catches it, on the current
     // chain (staged skipped keys are rolled back) and on a stored skipped key.
-    let header_len = chain_id_at(GROUP_ID.len()) + 8;
+    let header_len = ciphertext_at(GROUP_ID.len());
     let tag_at = messages[2].len() - SIGNATURE_LEN - TAG_LEN;
     for at in [header_len, tag_at, tag_at + TAG_LEN - 1] {
         let mut bad = messages[2].clone();
@@ -1145,10 +1167,18 @@ fn a_valid_signature_over_a_bad_ciphertext_fails_decryption() {
     assert_rejected(&mut m[1].session, alice, &bad, Error::DecryptionFailed);
     // The header is the AEAD's associated data: the same ciphertext under
     // another iteration fails too.
+    let iteration_last = chain_id_at(GROUP_ID.len()) + 7;
     let mut moved = messages[1].clone();
-    moved[header_len - 1] = 0;
+    moved[iteration_last] = 0;
     resign(&mut moved, &key);
     assert_rejected(&mut m[1].session, alice, &moved, Error::DecryptionFailed);
+    // So does the same ciphertext under another nonce (first and last byte).
+    for at in [header_len - NONCE_LEN, header_len - 1] {
+        let mut renonced = messages[1].clone();
+        renonced[at] ^= 0x01;
+        resign(&mut renonced, &key);
+        assert_rejected(&mut m[1].session, alice, &renonced, Error::DecryptionFailed);
+    }
     assert_decrypts(&mut m[1].session, alice, &messages[0], &[0; 5]);
     assert_decrypts(&mut m[1].session, alice, &messages[1], &[1; 5]);
 }
@@ -1156,17 +1186,19 @@ fn a_valid_signature_over_a_bad_ciphertext_fails_decryption() {
 #[test]
 fn truncated_and_malformed_group_messages_are_decode_errors() {
     let mut m = trio(3, GroupConfig::default());
+    let mut rng = rng(1003);
     let alice = m[0].addr();
-    let message = m[0].session.encrypt(b"hello").unwrap();
+    let message = m[0].session.encrypt(&mut rng, b"hello").unwrap();
     let g = GROUP_ID.len();
-    let body_at = 2 + g + 8;
+    let body_at = ciphertext_at(g);
     for len in 0..message.len() {
         let field = match len {
             0 => "format tag",
             1 => "group id length",
             l if l < 2 + g => "group id",
             l if l < 2 + g + 4 => "chain id",
-            l if l < body_at => "iteration",
+            l if l < 2 + g + 8 => "iteration",
+            l if l < body_at => "nonce",
             l if l < body_at + TAG_LEN + SIGNATURE_LEN => "group message body",
             // Shorter than sent but long enough to parse: the signature fails.
             _ => {
@@ -1229,7 +1261,7 @@ fn non_members_and_removed_members_are_refused() {
         ],
     );
     let mut dave = GroupSession::create(&mut rng, GROUP_ID).unwrap();
-    let from_dave = dave.encrypt(b"let me in").unwrap();
+    let from_dave = dave.encrypt(&mut rng, b"let me in").unwrap();
     // Never distributed: Bob knows no chain of Dave.
     assert_rejected(
         &mut m[2].session,
@@ -1240,7 +1272,7 @@ fn non_members_and_removed_members_are_refused() {
     // Chains belong to a device, not an account: Alice's first device's message
     // is refused from her second device and from an unknown third one, and her
     // own devices do not hold their own chains.
-    let from_alice = m[0].session.encrypt(b"hi").unwrap();
+    let from_alice = m[0].session.encrypt(&mut rng, b"hi").unwrap();
     for (account, device) in [(&b"alice"[..], 2), (b"alice", 3), (b"alicf", 1)] {
         assert_rejected(
             &mut m[2].session,
@@ -1258,8 +1290,8 @@ fn non_members_and_removed_members_are_refused() {
     assert_decrypts(&mut m[1].session, addr(b"alice", 1), &from_alice, b"hi");
 
     // Carol's messages in flight when Bob removes her account (both devices).
-    let carol_1 = m[3].session.encrypt(b"c1").unwrap();
-    let carol_2 = m[4].session.encrypt(b"c2").unwrap();
+    let carol_1 = m[3].session.encrypt(&mut rng, b"c1").unwrap();
+    let carol_2 = m[4].session.encrypt(&mut rng, b"c2").unwrap();
     let rotated = m[2].session.remove_member(&mut rng, b"carol").unwrap();
     let devices: Vec<(Vec<u8>, u32)> = m[2]
         .session
@@ -1279,7 +1311,7 @@ fn non_members_and_removed_members_are_refused() {
         &carol_2,
         Error::NotAMember,
     );
-    let later = m[3].session.encrypt(b"still here?").unwrap();
+    let later = m[3].session.encrypt(&mut rng, b"still here?").unwrap();
     assert_rejected(
         &mut m[2].session,
         addr(b"carol", 1),
@@ -1287,7 +1319,7 @@ fn non_members_and_removed_members_are_refused() {
         Error::NotAMember,
     );
     // Bob's new chain: Alice reads it once she processes the distribution.
-    let from_bob = m[2].session.encrypt(b"carol is out").unwrap();
+    let from_bob = m[2].session.encrypt(&mut rng, b"carol is out").unwrap();
     assert_rejected(
         &mut m[0].session,
         addr(b"bob", 1),
@@ -1328,7 +1360,7 @@ fn messages_of_another_group_are_refused() {
     // Alice in another group, and in a group whose id extends this one's.
     for other in [&b"book club"[..], b"hiking club!", b"hiking clu"] {
         let mut elsewhere = GroupSession::create(&mut rng, other).unwrap();
-        let message = elsewhere.encrypt(b"wrong room").unwrap();
+        let message = elsewhere.encrypt(&mut rng, b"wrong room").unwrap();
         assert_rejected(&mut m[1].session, alice, &message, Error::WrongGroup);
         assert_distribution_rejected(
             &mut m[1].session,
@@ -1338,7 +1370,7 @@ fn messages_of_another_group_are_refused() {
         );
     }
     // Every bit of the group id of a genuine message.
-    let message = m[0].session.encrypt(b"right room").unwrap();
+    let message = m[0].session.encrypt(&mut rng, b"right room").unwrap();
     for bit in 16..(2 + GROUP_ID.len()) * 8 {
         let mut moved = message.clone();
         moved[bit / 8] ^= 1 << (bit % 8);
@@ -1370,7 +1402,7 @@ fn alice_to_bob(seed: u64, config: GroupConfig, count: u8) -> (Vec<Member>, Vec<
         .unwrap();
     let mut m = vec![alice, bob];
     let messages = (0..count)
-        .map(|i| m[0].session.encrypt(&[i]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     (m, messages)
 }
@@ -1490,17 +1522,17 @@ fn skipped_keys_are_capped_and_evicted_oldest_first() {
         &[(b"alice", 1), (b"bob", 1), (b"carol", 1)],
     );
     let old: Vec<Vec<u8>> = (0..=CAP as u8)
-        .map(|i| m[0].session.encrypt(&[i]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     let rotated = m[0].session.rotate(&mut rng);
     m[1].session
         .process_distribution(addr(b"alice", 1), &rotated)
         .unwrap();
     let new: Vec<Vec<u8>> = (0..=CAP as u8)
-        .map(|i| m[0].session.encrypt(&[i]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     let from_carol: Vec<Vec<u8>> = (0..=CAP as u8)
-        .map(|i| m[2].session.encrypt(&[i]).unwrap())
+        .map(|i| m[2].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     for (from, last) in [
         (addr(b"alice", 1), &old[c]),
@@ -1539,7 +1571,7 @@ fn chains_per_sender_are_capped_oldest_dropped() {
             &[(b"alice", 1), (b"bob", 1), (b"carol", 1)],
         );
         let alice = m[0].addr();
-        let carol_message = m[2].session.encrypt(b"carol").unwrap();
+        let carol_message = m[2].session.encrypt(&mut rng, b"carol").unwrap();
         // `max` chains: two messages on each; the second arrives first, leaving
         // a skipped key in every chain.
         let mut chains = Vec::new();
@@ -1548,8 +1580,8 @@ fn chains_per_sender_are_capped_oldest_dropped() {
                 let rotated = m[0].session.rotate(&mut rng);
                 m[1].session.process_distribution(alice, &rotated).unwrap();
             }
-            let first = m[0].session.encrypt(&[chain as u8, 0]).unwrap();
-            let second = m[0].session.encrypt(&[chain as u8, 1]).unwrap();
+            let first = m[0].session.encrypt(&mut rng, &[chain as u8, 0]).unwrap();
+            let second = m[0].session.encrypt(&mut rng, &[chain as u8, 1]).unwrap();
             assert_decrypts(&mut m[1].session, alice, &second, &[chain as u8, 1]);
             chains.push((chain_id_of(&first), first));
         }
@@ -1561,7 +1593,7 @@ fn chains_per_sender_are_capped_oldest_dropped() {
         // One more rotation drops the oldest chain with its skipped key.
         let rotated = m[0].session.rotate(&mut rng);
         m[1].session.process_distribution(alice, &rotated).unwrap();
-        let latest = m[0].session.encrypt(b"latest").unwrap();
+        let latest = m[0].session.encrypt(&mut rng, b"latest").unwrap();
         assert_rejected(&mut m[1].session, alice, &chains[0].1, Error::NotAMember);
         let held = Stored::parse(&m[1].session.encode()).chains_of(b"alice", 1);
         assert_eq!(held.len(), max as usize);
@@ -1591,7 +1623,7 @@ fn removed_member_reads_nothing_sent_after_the_rotation() {
         &[(b"alice", 1), (b"bob", 1), (b"bob", 2), (b"carol", 1)],
     );
     let (alice, carol) = (m[0].addr(), m[3].addr());
-    let in_flight = m[0].session.encrypt(b"before").unwrap();
+    let in_flight = m[0].session.encrypt(&mut rng, b"before").unwrap();
     let old_chain = chain_id_of(&in_flight);
     // Alice and Carol each remove Bob and exchange their new distributions.
     let from_alice = m[0].session.remove_member(&mut rng, b"bob").unwrap();
@@ -1603,9 +1635,9 @@ fn removed_member_reads_nothing_sent_after_the_rotation() {
         .process_distribution(carol, &from_carol)
         .unwrap();
 
-    let after = m[0].session.encrypt(b"after").unwrap();
+    let after = m[0].session.encrypt(&mut rng, b"after").unwrap();
     assert_ne!(chain_id_of(&after), old_chain);
-    let carol_after = m[3].session.encrypt(b"carol after").unwrap();
+    let carol_after = m[3].session.encrypt(&mut rng, b"carol after").unwrap();
     for bob in [1, 2] {
         assert_rejected(&mut m[bob].session, alice, &after, Error::NotAMember);
         assert_rejected(&mut m[bob].session, carol, &carol_after, Error::NotAMember);
@@ -1627,7 +1659,7 @@ fn removed_member_reads_nothing_sent_after_the_rotation() {
     assert_decrypts(&mut m[1].session, alice, &in_flight, b"before");
     // Bob's devices are refused by the remaining members, even on their old chains.
     for bob in [1, 2] {
-        let from_bob = m[bob].session.encrypt(b"hello?").unwrap();
+        let from_bob = m[bob].session.encrypt(&mut rng, b"hello?").unwrap();
         let bob_addr = m[bob].addr();
         assert_rejected(&mut m[0].session, bob_addr, &from_bob, Error::NotAMember);
         assert_rejected(&mut m[3].session, bob_addr, &from_bob, Error::NotAMember);
@@ -1659,13 +1691,13 @@ fn removed_member_reads_nothing_sent_after_the_rotation() {
 
     // Readmitted, Bob reads from his new distribution on, and nothing Alice
     // sent before she hands him her chain again.
-    let sent_while_out = m[0].session.encrypt(b"while out").unwrap();
+    let sent_while_out = m[0].session.encrypt(&mut rng, b"while out").unwrap();
     m[0].session.readmit_member(b"bob");
     m[0].session.readmit_member(b"never removed");
     assert!(Stored::parse(&m[0].session.encode()).removed.is_empty());
     let (bob_1, bob_new) = (m[1].addr(), m[1].session.distribution());
     m[0].session.process_distribution(bob_1, &bob_new).unwrap();
-    let bob_back = m[1].session.encrypt(b"back").unwrap();
+    let bob_back = m[1].session.encrypt(&mut rng, b"back").unwrap();
     assert_decrypts(&mut m[0].session, bob_1, &bob_back, b"back");
     let alice_now = m[0].session.distribution();
     m[1].session
@@ -1677,7 +1709,7 @@ fn removed_member_reads_nothing_sent_after_the_rotation() {
         &sent_while_out,
         Error::DuplicateMessage,
     );
-    let welcome = m[0].session.encrypt(b"welcome back").unwrap();
+    let welcome = m[0].session.encrypt(&mut rng, b"welcome back").unwrap();
     assert_decrypts(&mut m[1].session, alice, &welcome, b"welcome back");
 }
 
@@ -1709,14 +1741,14 @@ fn late_joiner_reads_from_its_distribution_iteration_on() {
     let mut m = trio(42, GroupConfig::default());
     let alice = m[0].addr();
     let early: Vec<Vec<u8>> = (0..5u8)
-        .map(|i| m[0].session.encrypt(&[i]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     let mut dave = GroupSession::create(&mut rng, GROUP_ID).unwrap();
     let distribution = m[0].session.distribution();
     assert_eq!(iteration_of(&distribution), 5);
     dave.process_distribution(alice, &distribution).unwrap();
     let later: Vec<Vec<u8>> = (5..10u8)
-        .map(|i| m[0].session.encrypt(&[i]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     // The keys of iterations 0..5 were never held.
     for msg in &early {
@@ -1763,12 +1795,12 @@ fn decrypt_batch_of_200_messages() {
         GroupConfig::default(),
         &[(b"alice", 1), (b"bob", 1), (b"bob", 2), (b"dave", 1)],
     );
-    let send = |m: &mut Vec<Member>, round: u32| {
+    let send = |m: &mut Vec<Member>, rng: &mut ChaCha20Rng, round: u32| {
         let mut out = Vec::new();
         for i in 0..200u32 {
             let sender = (i % 3) as usize;
             let plaintext = format!("round {round} message {i}").into_bytes();
-            let bytes = m[sender].session.encrypt(&plaintext).unwrap();
+            let bytes = m[sender].session.encrypt(rng, &plaintext).unwrap();
             out.push((m[sender].addr(), bytes, plaintext));
         }
         // A fixed shuffle, so input order is not sending order.
@@ -1780,7 +1812,7 @@ fn decrypt_batch_of_200_messages() {
     };
 
     // All valid: every message decrypts, results in input order.
-    let round = send(&mut m, 0);
+    let round = send(&mut m, &mut rng, 0);
     let batch: Vec<(Address<'_>, &[u8])> =
         round.iter().map(|(a, b, _)| (*a, b.as_slice())).collect();
     let results = batch_matches_sequential(&mut m[3].session, &batch);
@@ -1800,11 +1832,11 @@ fn decrypt_batch_of_200_messages() {
 
     // One forged signature and one tampered ciphertext: batch verification
     // fails, each is verified on its own, and only those two fail.
-    let mut round = send(&mut m, 1);
+    let mut round = send(&mut m, &mut rng, 1);
     let (forged, tampered) = (17, 123);
     let last = round[forged].1.len() - 1;
     round[forged].1[last] ^= 0x01;
-    round[tampered].1[chain_id_at(GROUP_ID.len()) + 8] ^= 0x80;
+    round[tampered].1[ciphertext_at(GROUP_ID.len())] ^= 0x80;
     let batch: Vec<(Address<'_>, &[u8])> =
         round.iter().map(|(a, b, _)| (*a, b.as_slice())).collect();
     let results = batch_matches_sequential(&mut m[3].session, &batch);
@@ -1818,7 +1850,7 @@ fn decrypt_batch_of_200_messages() {
 
     // Errors found before verification, and a bad ciphertext under a valid
     // signature (batch verification passes, decryption fails).
-    let mut round = send(&mut m, 2);
+    let mut round = send(&mut m, &mut rng, 2);
     let key = signing_key(&m[0].session);
     let (bad_aead, non_member, wrong_group, truncated) = (3, 40, 80, 120);
     let alice_index = round
@@ -1826,12 +1858,14 @@ fn decrypt_batch_of_200_messages() {
         .position(|r| r.0.account_id() == b"alice")
         .unwrap();
     round.swap(bad_aead, alice_index);
-    round[bad_aead].1[chain_id_at(GROUP_ID.len()) + 8] ^= 0x80;
+    round[bad_aead].1[ciphertext_at(GROUP_ID.len())] ^= 0x80;
     resign(&mut round[bad_aead].1, &key);
     round[non_member].0 = addr(b"mallory", 1);
     let mut elsewhere = GroupSession::create(&mut rng, b"book club").unwrap();
-    round[wrong_group].1 = elsewhere.encrypt(b"elsewhere").unwrap();
-    round[truncated].1.truncate(30);
+    round[wrong_group].1 = elsewhere.encrypt(&mut rng, b"elsewhere").unwrap();
+    // Past the nonce, short of an AEAD tag and a signature (v2: 12 bytes more
+    // than in v1).
+    round[truncated].1.truncate(30 + NONCE_LEN);
     let duplicate = round[10].1.clone();
     let mut batch: Vec<(Address<'_>, &[u8])> =
         round.iter().map(|(a, b, _)| (*a, b.as_slice())).collect();
@@ -1875,11 +1909,11 @@ fn distribution_handling() {
 
     // A later distribution of a known chain does not skip ahead.
     let mut msgs: Vec<Vec<u8>> = (0..3u8)
-        .map(|i| m[0].session.encrypt(&[i]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     let at_three = m[0].session.distribution();
     assert_eq!(iteration_of(&at_three), 3);
-    msgs.extend((3..6u8).map(|i| m[0].session.encrypt(&[i]).unwrap()));
+    msgs.extend((3..6u8).map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap()));
     let at_six = m[0].session.distribution();
     for later in [&at_three, &at_six] {
         m[1].session.process_distribution(alice, later).unwrap();
@@ -2013,7 +2047,7 @@ fn malformed_distributions_are_decode_errors() {
     }
     // A group message is not a distribution.
     let mut sender = GroupSession::create(&mut rng, GROUP_ID).unwrap();
-    let message = sender.encrypt(b"x").unwrap();
+    let message = sender.encrypt(&mut rng, b"x").unwrap();
     assert_distribution_rejected(
         &mut bob,
         from,
@@ -2032,10 +2066,11 @@ fn malformed_distributions_are_decode_errors() {
 #[test]
 fn redelivered_distribution_does_not_replay_read_messages() {
     let mut m = trio(63, GroupConfig::default());
+    let mut rng = rng(1063);
     let alice = m[0].addr();
     let initial = m[0].session.distribution();
     let msgs: Vec<Vec<u8>> = (0..3u8)
-        .map(|i| m[0].session.encrypt(&[i]).unwrap())
+        .map(|i| m[0].session.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     for (i, msg) in msgs.iter().enumerate() {
         assert_decrypts(&mut m[1].session, alice, msg, &[i as u8]);
@@ -2060,13 +2095,14 @@ fn redelivered_distribution_does_not_replay_read_messages() {
 #[test]
 fn earlier_distribution_keeps_skipped_keys_and_read_messages_closed() {
     let mut m = trio(64, GroupConfig::default());
+    let mut rng = rng(1064);
     let alice = m[0].addr();
     let mut msgs = Vec::new();
-    msgs.push(m[0].session.encrypt(&[0]).unwrap());
-    msgs.push(m[0].session.encrypt(&[1]).unwrap());
+    msgs.push(m[0].session.encrypt(&mut rng, &[0]).unwrap());
+    msgs.push(m[0].session.encrypt(&mut rng, &[1]).unwrap());
     let at_two = m[0].session.distribution();
-    msgs.push(m[0].session.encrypt(&[2]).unwrap());
-    msgs.push(m[0].session.encrypt(&[3]).unwrap());
+    msgs.push(m[0].session.encrypt(&mut rng, &[2]).unwrap());
+    msgs.push(m[0].session.encrypt(&mut rng, &[3]).unwrap());
     // Bob reads 0 and 3: keys for 1 and 2 are stored, next iteration is 4.
     assert_decrypts(&mut m[1].session, alice, &msgs[0], &[0]);
     assert_decrypts(&mut m[1].session, alice, &msgs[3], &[3]);
@@ -2103,7 +2139,7 @@ fn mid_conversation() -> (Vec<Member>, Vec<Pending>) {
         for sender in [0usize, 2, 3, 4] {
             for i in 0..4u8 {
                 let plaintext = vec![round, sender as u8, i];
-                let bytes = m[sender].session.encrypt(&plaintext).unwrap();
+                let bytes = m[sender].session.encrypt(&mut rng, &plaintext).unwrap();
                 pending.push((sender, bytes, plaintext));
             }
         }
@@ -2151,10 +2187,25 @@ fn state_round_trips_mid_conversation() {
         assert_decrypts(&mut m[1].session, from, bytes, plaintext);
     }
     assert_eq!(*restored.encode(), *m[1].session.encode());
+    // v2: the nonce comes from the caller's rng. Given the same random bytes
+    // both produce the same message; given different ones the same chain
+    // position is sealed under a fresh nonce, so key and nonce never repeat.
+    let mut restored_copy = GroupSession::decode(&restored.encode()).unwrap();
+    let mine = m[1].session.encrypt(&mut rng(1070), b"same bytes").unwrap();
     assert_eq!(
-        restored.encrypt(b"same bytes").unwrap(),
-        m[1].session.encrypt(b"same bytes").unwrap()
+        restored.encrypt(&mut rng(1070), b"same bytes").unwrap(),
+        mine
     );
+    let other = restored_copy
+        .encrypt(&mut rng(1071), b"same bytes")
+        .unwrap();
+    let nonce_at = chain_id_at(GROUP_ID.len()) + 8;
+    assert_eq!(other[..nonce_at], mine[..nonce_at]);
+    assert_ne!(
+        other[nonce_at..nonce_at + 12],
+        mine[nonce_at..nonce_at + 12]
+    );
+    assert_ne!(other[nonce_at + 12..], mine[nonce_at + 12..]);
     let before: Vec<(Vec<u8>, u32)> = m[1]
         .session
         .member_devices()
@@ -2363,17 +2414,18 @@ fn state_with_255_chains_per_sender_round_trips() {
 fn group_message_overhead_and_distribution_size() {
     let mut rng = rng(80);
     for (len, overhead) in [
-        (1usize, 91usize),
-        (16, 106),
-        (32, 122),
-        (MAX_GROUP_ID_LEN, 154),
+        (1usize, 103usize),
+        (16, 118),
+        (32, 134),
+        (MAX_GROUP_ID_LEN, 166),
     ] {
         let group_id = vec![b'g'; len];
         let mut session = GroupSession::create(&mut rng, &group_id).unwrap();
         let distribution = session.distribution();
         println!(
             "group id {len:>2} bytes: group message overhead {} bytes \
-             (tag 1, id length 1, id {len}, chain id 4, iteration 4, AEAD tag {TAG_LEN}, \
+             (tag 1, id length 1, id {len}, chain id 4, iteration 4, nonce {NONCE_LEN}, \
+             AEAD tag {TAG_LEN}, \
              signature {SIGNATURE_LEN}); distribution {} bytes",
             group_message_overhead(len),
             distribution.len()
@@ -2385,7 +2437,7 @@ fn group_message_overhead_and_distribution_size() {
                 session.encrypted_len(plaintext_len),
                 overhead + plaintext_len
             );
-            let message = session.encrypt(&vec![0; plaintext_len]).unwrap();
+            let message = session.encrypt(&mut rng, &vec![0; plaintext_len]).unwrap();
             assert_eq!(message.len(), overhead + plaintext_len);
         }
     }
@@ -2441,7 +2493,7 @@ fn config_limits_buffers_and_counter_exhaustion() {
     let mut out = vec![0u8; alice.encrypted_len(5) - 1];
     let before = snapshot(&alice);
     assert_eq!(
-        alice.encrypt_into(b"hello", &mut out),
+        alice.encrypt_into(&mut rng, b"hello", &mut out),
         Err(Error::BufferTooSmall {
             needed: out.len() + 1,
             available: out.len()
@@ -2449,7 +2501,7 @@ fn config_limits_buffers_and_counter_exhaustion() {
     );
     assert_eq!(snapshot(&alice), before);
     let mut out = vec![0u8; alice.encrypted_len(5) + 3];
-    let written = alice.encrypt_into(b"hello", &mut out).unwrap();
+    let written = alice.encrypt_into(&mut rng, b"hello", &mut out).unwrap();
     assert_eq!(written, alice.encrypted_len(5));
 
     // Alice's chain at iteration 2^32 - 2: one more message, then it is exhausted.
@@ -2458,10 +2510,13 @@ fn config_limits_buffers_and_counter_exhaustion() {
     let mut alice = GroupSession::decode(&state.encode()).unwrap();
     bob.process_distribution(from, &alice.distribution())
         .unwrap();
-    let last = alice.encrypt(b"last").unwrap();
+    let last = alice.encrypt(&mut rng, b"last").unwrap();
     assert_eq!(iteration_of(&last), u32::MAX - 1);
     let before = snapshot(&alice);
-    assert_eq!(alice.encrypt(b"one too many"), Err(Error::CounterExhausted));
+    assert_eq!(
+        alice.encrypt(&mut rng, b"one too many"),
+        Err(Error::CounterExhausted)
+    );
     assert_eq!(snapshot(&alice), before);
     // A message claiming iteration 2^32 - 1, signed by Alice, is refused.
     let mut beyond = last.clone();
@@ -2475,6 +2530,6 @@ fn config_limits_buffers_and_counter_exhaustion() {
     let rotated = alice.rotate(&mut rng);
     assert_eq!(iteration_of(&rotated), 0);
     bob.process_distribution(from, &rotated).unwrap();
-    let fresh = alice.encrypt(b"fresh").unwrap();
+    let fresh = alice.encrypt(&mut rng, b"fresh").unwrap();
     assert_decrypts(&mut bob, from, &fresh, b"fresh");
 }

@@ -48,9 +48,9 @@ use ratchetbox::{DecodeError, Error, IdentityKey, IdentityKeyPair, KEY_LEN, TAG_
 // ---------------------------------------------------------------------------
 // Wire constants, restated from src/sealed/wire.rs.
 
-const SINGLE_TAG: u8 = 0x21;
-const MULTI_TAG: u8 = 0x22;
-const SPLIT_TAG: u8 = 0x23;
+const SINGLE_TAG: u8 = 0x24;
+const MULTI_TAG: u8 = 0x25;
+const SPLIT_TAG: u8 = 0x26;
 /// Encrypted sender identity: a key and its AEAD tag.
 const SENDER_BLOCK_LEN: usize = KEY_LEN + TAG_LEN;
 /// A recipient entry's sender-authentication tag.
@@ -183,7 +183,7 @@ fn recipient<'a>(
 type Outcome = Result<(Vec<u8>, Vec<u8>), Error>;
 
 fn outcome(opened: Result<Opened, Error>) -> Outcome {
-    opened.map(|o| (o.message, o.payload))
+    opened.map(|o| (o.message.to_vec(), o.payload.to_vec()))
 }
 
 fn delivered(payload: &[u8]) -> Outcome {
@@ -312,6 +312,31 @@ fn malformed(e: DecodeError) -> EnvelopeError {
     EnvelopeError::Malformed(e)
 }
 
+/// Whether 32 bytes are the canonical little-endian encoding of an X25519
+/// u-coordinate: bit 255 clear and `u < p = 2^255 - 19`. Since v2 every
+/// received ephemeral key must be (v1 accepted any 32 bytes).
+fn is_canonical_x25519(key: &[u8; KEY_LEN]) -> bool {
+    // p = 2^255 - 19, little-endian: ed ff .. ff 7f.
+    let mut p = [0xffu8; KEY_LEN];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    // Compare as little-endian integers, most significant byte first.
+    key.iter().rev().lt(p.iter().rev())
+}
+
+/// What a recipient gets for an envelope whose ephemeral key bytes are `key`
+/// and which is otherwise authentic but altered: a typed decode error if the
+/// key is not canonical, else the AEAD failure.
+fn ephemeral_flip_outcome(key: &[u8]) -> Outcome {
+    if is_canonical_x25519(key.try_into().unwrap()) {
+        Err(Error::DecryptionFailed)
+    } else {
+        Err(Error::Envelope(malformed(DecodeError::NonCanonicalKey {
+            field: "ephemeral key",
+        })))
+    }
+}
+
 struct Cursor<'a>(&'a [u8]);
 
 impl<'a> Cursor<'a> {
@@ -331,6 +356,16 @@ impl<'a> Cursor<'a> {
     fn u16(&mut self, field: &'static str) -> Result<usize, EnvelopeError> {
         let b = self.take(2, field)?;
         Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+
+    /// An X25519 public key: 32 bytes, refused unless canonical (v2).
+    fn x25519_key(&mut self, field: &'static str) -> Result<(), EnvelopeError> {
+        let key: [u8; KEY_LEN] = self.take(KEY_LEN, field)?.try_into().unwrap();
+        if is_canonical_x25519(&key) {
+            Ok(())
+        } else {
+            Err(malformed(DecodeError::NonCanonicalKey { field }))
+        }
     }
 
     /// `len u8 ‖ account id ‖ device u32`; the id is 1 to 64 bytes.
@@ -413,12 +448,12 @@ fn model(bytes: &[u8], max_recipients: usize) -> Result<Shape, EnvelopeError> {
         SINGLE_TAG => {
             let address = c.address()?;
             c.token()?;
-            c.take(KEY_LEN, "ephemeral key")?;
+            c.x25519_key("ephemeral key")?;
             c.sealed_tail()?;
             Ok(Shape::Single(address))
         }
         MULTI_TAG => {
-            c.take(KEY_LEN, "ephemeral key")?;
+            c.x25519_key("ephemeral key")?;
             let count = c.u16("recipient count")?;
             if count == 0 {
                 return Err(EnvelopeError::NoRecipients);
@@ -448,7 +483,7 @@ fn model(bytes: &[u8], max_recipients: usize) -> Result<Shape, EnvelopeError> {
             Ok(Shape::Multi(all))
         }
         SPLIT_TAG => {
-            c.take(KEY_LEN, "ephemeral key")?;
+            c.x25519_key("ephemeral key")?;
             let address = c.entry()?;
             c.sealed_tail()?;
             Ok(Shape::Split(address))
@@ -526,6 +561,13 @@ fn push_token(bytes: &[u8], out: &mut Layout) {
     }
 }
 
+/// The bytes of `field` (the first run of it) in `bytes`, by its layout.
+fn field_bytes<'a>(bytes: &'a [u8], fields: &Layout, field: Field) -> &'a [u8] {
+    let start = fields.iter().position(|f| f.0 == field).unwrap();
+    let len = fields[start..].iter().take_while(|f| f.0 == field).count();
+    &bytes[start..start + len]
+}
+
 fn layout(bytes: &[u8]) -> Layout {
     let mut out = Layout::with_capacity(bytes.len());
     push(&mut out, Field::Tag, None, 1);
@@ -597,7 +639,7 @@ fn compose(head: &[u8], entries: &[&[u8]], tail: &[u8]) -> Vec<u8> {
 #[test]
 fn reference_parser_agrees_with_hand_computed_offsets() {
     let w = world();
-    // 21 ‖ 03 "bob" ‖ 00000001 ‖ 01 ‖ token (16) ‖ E (32) ‖ sender block (48) ‖ content.
+    // 24 ‖ 03 "bob" ‖ 00000001 ‖ 01 ‖ token (16) ‖ E (32) ‖ sender block (48) ‖ content.
     let single = seal_to_bob(&w, 1);
     let truncated = |field: &'static str| Err(EnvelopeError::Truncated { field });
     for (len, expected) in [
@@ -618,7 +660,7 @@ fn reference_parser_agrees_with_hand_computed_offsets() {
     }
     assert_eq!(model(&single, 1000), Ok(Shape::Single(owned(a(BOB, 1)))));
 
-    // 22 ‖ E (32) ‖ 0003 ‖ entries (bob/1, bob/2, carol/1) ‖ 01 ‖ token ‖ shared.
+    // 25 ‖ E (32) ‖ 0003 ‖ entries (bob/1, bob/2, carol/1) ‖ 01 ‖ token ‖ shared.
     let multi = seal_three(&w, 2);
     for (len, expected) in [
         (1, truncated("ephemeral key")),
@@ -696,16 +738,19 @@ fn every_byte_flip_of_a_single_envelope_is_rejected() {
         let got = outcome(open(&bad, &me));
         let by_model = expect_open(&bad, &me_addr, Err(Error::DecryptionFailed));
         let want = match field {
-            // 0x21 ^ mask is never another known tag for these masks.
+            // 0x24 ^ 0x01 = 0x25: read as a multi-recipient envelope, which
+            // the parser decides; the other masks give unknown tags.
+            Field::Tag if bad[0] == MULTI_TAG => by_model.clone(),
             Field::Tag => Err(Error::Envelope(EnvelopeError::UnknownVersion {
                 found: bad[0],
             })),
             Field::Account | Field::Device => Err(Error::WrongRecipient),
+            // v2: a flip that makes E non-canonical (bit 255 set) is a decode
+            // error; otherwise E is in the first layer's salt and associated data.
+            Field::Ephemeral => ephemeral_flip_outcome(field_bytes(&bad, &fields, field)),
             // The whole header (token included) is associated data of both
-            // layers; E is also in the first layer's salt.
-            Field::Token | Field::Ephemeral | Field::SenderBlock | Field::Content => {
-                Err(Error::DecryptionFailed)
-            }
+            // layers.
+            Field::Token | Field::SenderBlock | Field::Content => Err(Error::DecryptionFailed),
             // These move every later field: the reference parser decides.
             Field::AccountLen | Field::TokenFlag => by_model.clone(),
             other => panic!("no {other:?} in a single envelope"),
@@ -715,13 +760,16 @@ fn every_byte_flip_of_a_single_envelope_is_rejected() {
         tally.add(&got);
 
         // The server sees the routing header only: flips of encrypted bytes
-        // (and of the device id) pass validation and are caught by `open`.
+        // (and of the device id) pass validation and are caught by `open`;
+        // since v2 it also refuses a non-canonical E.
         let server = validate(&bad, &policy, &registry).map(drop);
         let want_server = match field {
+            Field::Tag if bad[0] == MULTI_TAG => model(&bad, policy.max_recipients).map(drop),
             Field::Tag => Err(EnvelopeError::UnknownVersion { found: bad[0] }),
             Field::Account => Err(EnvelopeError::UnknownRecipient),
             Field::Token => Err(EnvelopeError::WrongToken),
-            Field::Device | Field::Ephemeral | Field::SenderBlock | Field::Content => Ok(()),
+            Field::Ephemeral => model(&bad, policy.max_recipients).map(drop),
+            Field::Device | Field::SenderBlock | Field::Content => Ok(()),
             _ => match model(&bad, policy.max_recipients) {
                 Err(e) => Err(e),
                 // Parsed, but no longer with Bob's account and token.
@@ -756,21 +804,19 @@ fn every_byte_flip_of_every_split_part_is_rejected() {
             let got = outcome(open(&bad, &me));
             let by_model = expect_open(&bad, &addr, Err(Error::DecryptionFailed));
             let want = match field {
-                // 0x23 ^ 0x01 = 0x22: read as a multi-recipient envelope, which
-                // the parser decides; the other masks give unknown tags.
-                Field::Tag if bad[0] == MULTI_TAG => by_model.clone(),
+                // 0x26 ^ mask is never another known tag for these masks.
                 Field::Tag => Err(Error::Envelope(EnvelopeError::UnknownVersion {
                     found: bad[0],
                 })),
                 Field::Account | Field::Device => Err(Error::WrongRecipient),
-                // E: wrap key salt and associated data. Wrapped key: AEAD. Auth
-                // tag: HMAC. Sender block and content: AEAD (and SHA-256(shared)
-                // in the auth tag).
-                Field::Ephemeral
-                | Field::Wrapped
-                | Field::AuthTag
-                | Field::SenderBlock
-                | Field::Content => Err(Error::DecryptionFailed),
+                // E: a decode error if no longer canonical (v2), else wrap key
+                // salt and associated data.
+                Field::Ephemeral => ephemeral_flip_outcome(field_bytes(&bad, &fields, field)),
+                // Wrapped key: AEAD. Auth tag: HMAC. Sender block and content:
+                // AEAD (and SHA-256(shared) in the auth tag).
+                Field::Wrapped | Field::AuthTag | Field::SenderBlock | Field::Content => {
+                    Err(Error::DecryptionFailed)
+                }
                 Field::AccountLen | Field::WrappedLen => by_model.clone(),
                 other => panic!("no {other:?} in a split part"),
             };
@@ -829,9 +875,9 @@ fn every_byte_flip_of_a_whole_multi_envelope_is_judged_exactly() {
             };
             let by_model = expect_open(&bad, addr, if_listed);
             let want = match field {
-                Field::Ephemeral | Field::SenderBlock | Field::Content => {
-                    Err(Error::DecryptionFailed)
-                }
+                // v2: a non-canonical E is a decode error.
+                Field::Ephemeral => ephemeral_flip_outcome(field_bytes(&bad, &fields, field)),
+                Field::SenderBlock | Field::Content => Err(Error::DecryptionFailed),
                 Field::Wrapped | Field::AuthTag if own => Err(Error::DecryptionFailed),
                 Field::Wrapped | Field::AuthTag | Field::Token => fine.clone(),
                 // Own address: no longer listed, or out of order.
@@ -864,12 +910,15 @@ fn every_byte_flip_of_a_whole_multi_envelope_is_judged_exactly() {
                     );
                     by_model.clone()
                 }
-                // 0x22 ^ 0x01 = 0x23 reads the count's zero high byte as an
-                // empty account id; the other masks give unknown tags.
-                Field::Tag if bad[0] == SPLIT_TAG => {
-                    Err(Error::Envelope(malformed(DecodeError::InvalidValue {
-                        field: "account id",
-                    })))
+                // 0x25 ^ 0x01 = 0x24: read as a single-recipient envelope
+                // (E's first byte as the account id length), which the parser
+                // decides; the other masks give unknown tags.
+                Field::Tag if bad[0] == SINGLE_TAG => {
+                    assert!(
+                        matches!(by_model, Err(Error::Envelope(_))),
+                        "byte {i}: {by_model:?}"
+                    );
+                    by_model.clone()
                 }
                 Field::Tag => Err(Error::Envelope(EnvelopeError::UnknownVersion {
                     found: bad[0],
@@ -1046,7 +1095,7 @@ fn assert_certificate_accepted(w: &World, cert: &SenderCertificate, trust: &Trus
 }
 
 /// Offsets in an encoded sender certificate with an account id of `len` bytes:
-/// `11 ‖ len ‖ id ‖ device u32 ‖ identity (32) ‖ expires u64 ‖ server cert (105) ‖ signature (64)`.
+/// `13 ‖ len ‖ id ‖ device u32 ‖ identity (32) ‖ expires u64 ‖ server cert (105) ‖ signature (64)`.
 struct CertOffsets {
     device: usize,
     expires: usize,
@@ -1312,21 +1361,21 @@ fn malformed_certificates_are_decode_errors() {
         b[at] = byte;
         SenderCertificate::decode(&b)
     };
-    assert_eq!(
-        with(0, 0x10),
-        Err(DecodeError::UnknownFormat {
-            expected: 0x11,
-            found: 0x10
-        })
-    );
-    assert_eq!(
-        with(o.server, 0x11),
-        Err(DecodeError::UnknownFormat {
-            expected: 0x10,
-            found: 0x11
-        })
-    );
-    let mut empty_account = vec![0x11, 0];
+    // v2 tags: server certificate 0x12, sender certificate 0x13. Each in the
+    // other's place, and the v1 tags (0x10, 0x11), are unknown formats.
+    for (at, found, expected) in [
+        (0, 0x12, 0x13),
+        (0, 0x11, 0x13),
+        (o.server, 0x13, 0x12),
+        (o.server, 0x10, 0x12),
+    ] {
+        assert_eq!(
+            with(at, found),
+            Err(DecodeError::UnknownFormat { expected, found }),
+            "byte {at} = {found:#04x}"
+        );
+    }
+    let mut empty_account = vec![0x13, 0];
     empty_account.extend_from_slice(&encoded[o.device..]);
     assert_eq!(
         SenderCertificate::decode(&empty_account),
@@ -1334,7 +1383,7 @@ fn malformed_certificates_are_decode_errors() {
             field: "account id"
         })
     );
-    let mut long_account = vec![0x11, 65];
+    let mut long_account = vec![0x13, 65];
     long_account.extend_from_slice(&[b'x'; 65]);
     long_account.extend_from_slice(&encoded[o.device..]);
     assert!(matches!(
@@ -1539,7 +1588,8 @@ fn server_rejects_unknown_and_disallowed_versions() {
     let multi = seal_three(&w, 2);
     let part = split(&multi).remove(0).1;
     let policy = ServerPolicy::default();
-    for tag in [0x00, 0x20, SPLIT_TAG, 0x24, 0x7f, 0xff] {
+    // The v1 tags (0x21 to 0x23) are unknown since v2.
+    for tag in [0x00, 0x20, 0x21, 0x22, 0x23, SPLIT_TAG, 0x27, 0x7f, 0xff] {
         let mut bytes = single.clone();
         bytes[0] = tag;
         assert_eq!(
@@ -1935,10 +1985,10 @@ fn multi_token_is_the_xor_over_distinct_accounts() {
         ),
         wrong
     );
-    assert_eq!(to(&bob_and_carol, bob), wrong);
-    assert_eq!(to(&bob_and_carol, carol), wrong);
+    assert_eq!(to(&bob_and_carol, bob.clone()), wrong);
+    assert_eq!(to(&bob_and_carol, carol.clone()), wrong);
     let bob_three = [(BOB, 7), (BOB, 1), (BOB, 2)];
-    assert_eq!(to(&bob_three, bob), Ok(()));
+    assert_eq!(to(&bob_three, bob.clone()), Ok(()));
     assert_eq!(
         to(&bob_three, DeliveryAccessKey::combine([&bob, &bob, &bob])),
         Ok(())
@@ -1953,9 +2003,12 @@ fn multi_token_is_the_xor_over_distinct_accounts() {
         to(&prefixed, DeliveryAccessKey::combine([&bob, &bobby])),
         Ok(())
     );
-    assert_eq!(to(&prefixed, bob), wrong);
+    assert_eq!(to(&prefixed, bob.clone()), wrong);
     let with_unknown = [(BOB, 1), (NOBODY, 1)];
-    assert_eq!(to(&with_unknown, bob), Err(EnvelopeError::UnknownRecipient));
+    assert_eq!(
+        to(&with_unknown, bob.clone()),
+        Err(EnvelopeError::UnknownRecipient)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -2056,7 +2109,7 @@ fn sealing_limits() {
 fn overhead_of_single_and_multi_envelopes() {
     let w = world();
     let cert_len = w.alice_cert.encode().len();
-    // 11 ‖ len ‖ "alice" ‖ device ‖ identity ‖ expires ‖ server cert ‖ signature.
+    // 13 ‖ len ‖ "alice" ‖ device ‖ identity ‖ expires ‖ server cert ‖ signature.
     assert_eq!(
         cert_len,
         1 + 1 + ALICE.len() + 4 + KEY_LEN + 8 + SERVER_CERTIFICATE_LEN + 64
@@ -2232,7 +2285,7 @@ impl Forged<'_> {
         let their = *self.recipient_key.dh_public().as_bytes();
         let eph_dh = hazmat::x25519(self.ephemeral_secret, their).unwrap();
         let salt = [&self.recipient_key.to_bytes()[..], &e_pub[..]].concat();
-        let okm = hkdf_sha256(&salt, &eph_dh, b"ratchetbox v1 sealed ephemeral", 64);
+        let okm = hkdf_sha256(&salt, &eph_dh, b"ratchetbox v2 sealed ephemeral", 64);
         let (chain, k1) = okm.split_at(32);
         let sender_block = hazmat::aead_seal(
             k1.try_into().unwrap(),
@@ -2246,7 +2299,7 @@ impl Forged<'_> {
         let scalar: [u8; 32] = sha512(&self.sender_seed)[..32].try_into().unwrap();
         let static_dh = hazmat::x25519(scalar, their).unwrap();
         let salt = [chain, &sender_block[..]].concat();
-        let k2 = hkdf_sha256(&salt, &static_dh, b"ratchetbox v1 sealed static", 32);
+        let k2 = hkdf_sha256(&salt, &static_dh, b"ratchetbox v2 sealed static", 32);
         let aad = [&header[..], &sender_block[..]].concat();
         let content = hazmat::aead_seal(
             k2[..].try_into().unwrap(),
@@ -2331,7 +2384,7 @@ fn reference_primitives_match_known_answers() {
     );
     // The crate's delivery key derivation is HKDF-SHA256 as documented.
     let secret = [0x42; 32];
-    let derived = hkdf_sha256(&[0; 32], &secret, b"ratchetbox v1 delivery access key", 16);
+    let derived = hkdf_sha256(&[0; 32], &secret, b"ratchetbox v2 delivery access key", 16);
     assert_eq!(
         DeliveryAccessKey::derive(&secret).to_bytes()[..],
         derived[..]
@@ -2397,12 +2450,41 @@ struct ForgedMulti<'a> {
     padded_content: Vec<u8>,
 }
 
+/// `u8(len) ‖ account ‖ u32(device)`.
+fn encoded_address(address: Address<'_>) -> Vec<u8> {
+    let account = address.account_id();
+    [
+        &[u8::try_from(account.len()).unwrap()][..],
+        account,
+        &address.device_id().to_be_bytes(),
+    ]
+    .concat()
+}
+
 impl ForgedMulti<'_> {
+    /// The v2 per-recipient wrap key `K_i = HKDF-SHA256(salt = Encode(IK_i) ‖ E,
+    /// ikm = DH(E, IK_i), info = "ratchetbox v2 sealed multi wrap" ‖ address_i,
+    /// L = 32)`: the address gives the devices of one account (one `IK_i`)
+    /// distinct keys.
+    fn wrap_key(&self, entry: &ForgedEntry<'_>) -> [u8; 32] {
+        use reference::hkdf_sha256;
+        let e = self.ephemeral_secret;
+        let e_pub = hazmat::x25519(e, BASEPOINT).unwrap();
+        let salt = [&entry.key.to_bytes()[..], &e_pub].concat();
+        let wrap_dh = hazmat::x25519(e, *entry.key.dh_public().as_bytes()).unwrap();
+        let info = [
+            &b"ratchetbox v2 sealed multi wrap"[..],
+            &encoded_address(entry.address),
+        ]
+        .concat();
+        hkdf_sha256(&salt, &wrap_dh, &info, 32).try_into().unwrap()
+    }
+
     fn seal(&self) -> Vec<u8> {
         use reference::{hkdf_sha256, hmac_sha256, sha256, sha512};
         let e = self.ephemeral_secret;
         let e_pub = hazmat::x25519(e, BASEPOINT).unwrap();
-        let okm = hkdf_sha256(&[0; 32], &self.m, b"ratchetbox v1 sealed multi content", 64);
+        let okm = hkdf_sha256(&[0; 32], &self.m, b"ratchetbox v2 sealed multi content", 64);
         let (kc, ks) = okm.split_at(32);
         let c_sender = hazmat::aead_seal(
             ks.try_into().unwrap(),
@@ -2426,19 +2508,11 @@ impl ForgedMulti<'_> {
         let count = u16::try_from(self.entries.len()).unwrap();
         let mut out = [&[MULTI_TAG][..], &e_pub, &count.to_be_bytes()].concat();
         for entry in &self.entries {
-            let account = entry.address.account_id();
-            let address = [
-                &[u8::try_from(account.len()).unwrap()][..],
-                account,
-                &entry.address.device_id().to_be_bytes(),
-            ]
-            .concat();
+            let address = encoded_address(entry.address);
             let their = *entry.key.dh_public().as_bytes();
-            let salt = [&entry.key.to_bytes()[..], &e_pub].concat();
-            let wrap_dh = hazmat::x25519(e, their).unwrap();
-            let k = hkdf_sha256(&salt, &wrap_dh, b"ratchetbox v1 sealed multi wrap", 32);
+            let k = self.wrap_key(entry);
             let w_i = hazmat::aead_seal(
-                k[..].try_into().unwrap(),
+                &k,
                 &ZERO_NONCE,
                 &[&address[..], &e_pub].concat(),
                 &[&self.m[..], &entry.p].concat(),
@@ -2446,7 +2520,7 @@ impl ForgedMulti<'_> {
             .unwrap();
             let salt = [&self.claimed_sender[..], &entry.key.to_bytes()].concat();
             let auth_dh = hazmat::x25519(scalar, their).unwrap();
-            let a_i = hkdf_sha256(&salt, &auth_dh, b"ratchetbox v1 sealed multi auth", 32);
+            let a_i = hkdf_sha256(&salt, &auth_dh, b"ratchetbox v2 sealed multi auth", 32);
             let t_i = hmac_sha256(&a_i, &[&e_pub[..], &address, &w_i, &shared_hash].concat());
             out.extend_from_slice(&address);
             out.extend_from_slice(&u16::try_from(w_i.len()).unwrap().to_be_bytes());
@@ -2515,6 +2589,22 @@ fn an_independent_sealer_reproduces_seal_multi_byte_for_byte() {
     .unwrap();
     assert!(script.bytes.is_empty(), "seal_multi draws exactly M and E");
     assert_eq!(hex(&honest.seal()), hex(&sealed));
+    // The wrap keys the crate uses are the reference's, and Bob's two devices
+    // (one identity key) get distinct keys under the shared zero nonce.
+    let bob_keys = hazmat::sealed_multi_entry_keys(&sealed, &w.bob).unwrap();
+    assert_eq!(
+        bob_keys,
+        [
+            (honest.wrap_key(&honest.entries[0]), ZERO_NONCE),
+            (honest.wrap_key(&honest.entries[1]), ZERO_NONCE),
+        ]
+    );
+    assert_ne!(bob_keys[0].0, bob_keys[1].0);
+    let carol_keys = hazmat::sealed_multi_entry_keys(&sealed, &w.carol).unwrap();
+    assert_eq!(
+        carol_keys,
+        [(honest.wrap_key(&honest.entries[2]), ZERO_NONCE)]
+    );
 }
 
 /// A sender holding a valid certificate can put anything in the content; `open`
@@ -2719,8 +2809,9 @@ fn only_the_holder_of_the_sender_key_can_seal_as_the_sender() {
 
 /// Malformed sender certificates and the decode error each gives.
 fn malformed_certificates(cert: &[u8]) -> Vec<(Vec<u8>, DecodeError)> {
+    // The v1 sender certificate tag.
     let mut wrong_tag = cert.to_vec();
-    wrong_tag[0] = 0x12;
+    wrong_tag[0] = 0x11;
     vec![
         (
             Vec::new(),
@@ -2741,8 +2832,8 @@ fn malformed_certificates(cert: &[u8]) -> Vec<(Vec<u8>, DecodeError)> {
         (
             wrong_tag,
             DecodeError::UnknownFormat {
-                expected: 0x11,
-                found: 0x12,
+                expected: 0x13,
+                found: 0x11,
             },
         ),
     ]
@@ -2935,7 +3026,12 @@ fn run_case(case: &Case) {
     used.dedup();
     let keys: Vec<DeliveryAccessKey> = accounts.iter().map(|id| access_key(id)).collect();
     let token = DeliveryAccessKey::combine(used.iter().map(|&i| &keys[i]));
-    let case_registry = |id: &[u8]| accounts.iter().position(|x| x == id).map(|i| keys[i]);
+    let case_registry = |id: &[u8]| {
+        accounts
+            .iter()
+            .position(|x| x == id)
+            .map(|i| keys[i].clone())
+    };
 
     let sealed = seal_multi(
         &mut rng(case.seed),

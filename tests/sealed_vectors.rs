@@ -1,4 +1,4 @@
-//! Known-answer vectors for sealed envelopes (`tests/vectors/sealed_v1.txt`,
+//! Known-answer vectors for sealed envelopes (`tests/vectors/sealed_v2.txt`,
 //! SPEC.md §9): a sender certificate chain, a single-recipient envelope, a
 //! three-device multi-recipient envelope and its split parts, all from fixed
 //! secrets drawn through a scripted RNG.
@@ -22,7 +22,7 @@ use ratchetbox::sealed::{
 };
 use ratchetbox::{IdentityKeyPair, hazmat};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/sealed_v1.txt");
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/sealed_v2.txt");
 
 /// The X25519 base point, to recompute ephemeral public keys from their secrets.
 const BASEPOINT: [u8; 32] = {
@@ -242,8 +242,8 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
 /// The server's split, named `multi_part_<account>_<device>`.
 fn split(multi: &[u8], p: &Parties) -> Vec<(String, Vec<u8>)> {
     let registry = |account: &[u8]| match account {
-        b"bob" => Some(p.bob_key),
-        b"carol" => Some(p.carol_key),
+        b"bob" => Some(p.bob_key.clone()),
+        b"carol" => Some(p.carol_key.clone()),
         _ => None,
     };
     let ValidatedEnvelope::Multi(m) = validate(multi, &ServerPolicy::default(), &registry).unwrap()
@@ -261,7 +261,7 @@ fn split(multi: &[u8], p: &Parties) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-const HEADER: &str = "# ratchetbox v1 sealed-envelope known-answer vector (SPEC.md §9). Hex; integers\n\
+const HEADER: &str = "# ratchetbox v2 sealed-envelope known-answer vector (SPEC.md §9). Hex; integers\n\
          # big-endian; kind and hint are their one-byte codes (§9.3); names are\n\
          # alphabetical, not in order of use.\n\
          #\n\

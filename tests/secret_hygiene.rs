@@ -234,27 +234,56 @@ fn prekey_store_secrets(store: &PreKeyStore) -> Vec<(String, [u8; 32])> {
         secrets.push((format!("one-time prekey {id}"), secret));
         at += 36;
     }
+    // Version 2 ends with the base keys of accepted prekey messages: public
+    // keys, with the signed prekey id each was accepted under.
+    let accepted = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(accepted, store.accepted_base_key_count());
+    at += 4 + 36 * accepted;
     assert_eq!(at, blob.len());
     secrets
 }
 
 /// Every secret in a stored session (§6.3): root key, sending ratchet private
 /// key, sending and receiving chain keys, skipped message keys.
+///
+/// Version 2 layout: `0x53 ‖ 0x02 ‖ limits(8) ‖ role ‖ two identity keys (64)`
+/// (75 bytes), then the local and remote addresses (`u8 len ‖ account ‖ u32
+/// device` each), then base key, root key, sending ratchet secret, sending
+/// chain key, Ns, PN, the receiving chain flag and so on.
 fn session_secrets(session: &Session) -> Vec<(String, [u8; 32])> {
     let blob = session.encode();
+    assert_eq!(blob[..2], [0x53, 0x02]);
+    let mut at = 75;
+    for address in [session.local_address(), session.remote_address()] {
+        let account = address.account().as_bytes();
+        assert_eq!(usize::from(blob[at]), account.len());
+        assert_eq!(&blob[at + 1..at + 1 + account.len()], account);
+        at += 1 + account.len();
+        assert_eq!(blob[at..at + 4], address.device_id().to_be_bytes());
+        at += 4;
+    }
+    assert_eq!(&blob[at..at + 32], session.base_key().as_bytes());
+    let root = at + 32;
     let mut secrets = vec![
-        ("root key".to_string(), array(&blob[107..139])),
-        ("sending ratchet private key".into(), array(&blob[139..171])),
-        ("sending chain key".into(), array(&blob[171..203])),
+        ("root key".to_string(), array(&blob[root..root + 32])),
+        (
+            "sending ratchet private key".into(),
+            array(&blob[root + 32..root + 64]),
+        ),
+        (
+            "sending chain key".into(),
+            array(&blob[root + 64..root + 96]),
+        ),
     ];
     assert_eq!(secrets[0].1, hazmat::root_key(session));
     assert_eq!(secrets[2].1, hazmat::sending_chain_key(session));
-    let mut at = 211;
+    // After Ns and PN: the receiving chain flag.
+    at = root + 96 + 8;
     if blob[at] == 1 {
-        let receiving = array(&blob[244..276]);
+        let receiving = array(&blob[at + 33..at + 65]);
         assert_eq!(Some(receiving), hazmat::receiving_chain_key(session));
         secrets.push(("receiving chain key".into(), receiving));
-        at = 280;
+        at += 1 + 32 + 32 + 4;
     } else {
         assert_eq!(hazmat::receiving_chain_key(session), None);
         at += 1;
@@ -332,19 +361,28 @@ fn session_debug_shows_no_secret() {
     let mut rng = rng(2);
     let alice_seed = [0x31; 32];
     let bob_seed = [0x32; 32];
-    let alice = IdentityKeyPair::from_seed(&alice_seed);
-    let bob = IdentityKeyPair::from_seed(&bob_seed);
-    let mut store = PreKeyStore::generate(&mut rng, &bob, 7);
+    let alice = LocalDevice {
+        account: AccountId::new(b"alice").unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::from_seed(&alice_seed),
+    };
+    // Bob's device id is the one his prekey store (and so his bundle) names.
+    let bob = LocalDevice {
+        account: AccountId::new(b"bob").unwrap(),
+        device_id: 7,
+        identity: IdentityKeyPair::from_seed(&bob_seed),
+    };
+    let mut store = PreKeyStore::generate(&mut rng, &bob.identity, bob.device_id);
     store.generate_one_time_prekeys(&mut rng, 2).unwrap();
     let mut always = identity_secrets(&alice_seed);
     always.extend(identity_secrets(&bob_seed));
     always.extend(prekey_store_secrets(&store));
 
-    let bundle = PreKeyBundle::from_store(bob.public_key(), &store, Some(1))
+    let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, Some(1))
         .verify()
         .unwrap();
     let (mut alice_session, shared_secret, _) =
-        hazmat::initiate_traced(&mut rng, &alice, &bundle).unwrap();
+        hazmat::initiate_traced(&mut rng, &alice, &bob.account, &bundle).unwrap();
     always.push(("X3DH shared secret".into(), shared_secret));
 
     // A pending initiator (no receiving chain).
@@ -355,16 +393,20 @@ fn session_debug_shows_no_secret() {
     // The responder after a first message that skipped two keys, and the
     // initiator after the reply, both also after a round trip through storage.
     let _lost: Vec<Vec<u8>> = (0..2)
-        .map(|i| alice_session.encrypt(&[i; 10]).unwrap())
+        .map(|i| alice_session.encrypt(&mut rng, &[i; 10]).unwrap())
         .collect();
-    let first = alice_session.encrypt(b"third").unwrap();
+    let first = alice_session.encrypt(&mut rng, b"third").unwrap();
     let (mut bob_session, _) = Responder::new(&bob, &mut store)
-        .accept(&mut rng, &PreKeyMessage::parse(&first).unwrap())
+        .accept(
+            &mut rng,
+            &alice.address(),
+            &PreKeyMessage::parse(&first).unwrap(),
+        )
         .unwrap();
-    let reply = bob_session.encrypt(b"reply").unwrap();
+    let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
     alice_session.decrypt(&mut rng, &reply).unwrap();
     let more: Vec<Vec<u8>> = (0..3)
-        .map(|i| alice_session.encrypt(&[i; 5]).unwrap())
+        .map(|i| alice_session.encrypt(&mut rng, &[i; 5]).unwrap())
         .collect();
     bob_session.decrypt(&mut rng, &more[2]).unwrap();
     assert_eq!(bob_session.skipped_key_count(), 4);
@@ -385,19 +427,32 @@ fn session_debug_shows_no_secret() {
 #[test]
 fn stored_forms_are_zeroizing_by_type() {
     let mut rng = rng(3);
-    let identity = IdentityKeyPair::from_seed(&[0x41; 32]);
-    let store = PreKeyStore::generate(&mut rng, &identity, 1);
-    let bundle = PreKeyBundle::from_store(identity.public_key(), &store, None)
+    let local = LocalDevice {
+        account: AccountId::new(b"alice").unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::from_seed(&[0x41; 32]),
+    };
+    let store = PreKeyStore::generate(&mut rng, &local.identity, 1);
+    let bundle = PreKeyBundle::from_store(local.identity.public_key(), &store, None)
         .verify()
         .unwrap();
-    let session = Session::initiate(&mut rng, &identity, &bundle).unwrap();
+    let bob = AccountId::new(b"bob").unwrap();
+    let session = Session::initiate(&mut rng, &local, &bob, &bundle).unwrap();
     // These bindings only compile while `encode()` returns `Zeroizing`.
-    let identity_blob: Zeroizing<Vec<u8>> = identity.encode();
+    let identity_blob: Zeroizing<Vec<u8>> = local.identity.encode();
     let store_blob: Zeroizing<Vec<u8>> = store.encode();
     let session_blob: Zeroizing<Vec<u8>> = session.encode();
+    let device_blob: Zeroizing<Vec<u8>> = local.encode();
+    // Version 2: the prekey store ends with a (here empty) list of accepted
+    // base keys, and the session holds both device addresses.
     assert_eq!(
-        (identity_blob.len(), store_blob.len(), session_blob.len()),
-        (34, 2 + 4 + 100 + 1 + 4 + 4, 227)
+        (
+            identity_blob.len(),
+            store_blob.len(),
+            session_blob.len(),
+            device_blob.len()
+        ),
+        (34, 2 + 4 + 100 + 1 + 4 + 4 + 4, 245, 3 + 5 + 4 + 32)
     );
 }
 
@@ -411,18 +466,30 @@ fn storage_key_and_linking_debug_show_no_secret() {
     let key = StorageKey::from_bytes(key_bytes);
     assert_no_secret("StorageKey", &key, &[("storage key".into(), key_bytes)]);
 
-    // The link request's secret is the first 32 bytes its generator yields.
-    let mut link_secret = [0u8; 32];
-    rng(5).fill_bytes(&mut link_secret);
+    // A link request draws its link key's private key (the first 32 bytes its
+    // generator yields, clamped), then its 32-byte link secret (the next 32).
+    let mut drawn = [0u8; 64];
+    rng(5).fill_bytes(&mut drawn);
+    let link_key_raw = array(&drawn[..32]);
+    let mut link_key = link_key_raw;
+    link_key[0] &= 248;
+    link_key[31] &= 127;
+    link_key[31] |= 64;
+    let link_secret = array(&drawn[32..]);
     let mut request = LinkRequest::new(&mut rng(5));
+    let code = request.code();
+    assert_eq!(code[1..33], hazmat::x25519(link_key, BASE_POINT).unwrap());
+    assert_eq!(code[33..], link_secret);
     let seed = [0x52; 32];
     let mut secrets = identity_secrets(&seed);
-    secrets.push(("link request secret".into(), link_secret));
+    secrets.push(("link key (unclamped)".into(), link_key_raw));
+    secrets.push(("link key".into(), link_key));
+    secrets.push(("link secret".into(), link_secret));
     assert_no_secret("LinkRequest", &request, &secrets);
 
     let identity = IdentityKeyPair::from_seed(&seed);
     let account = AccountId::new(b"alice").unwrap();
-    let (payload, _) = provision(&mut rng(6), &identity, &account, &[1], &request.code()).unwrap();
+    let (payload, _) = provision(&mut rng(6), &identity, &account, &[1], &*code).unwrap();
     let linked = request.accept(&payload).unwrap();
     assert_no_secret("ProvisionedAccount", &linked, &secrets);
     assert_no_secret("completed LinkRequest", &request, &secrets);
@@ -457,7 +524,9 @@ fn session_manager_and_store_debug_show_no_secret() {
     alice
         .process_bundle(&mut rng, &bob_account, bundle)
         .unwrap();
-    alice.encrypt(&bob_account, b"hello", &[1], &[1]).unwrap();
+    alice
+        .encrypt(&mut rng, &bob_account, b"hello", &[1], &[1])
+        .unwrap();
 
     let record = alice
         .store()

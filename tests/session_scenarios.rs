@@ -3,28 +3,31 @@
 //! prekey messages, long conversations, out-of-order delivery and loss across
 //! DH ratchet steps, the skip limits at their boundaries and eviction, replay,
 //! transactional decryption of tampered, truncated and out-of-bounds messages,
-//! signed prekey rotation, persistence mid-conversation, caller buffers and
-//! the encoded sizes of bundles, messages and sessions.
+//! binding to both device addresses, signed prekey rotation, persistence
+//! mid-conversation, caller buffers and the encoded sizes of bundles, messages
+//! and sessions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{
-    BOB_DEVICE, Pair, TestRng, accept, identity, prekey_message, prekey_store, rejected,
-    rejected_accept, rng, text, verified_bundle,
+    ALICE_DEVICE, BOB_DEVICE, Pair, TestRng, accept, account, alice, bob, device, identity,
+    prekey_message, prekey_store, rejected, rejected_accept, rng, text, verified_bundle,
 };
 use ratchetbox::rand_core::Rng;
 use ratchetbox::{
-    BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, DecodeError, Error, HEADER_LEN,
-    MAX_PREVIOUS_RATCHET_KEYS, Message, PREKEY_MESSAGE_OVERHEAD, PREKEY_PREFIX_LEN, PreKeyBundle,
-    PreKeyMessage, RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder, Role, Session,
-    SessionConfig,
+    BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, DecodeError, DeviceAddress, Error,
+    HEADER_LEN, LocalDevice, MAX_PREVIOUS_RATCHET_KEYS, Message, PREKEY_MESSAGE_OVERHEAD,
+    PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyMessage, RATCHET_MESSAGE_OVERHEAD, RatchetMessage,
+    Responder, Role, Session, SessionConfig,
 };
 
-// Field offsets in a ratchet message (SPEC.md §4.2, §4.3).
+// Field offsets in a ratchet message (SPEC.md §4.2, §4.3), protocol version 2:
+// `0x04 ‖ ratchet key(32) ‖ PN u32 ‖ N u32 ‖ nonce(12)`, then the ciphertext.
 const RATCHET_KEY_AT: usize = 1;
 const PN_AT: usize = 33;
 const N_AT: usize = 37;
+const NONCE_AT: usize = 41;
 
 // Field offsets in a prekey message (SPEC.md §4.4).
 const PREKEY_IDENTITY_AT: usize = 1;
@@ -32,16 +35,25 @@ const PREKEY_BASE_KEY_AT: usize = 33;
 const PREKEY_SIGNED_ID_AT: usize = 65;
 const PREKEY_ONE_TIME_ID_AT: usize = 70;
 
-// Field offsets in a stored session (SPEC.md §6.3).
+// Field offsets in a stored session (SPEC.md §6.3), version 2: `0x53 ‖ 0x02 ‖
+// max skip ‖ max skipped keys ‖ role ‖ local identity ‖ remote identity ‖ local
+// address ‖ remote address ‖ base key ‖ root key ‖ sending ratchet secret ‖
+// sending chain key ‖ Ns ‖ PN ‖ receiving flag ‖ [receiving ratchet key ‖
+// receiving chain key ‖ Nr] ‖ ...`. An address is `u8 len ‖ account ‖ u32
+// device`; between "alice" and "bob" (either side) the two take 18 bytes.
+const STATE_VERSION: u8 = 2;
 const STATE_VERSION_AT: usize = 1;
 const STATE_MAX_SKIP_AT: usize = 2;
 const STATE_ROLE_AT: usize = 10;
-const STATE_NS_AT: usize = 203;
-const STATE_RECEIVING_FLAG_AT: usize = 211;
-const STATE_NR_AT: usize = 276;
+const STATE_ADDRESSES_AT: usize = STATE_ROLE_AT + 1 + 2 * 32;
+const STATE_ADDRESSES_LEN: usize = (1 + 5 + 4) + (1 + 3 + 4);
+const STATE_NS_AT: usize = STATE_ADDRESSES_AT + STATE_ADDRESSES_LEN + 4 * 32;
+const STATE_RECEIVING_FLAG_AT: usize = STATE_NS_AT + 4 + 4;
+const STATE_NR_AT: usize = STATE_RECEIVING_FLAG_AT + 1 + 2 * 32;
 
-const SIZE_FRESH_INITIATOR: usize = 227;
-const SIZE_FRESH_RESPONDER: usize = 295;
+// Sizes of stored sessions between "alice" and "bob".
+const SIZE_FRESH_INITIATOR: usize = 245;
+const SIZE_FRESH_RESPONDER: usize = 313;
 const SIZE_PER_SKIPPED_KEY: usize = 68;
 const SIZE_PER_PREVIOUS_KEY: usize = 32;
 
@@ -100,22 +112,25 @@ fn previous_chain_length(wire: &[u8]) -> u32 {
 #[test]
 fn encoded_sizes_of_bundles_messages_and_sessions() {
     let mut rng = rng(100);
-    let alice = identity(&mut rng);
-    let bob = identity(&mut rng);
-    let (mut store, ids) = prekey_store(&mut rng, &bob, 1);
-    let with_one_time = PreKeyBundle::from_store(bob.public_key(), &store, Some(ids[0])).encode();
-    let without_one_time = PreKeyBundle::from_store(bob.public_key(), &store, None).encode();
+    let alice = alice(&mut rng);
+    let bob = bob(&mut rng);
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 1);
+    let with_one_time =
+        PreKeyBundle::from_store(bob.identity.public_key(), &store, Some(ids[0])).encode();
+    let without_one_time =
+        PreKeyBundle::from_store(bob.identity.public_key(), &store, None).encode();
 
-    let bundle = verified_bundle(&bob, &store, Some(ids[0]));
-    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+    let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
     let alice_fresh = alice_session.encode().len();
-    let prekey_empty = alice_session.encrypt(b"").unwrap();
-    let prekey_256 = alice_session.encrypt(&[0x42; 256]).unwrap();
+    let prekey_empty = alice_session.encrypt(&mut rng, b"").unwrap();
+    let prekey_256 = alice_session.encrypt(&mut rng, &[0x42; 256]).unwrap();
 
     let (mut bob_session, plaintext) = accept(
         &mut rng,
         &bob,
         &mut store,
+        &alice.address(),
         &prekey_empty,
         SessionConfig::default(),
     )
@@ -126,7 +141,7 @@ fn encoded_sizes_of_bundles_messages_and_sessions() {
         bob_session.decrypt(&mut rng, &prekey_256).unwrap(),
         [0x42; 256]
     );
-    let ratchet_256 = bob_session.encrypt(&[7; 256]).unwrap();
+    let ratchet_256 = bob_session.encrypt(&mut rng, &[7; 256]).unwrap();
     assert_eq!(
         alice_session.decrypt(&mut rng, &ratchet_256).unwrap(),
         [7; 256]
@@ -156,10 +171,10 @@ fn encoded_sizes_of_bundles_messages_and_sessions() {
     assert_eq!(without_one_time.len(), BUNDLE_LEN_WITHOUT_ONE_TIME);
     assert_eq!(with_one_time.len(), 174);
     assert_eq!(with_one_time.len(), BUNDLE_LEN_WITH_ONE_TIME);
-    assert_eq!(prekey_empty.len(), 131);
+    assert_eq!(prekey_empty.len(), 143);
     assert_eq!(prekey_empty.len(), PREKEY_MESSAGE_OVERHEAD);
-    assert_eq!(prekey_256.len(), 387);
-    assert_eq!(ratchet_256.len(), 313);
+    assert_eq!(prekey_256.len(), 399);
+    assert_eq!(ratchet_256.len(), 325);
     assert_eq!(ratchet_256.len(), RATCHET_MESSAGE_OVERHEAD + 256);
     assert_eq!(alice_fresh, SIZE_FRESH_INITIATOR);
     assert_eq!(bob_fresh, SIZE_FRESH_RESPONDER);
@@ -173,20 +188,27 @@ fn encoded_sizes_of_bundles_messages_and_sessions() {
 fn session_from_bundle_with_and_without_one_time_prekey() {
     for with_one_time in [false, true] {
         let mut rng = rng(1);
-        let alice = identity(&mut rng);
-        let bob = identity(&mut rng);
-        let (mut store, ids) = prekey_store(&mut rng, &bob, 3);
+        let alice = alice(&mut rng);
+        let bob = bob(&mut rng);
+        let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 3);
         let one_time = with_one_time.then_some(ids[1]);
-        let bundle = verified_bundle(&bob, &store, one_time);
-        assert_eq!(bundle.identity_key(), bob.public_key());
+        let bundle = verified_bundle(&bob.identity, &store, one_time);
+        assert_eq!(bundle.identity_key(), bob.identity.public_key());
         assert_eq!(bundle.device_id(), BOB_DEVICE);
 
-        let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+        let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
         assert_eq!(alice_session.role(), Role::Initiator);
         assert!(alice_session.is_awaiting_reply());
-        let wire = alice_session.encrypt(b"first").unwrap();
+        // The session is bound to both devices: Alice's own, and the bundle's
+        // device of the account she asked for.
+        assert_eq!(alice_session.local_address(), &alice.address());
+        assert_eq!(
+            alice_session.remote_address(),
+            &DeviceAddress::new(account("bob"), BOB_DEVICE)
+        );
+        let wire = alice_session.encrypt(&mut rng, b"first").unwrap();
         let message = prekey_message(&wire);
-        assert_eq!(message.identity_key(), alice.public_key());
+        assert_eq!(message.identity_key(), alice.identity.public_key());
         assert_eq!(message.base_key(), alice_session.base_key());
         assert_eq!(message.signed_prekey_id(), store.signed_prekey().id());
         assert_eq!(message.one_time_prekey_id(), one_time);
@@ -197,8 +219,8 @@ fn session_from_bundle_with_and_without_one_time_prekey() {
         );
 
         let (mut bob_session, plaintext) = Responder::new(&bob, &mut store)
-            .expect_initiator(alice.public_key())
-            .accept(&mut rng, &message)
+            .expect_initiator(alice.identity.public_key())
+            .accept(&mut rng, &alice.address(), &message)
             .unwrap();
         assert_eq!(plaintext, b"first");
         let remaining: Vec<_> = store.one_time_prekey_ids().collect();
@@ -212,22 +234,24 @@ fn session_from_bundle_with_and_without_one_time_prekey() {
             assert_eq!(remaining, ids, "no one-time prekey is spent");
         }
         assert_eq!(bob_session.role(), Role::Responder);
-        assert_eq!(bob_session.local_identity(), bob.public_key());
-        assert_eq!(bob_session.remote_identity(), alice.public_key());
-        assert_eq!(alice_session.remote_identity(), bob.public_key());
+        assert_eq!(bob_session.local_identity(), bob.identity.public_key());
+        assert_eq!(bob_session.remote_identity(), alice.identity.public_key());
+        assert_eq!(alice_session.remote_identity(), bob.identity.public_key());
+        assert_eq!(bob_session.local_address(), &bob.address());
+        assert_eq!(bob_session.remote_address(), &alice.address());
         assert_eq!(bob_session.base_key(), alice_session.base_key());
         assert!(bob_session.owns_prekey_message(&message));
         assert!(!bob_session.is_awaiting_reply());
         assert_eq!(bob_session.config(), &SessionConfig::default());
 
-        let reply = bob_session.encrypt(b"reply").unwrap();
+        let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
         assert!(matches!(
             Message::parse(&reply).unwrap(),
             Message::Ratchet(_)
         ));
         assert_eq!(alice_session.decrypt(&mut rng, &reply).unwrap(), b"reply");
         assert!(!alice_session.is_awaiting_reply());
-        let third = alice_session.encrypt(b"third").unwrap();
+        let third = alice_session.encrypt(&mut rng, b"third").unwrap();
         assert!(matches!(
             Message::parse(&third).unwrap(),
             Message::Ratchet(_)
@@ -239,20 +263,28 @@ fn session_from_bundle_with_and_without_one_time_prekey() {
 #[test]
 fn failed_accepts_leave_the_prekey_store_untouched() {
     let mut rng = rng(2);
-    let alice = identity(&mut rng);
-    let bob = identity(&mut rng);
+    let alice = alice(&mut rng);
+    let bob = bob(&mut rng);
     let mallory = identity(&mut rng);
-    let (mut store, ids) = prekey_store(&mut rng, &bob, 2);
-    let bundle = verified_bundle(&bob, &store, Some(ids[0]));
-    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-    let wire = alice_session.encrypt(b"hello Bob").unwrap();
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 2);
+    let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+    let wire = alice_session.encrypt(&mut rng, b"hello Bob").unwrap();
     let pristine = store.encode().to_vec();
     let default = SessionConfig::default();
 
     let ciphertext_at = PREKEY_PREFIX_LEN + HEADER_LEN;
     let tampered = patched(&wire, ciphertext_at, &[wire[ciphertext_at] ^ 1]);
     assert_eq!(
-        rejected_accept(&mut rng, &bob, &mut store, &tampered, default, None),
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &alice.address(),
+            &tampered,
+            default,
+            None
+        ),
         Error::DecryptionFailed
     );
     let last = wire.len() - 1;
@@ -262,9 +294,10 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
             &mut rng,
             &bob,
             &mut store,
+            &alice.address(),
             &tampered,
             default,
-            Some(alice.public_key())
+            Some(alice.identity.public_key())
         ),
         Error::DecryptionFailed
     );
@@ -273,6 +306,7 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
             &mut rng,
             &bob,
             &mut store,
+            &alice.address(),
             &wire,
             default,
             Some(mallory.public_key())
@@ -281,16 +315,76 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     );
     let unknown_signed = patched(&wire, PREKEY_SIGNED_ID_AT, &99u32.to_be_bytes());
     assert_eq!(
-        rejected_accept(&mut rng, &bob, &mut store, &unknown_signed, default, None),
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &alice.address(),
+            &unknown_signed,
+            default,
+            None
+        ),
         Error::UnknownSignedPreKey { id: 99 }
     );
     let unknown_one_time = patched(&wire, PREKEY_ONE_TIME_ID_AT, &99u32.to_be_bytes());
     assert_eq!(
-        rejected_accept(&mut rng, &bob, &mut store, &unknown_one_time, default, None),
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &alice.address(),
+            &unknown_one_time,
+            default,
+            None
+        ),
         Error::UnknownOneTimePreKey { id: 99 }
     );
 
+    // The session is bound to both device addresses (SPEC.md §5.1): the message
+    // relabelled as coming from another device or account, or accepted by a
+    // device of Bob's with another address, does not decrypt.
+    for from in [
+        DeviceAddress::new(account("alice"), ALICE_DEVICE + 1),
+        DeviceAddress::new(account("carol"), ALICE_DEVICE),
+    ] {
+        assert_eq!(
+            rejected_accept(&mut rng, &bob, &mut store, &from, &wire, default, None),
+            Error::DecryptionFailed,
+            "from {from}"
+        );
+    }
+    for (name, device_id) in [("bob", BOB_DEVICE + 1), ("bobby", BOB_DEVICE)] {
+        let mut elsewhere = LocalDevice::decode(&bob.encode()).unwrap();
+        elsewhere.account = account(name);
+        elsewhere.device_id = device_id;
+        assert_eq!(
+            rejected_accept(
+                &mut rng,
+                &elsewhere,
+                &mut store,
+                &alice.address(),
+                &wire,
+                default,
+                None
+            ),
+            if device_id == BOB_DEVICE {
+                // Another account: the AD differs.
+                Error::DecryptionFailed
+            } else {
+                // Another device id than the prekey store's: refused up front.
+                Error::InvalidConfig {
+                    reason: "the prekey store belongs to another device id than the local device",
+                }
+            },
+            "Bob as {}",
+            elsewhere.address()
+        );
+    }
+
     // Every byte altered in turn: never accepted, never a change to the store.
+    // Every prefix field is bound into the associated data (protocol v2), so an
+    // altered identity or base key fails to decrypt, as does any altered byte
+    // from the embedded message's nonce on.
     let mut parsed = 0;
     for i in 0..wire.len() {
         let tampered = patched(&wire, i, &[wire[i] ^ 0x01]);
@@ -298,8 +392,18 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
             continue;
         }
         parsed += 1;
-        let error = rejected_accept(&mut rng, &bob, &mut store, &tampered, default, None);
-        if i >= ciphertext_at {
+        let error = rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &alice.address(),
+            &tampered,
+            default,
+            None,
+        );
+        if i >= PREKEY_PREFIX_LEN + NONCE_AT
+            || (PREKEY_IDENTITY_AT..PREKEY_SIGNED_ID_AT).contains(&i)
+        {
             assert_eq!(error, Error::DecryptionFailed, "byte {i}");
         }
     }
@@ -311,54 +415,93 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     assert_eq!(store.one_time_prekey_count(), 2);
 
     // The genuine message is still accepted; only now is the one-time prekey spent.
-    let (mut bob_session, plaintext) = accept(&mut rng, &bob, &mut store, &wire, default).unwrap();
+    let (mut bob_session, plaintext) =
+        accept(&mut rng, &bob, &mut store, &alice.address(), &wire, default).unwrap();
     assert_eq!(plaintext, b"hello Bob");
     assert_eq!(store.one_time_prekey_ids().collect::<Vec<_>>(), [ids[1]]);
-    let reply = bob_session.encrypt(b"ok").unwrap();
+    let reply = bob_session.encrypt(&mut rng, b"ok").unwrap();
     assert_eq!(alice_session.decrypt(&mut rng, &reply).unwrap(), b"ok");
 }
 
 #[test]
 fn a_used_one_time_prekey_cannot_be_used_again() {
     let mut rng = rng(3);
-    let alice = identity(&mut rng);
-    let carol = identity(&mut rng);
-    let bob = identity(&mut rng);
-    let (mut store, ids) = prekey_store(&mut rng, &bob, 1);
+    let alice = alice(&mut rng);
+    let carol = device(&mut rng, "carol", ALICE_DEVICE);
+    let bob = bob(&mut rng);
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 1);
     let default = SessionConfig::default();
     // Alice and Carol both fetched the same bundle while Bob was offline.
-    let bundle = verified_bundle(&bob, &store, Some(ids[0]));
-    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-    let mut carol_session = Session::initiate(&mut rng, &carol, &bundle).unwrap();
-    let from_alice = alice_session.encrypt(b"from alice").unwrap();
-    let from_carol = carol_session.encrypt(b"from carol").unwrap();
+    let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+    let mut carol_session = Session::initiate(&mut rng, &carol, &bob.account, &bundle).unwrap();
+    let from_alice = alice_session.encrypt(&mut rng, b"from alice").unwrap();
+    let from_carol = carol_session.encrypt(&mut rng, b"from carol").unwrap();
 
-    let (_, plaintext) = accept(&mut rng, &bob, &mut store, &from_alice, default).unwrap();
+    let (_, plaintext) = accept(
+        &mut rng,
+        &bob,
+        &mut store,
+        &alice.address(),
+        &from_alice,
+        default,
+    )
+    .unwrap();
     assert_eq!(plaintext, b"from alice");
     assert_eq!(store.one_time_prekey_count(), 0);
 
     assert_eq!(
-        rejected_accept(&mut rng, &bob, &mut store, &from_carol, default, None),
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &carol.address(),
+            &from_carol,
+            default,
+            None
+        ),
         Error::UnknownOneTimePreKey { id: ids[0] }
     );
     // A replay of Alice's first message cannot create a second session either.
+    // Protocol v2: the store remembers the base key of every accepted prekey
+    // message, so the replay is named as such (v1: UnknownOneTimePreKey).
     assert_eq!(
-        rejected_accept(&mut rng, &bob, &mut store, &from_alice, default, None),
-        Error::UnknownOneTimePreKey { id: ids[0] }
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &alice.address(),
+            &from_alice,
+            default,
+            None
+        ),
+        Error::RepeatedPreKeyMessage {
+            base_key: *alice_session.base_key()
+        }
     );
+    assert!(store.has_accepted_base_key(alice_session.base_key()));
+    assert!(!store.has_accepted_base_key(carol_session.base_key()));
 
     // A fresh bundle no longer offers the spent key, and Carol gets through with it.
     assert_eq!(
-        PreKeyBundle::from_store(bob.public_key(), &store, Some(ids[0]))
+        PreKeyBundle::from_store(bob.identity.public_key(), &store, Some(ids[0]))
             .encode()
             .len(),
         BUNDLE_LEN_WITHOUT_ONE_TIME
     );
-    let bundle = verified_bundle(&bob, &store, Some(ids[0]));
-    let mut carol_session = Session::initiate(&mut rng, &carol, &bundle).unwrap();
-    let retry = carol_session.encrypt(b"again").unwrap();
+    let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    let mut carol_session = Session::initiate(&mut rng, &carol, &bob.account, &bundle).unwrap();
+    let retry = carol_session.encrypt(&mut rng, b"again").unwrap();
     assert_eq!(prekey_message(&retry).one_time_prekey_id(), None);
-    let (_, plaintext) = accept(&mut rng, &bob, &mut store, &retry, default).unwrap();
+    let (_, plaintext) = accept(
+        &mut rng,
+        &bob,
+        &mut store,
+        &carol.address(),
+        &retry,
+        default,
+    )
+    .unwrap();
     assert_eq!(plaintext, b"again");
 }
 
@@ -369,15 +512,15 @@ fn a_used_one_time_prekey_cannot_be_used_again() {
 #[test]
 fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
     let mut rng = rng(4);
-    let alice = identity(&mut rng);
-    let bob = identity(&mut rng);
-    let (mut store, ids) = prekey_store(&mut rng, &bob, 1);
-    let bundle = verified_bundle(&bob, &store, Some(ids[0]));
-    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+    let alice = alice(&mut rng);
+    let bob = bob(&mut rng);
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 1);
+    let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
 
     let early: Vec<Vec<u8>> = (0..4)
         .map(|i| {
-            let wire = alice_session.encrypt(&text("early", i)).unwrap();
+            let wire = alice_session.encrypt(&mut rng, &text("early", i)).unwrap();
             assert!(alice_session.is_awaiting_reply());
             wire
         })
@@ -395,6 +538,7 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
         &mut rng,
         &bob,
         &mut store,
+        &alice.address(),
         &early[1],
         SessionConfig::default(),
     )
@@ -422,8 +566,8 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
     );
 
     // Bob replies, but until Alice reads it her messages stay prekey messages.
-    let reply = bob_session.encrypt(b"reply").unwrap();
-    let late = alice_session.encrypt(&text("early", 4)).unwrap();
+    let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
+    let late = alice_session.encrypt(&mut rng, &text("early", 4)).unwrap();
     assert!(matches!(Message::parse(&late).unwrap(), Message::PreKey(_)));
     assert_eq!(
         bob_session.decrypt(&mut rng, &late).unwrap(),
@@ -432,7 +576,7 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
 
     assert_eq!(alice_session.decrypt(&mut rng, &reply).unwrap(), b"reply");
     assert!(!alice_session.is_awaiting_reply());
-    let ordinary = alice_session.encrypt(b"ordinary").unwrap();
+    let ordinary = alice_session.encrypt(&mut rng, b"ordinary").unwrap();
     assert!(matches!(
         Message::parse(&ordinary).unwrap(),
         Message::Ratchet(_)
@@ -454,23 +598,31 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
 #[test]
 fn prekey_message_of_another_session_is_wrong_session() {
     let mut rng = rng(5);
-    let alice = identity(&mut rng);
-    let carol = identity(&mut rng);
-    let bob = identity(&mut rng);
-    let (mut store, _) = prekey_store(&mut rng, &bob, 0);
-    let bundle = verified_bundle(&bob, &store, None);
+    let alice = alice(&mut rng);
+    let carol = device(&mut rng, "carol", ALICE_DEVICE);
+    let bob = bob(&mut rng);
+    let (mut store, _) = prekey_store(&mut rng, &bob.identity, 0);
+    let bundle = verified_bundle(&bob.identity, &store, None);
     let default = SessionConfig::default();
 
-    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-    let first = alice_session.encrypt(b"one").unwrap();
-    let second = alice_session.encrypt(b"two").unwrap();
-    let (mut bob_session, _) = accept(&mut rng, &bob, &mut store, &first, default).unwrap();
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+    let first = alice_session.encrypt(&mut rng, b"one").unwrap();
+    let second = alice_session.encrypt(&mut rng, b"two").unwrap();
+    let (mut bob_session, _) = accept(
+        &mut rng,
+        &bob,
+        &mut store,
+        &alice.address(),
+        &first,
+        default,
+    )
+    .unwrap();
 
     // Alice's second session (new base key), and Carol's session.
-    let mut alice_again = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-    let other = alice_again.encrypt(b"other session").unwrap();
-    let mut carol_session = Session::initiate(&mut rng, &carol, &bundle).unwrap();
-    let from_carol = carol_session.encrypt(b"carol").unwrap();
+    let mut alice_again = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+    let other = alice_again.encrypt(&mut rng, b"other session").unwrap();
+    let mut carol_session = Session::initiate(&mut rng, &carol, &bob.account, &bundle).unwrap();
+    let from_carol = carol_session.encrypt(&mut rng, b"carol").unwrap();
     for wire in [&other, &from_carol] {
         assert!(!bob_session.owns_prekey_message(&prekey_message(wire)));
         assert_eq!(
@@ -479,7 +631,11 @@ fn prekey_message_of_another_session_is_wrong_session() {
         );
     }
     // Same base key with another identity, or same identity with another base key.
-    let swapped_identity = patched(&second, PREKEY_IDENTITY_AT, &carol.public_key().to_bytes());
+    let swapped_identity = patched(
+        &second,
+        PREKEY_IDENTITY_AT,
+        &carol.identity.public_key().to_bytes(),
+    );
     let swapped_base = patched(
         &second,
         PREKEY_BASE_KEY_AT,
@@ -500,8 +656,33 @@ fn prekey_message_of_another_session_is_wrong_session() {
 
     // Bob's own session is unaffected, and the other session starts normally.
     assert_eq!(bob_session.decrypt(&mut rng, &second).unwrap(), b"two");
-    let (_, plaintext) = accept(&mut rng, &bob, &mut store, &other, default).unwrap();
+    let (_, plaintext) = accept(
+        &mut rng,
+        &bob,
+        &mut store,
+        &alice.address(),
+        &other,
+        default,
+    )
+    .unwrap();
     assert_eq!(plaintext, b"other session");
+
+    // Protocol v2: a repeat of a prekey message without a one-time prekey,
+    // given to the responder again, is refused (v1 made a second session).
+    assert_eq!(
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &alice.address(),
+            &first,
+            default,
+            None
+        ),
+        Error::RepeatedPreKeyMessage {
+            base_key: *alice_session.base_key()
+        }
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -782,24 +963,33 @@ fn max_skip_boundary_counts_the_old_chain_and_the_new_gap() {
 fn max_skip_boundary_when_accepting() {
     let limits = config(5, 50);
     let mut rng = rng(14);
-    let alice = identity(&mut rng);
-    let bob = identity(&mut rng);
-    let (mut store, ids) = prekey_store(&mut rng, &bob, 1);
-    let bundle = verified_bundle(&bob, &store, Some(ids[0]));
+    let alice = alice(&mut rng);
+    let bob = bob(&mut rng);
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 1);
+    let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
     let mut alice_session =
-        Session::initiate_with_config(&mut rng, &alice, &bundle, limits).unwrap();
+        Session::initiate_with_config(&mut rng, &alice, &bob.account, &bundle, limits).unwrap();
     let p: Vec<_> = (0..7)
-        .map(|i| alice_session.encrypt(&text("p", i)).unwrap())
+        .map(|i| alice_session.encrypt(&mut rng, &text("p", i)).unwrap())
         .collect();
     assert_eq!(
-        rejected_accept(&mut rng, &bob, &mut store, &p[6], limits, None),
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &alice.address(),
+            &p[6],
+            limits,
+            None
+        ),
         Error::TooManySkippedMessages {
             requested: 6,
             max: 5
         }
     );
     assert_eq!(store.one_time_prekey_count(), 1);
-    let (mut bob_session, plaintext) = accept(&mut rng, &bob, &mut store, &p[5], limits).unwrap();
+    let (mut bob_session, plaintext) =
+        accept(&mut rng, &bob, &mut store, &alice.address(), &p[5], limits).unwrap();
     assert_eq!(plaintext, text("p", 5));
     assert_eq!(bob_session.config(), &limits);
     assert_eq!(bob_session.skipped_key_count(), 5);
@@ -986,7 +1176,7 @@ fn tampered_messages_leave_the_session_unchanged() {
     let first = p.alice_sends(b"first");
     assert_eq!(p.bob_receives(&first).unwrap(), b"first");
     let short = p.alice_sends(b"tamper me");
-    assert_every_byte_flip_rejected(&mut p.bob, &mut p.rng, &short, N_AT + 4);
+    assert_every_byte_flip_rejected(&mut p.bob, &mut p.rng, &short, NONCE_AT);
     assert_eq!(p.bob_receives(&short).unwrap(), b"tamper me");
 
     // The first message of a new chain, with keys to skip in both chains.
@@ -995,7 +1185,7 @@ fn tampered_messages_leave_the_session_unchanged() {
     let reply = p.bob_sends(b"reply");
     assert_eq!(p.alice_receives(&reply).unwrap(), b"reply");
     let e: Vec<_> = (0..2).map(|i| p.alice_sends(&text("e", i))).collect();
-    assert_every_byte_flip_rejected(&mut p.bob, &mut p.rng, &e[1], N_AT + 4);
+    assert_every_byte_flip_rejected(&mut p.bob, &mut p.rng, &e[1], NONCE_AT);
     assert_eq!(p.bob.skipped_key_count(), 0);
     assert_eq!(p.bob_receives(&e[1]).unwrap(), text("e", 1));
     assert_eq!(p.bob.skipped_key_count(), 3);
@@ -1015,11 +1205,11 @@ fn tampered_messages_leave_the_session_unchanged() {
         &mut p.bob,
         &mut p.rng,
         &repeat,
-        PREKEY_PREFIX_LEN + N_AT + 4,
+        PREKEY_PREFIX_LEN + NONCE_AT,
     );
     assert_eq!(p.bob_receives(&repeat).unwrap(), b"again");
     let reply = p.bob_sends(b"reply");
-    assert_every_byte_flip_rejected(&mut p.alice, &mut p.rng, &reply, N_AT + 4);
+    assert_every_byte_flip_rejected(&mut p.alice, &mut p.rng, &reply, NONCE_AT);
     assert!(p.alice.is_awaiting_reply());
     assert_eq!(p.alice_receives(&reply).unwrap(), b"reply");
     assert!(!p.alice.is_awaiting_reply());
@@ -1211,10 +1401,13 @@ fn message_counters_stop_just_below_the_maximum() {
     assert_eq!(message_number(&last), u32::MAX - 1);
     assert_eq!(p.bob_receives(&last).unwrap(), b"last");
     let before = p.alice.encode().to_vec();
-    assert_eq!(p.alice.encrypt(b"one more"), Err(Error::CounterExhausted));
+    assert_eq!(
+        p.alice.encrypt(&mut p.rng, b"one more"),
+        Err(Error::CounterExhausted)
+    );
     let mut buffer = [0u8; 128];
     assert_eq!(
-        p.alice.encrypt_into(b"one more", &mut buffer),
+        p.alice.encrypt_into(&mut p.rng, b"one more", &mut buffer),
         Err(Error::CounterExhausted)
     );
     assert_eq!(p.alice.encode().to_vec(), before);
@@ -1257,62 +1450,87 @@ fn signed_prekey_rotation_with_grace_period_and_expiry() {
     const ROTATED_AT: u64 = 1_000;
     const GRACE: u64 = 7 * 24 * 3600;
     let mut rng = rng(26);
-    let alice = identity(&mut rng);
-    let carol = identity(&mut rng);
-    let bob = identity(&mut rng);
-    let (mut store, ids) = prekey_store(&mut rng, &bob, 2);
+    let alice = alice(&mut rng);
+    let carol = device(&mut rng, "carol", ALICE_DEVICE);
+    let bob = bob(&mut rng);
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 2);
     let default = SessionConfig::default();
     // Alice and Carol fetch bundles for signed prekey 1 ...
-    let old_for_alice = verified_bundle(&bob, &store, Some(ids[0]));
-    let old_for_carol = verified_bundle(&bob, &store, None);
+    let old_for_alice = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    let old_for_carol = verified_bundle(&bob.identity, &store, None);
     // ... then Bob rotates.
     let rotated = store
-        .rotate_signed_prekey(&mut rng, &bob, ROTATED_AT)
+        .rotate_signed_prekey(&mut rng, &bob.identity, ROTATED_AT)
         .unwrap()
         .id();
     assert_eq!(rotated, 2);
     assert_eq!(store.signed_prekey().id(), 2);
     assert!(store.find_signed_prekey(1).is_some());
 
-    let mut alice_session = Session::initiate(&mut rng, &alice, &old_for_alice).unwrap();
-    let from_alice = alice_session.encrypt(b"to the old key").unwrap();
+    let mut alice_session =
+        Session::initiate(&mut rng, &alice, &bob.account, &old_for_alice).unwrap();
+    let from_alice = alice_session.encrypt(&mut rng, b"to the old key").unwrap();
     assert_eq!(prekey_message(&from_alice).signed_prekey_id(), 1);
     assert_eq!(
         store.expire_retired_signed_prekeys(ROTATED_AT + GRACE - 1, GRACE),
         0
     );
-    let (mut bob_session, plaintext) =
-        accept(&mut rng, &bob, &mut store, &from_alice, default).unwrap();
+    let (mut bob_session, plaintext) = accept(
+        &mut rng,
+        &bob,
+        &mut store,
+        &alice.address(),
+        &from_alice,
+        default,
+    )
+    .unwrap();
     assert_eq!(plaintext, b"to the old key");
     assert_eq!(store.one_time_prekey_ids().collect::<Vec<_>>(), [ids[1]]);
 
-    let mut carol_session = Session::initiate(&mut rng, &carol, &old_for_carol).unwrap();
-    let from_carol = carol_session.encrypt(b"too late").unwrap();
+    let mut carol_session =
+        Session::initiate(&mut rng, &carol, &bob.account, &old_for_carol).unwrap();
+    let from_carol = carol_session.encrypt(&mut rng, b"too late").unwrap();
     assert_eq!(
         store.expire_retired_signed_prekeys(ROTATED_AT + GRACE, GRACE),
         1
     );
     assert!(store.find_signed_prekey(1).is_none());
     assert_eq!(
-        rejected_accept(&mut rng, &bob, &mut store, &from_carol, default, None),
+        rejected_accept(
+            &mut rng,
+            &bob,
+            &mut store,
+            &carol.address(),
+            &from_carol,
+            default,
+            None
+        ),
         Error::UnknownSignedPreKey { id: 1 }
     );
 
     // The session made during the grace period does not depend on the key.
-    let reply = bob_session.encrypt(b"still here").unwrap();
+    let reply = bob_session.encrypt(&mut rng, b"still here").unwrap();
     assert_eq!(
         alice_session.decrypt(&mut rng, &reply).unwrap(),
         b"still here"
     );
-    let more = alice_session.encrypt(b"good").unwrap();
+    let more = alice_session.encrypt(&mut rng, b"good").unwrap();
     assert_eq!(bob_session.decrypt(&mut rng, &more).unwrap(), b"good");
 
     // A current bundle names the new key and works.
-    let current = verified_bundle(&bob, &store, Some(ids[1]));
-    let mut carol_session = Session::initiate(&mut rng, &carol, &current).unwrap();
-    let retry = carol_session.encrypt(b"retry").unwrap();
+    let current = verified_bundle(&bob.identity, &store, Some(ids[1]));
+    let mut carol_session = Session::initiate(&mut rng, &carol, &bob.account, &current).unwrap();
+    let retry = carol_session.encrypt(&mut rng, b"retry").unwrap();
     assert_eq!(prekey_message(&retry).signed_prekey_id(), 2);
-    let (_, plaintext) = accept(&mut rng, &bob, &mut store, &retry, default).unwrap();
+    let (_, plaintext) = accept(
+        &mut rng,
+        &bob,
+        &mut store,
+        &carol.address(),
+        &retry,
+        default,
+    )
+    .unwrap();
     assert_eq!(plaintext, b"retry");
     assert_eq!(store.one_time_prekey_count(), 0);
 }
@@ -1328,6 +1546,8 @@ fn round_trip(session: &Session) -> Session {
     assert_eq!(restored.role(), session.role());
     assert_eq!(restored.local_identity(), session.local_identity());
     assert_eq!(restored.remote_identity(), session.remote_identity());
+    assert_eq!(restored.local_address(), session.local_address());
+    assert_eq!(restored.remote_address(), session.remote_address());
     assert_eq!(restored.base_key(), session.base_key());
     assert_eq!(restored.config(), session.config());
     assert_eq!(restored.skipped_key_count(), session.skipped_key_count());
@@ -1356,8 +1576,8 @@ fn sessions_survive_encode_and_decode_mid_conversation() {
     }
     assert_eq!(p.bob.encode().to_vec(), twin.encode().to_vec());
     assert_eq!(
-        p.bob.encrypt(b"same").unwrap(),
-        twin.encrypt(b"same").unwrap()
+        p.bob.encrypt(&mut rng_a, b"same").unwrap(),
+        twin.encrypt(&mut rng_b, b"same").unwrap()
     );
     assert_eq!(p.bob.encode().to_vec(), twin.encode().to_vec());
 
@@ -1391,20 +1611,20 @@ fn sessions_survive_encode_and_decode_mid_conversation() {
 fn an_initiator_awaiting_a_reply_survives_encode_and_decode() {
     for with_one_time in [true, false] {
         let mut rng = rng(28);
-        let alice = identity(&mut rng);
-        let bob = identity(&mut rng);
-        let (mut store, ids) = prekey_store(&mut rng, &bob, 1);
+        let alice = alice(&mut rng);
+        let bob = bob(&mut rng);
+        let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 1);
         let one_time = with_one_time.then_some(ids[0]);
-        let bundle = verified_bundle(&bob, &store, one_time);
-        let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-        let first = alice_session.encrypt(b"before saving").unwrap();
+        let bundle = verified_bundle(&bob.identity, &store, one_time);
+        let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+        let first = alice_session.encrypt(&mut rng, b"before saving").unwrap();
         assert_eq!(alice_session.encode().len(), SIZE_FRESH_INITIATOR);
 
         let mut restored = round_trip(&alice_session);
         drop(alice_session);
         assert!(restored.is_awaiting_reply());
         assert_eq!(restored.role(), Role::Initiator);
-        let second = restored.encrypt(b"after restoring").unwrap();
+        let second = restored.encrypt(&mut rng, b"after restoring").unwrap();
         let (a, b) = (prekey_message(&first), prekey_message(&second));
         assert_eq!(a.base_key(), b.base_key());
         assert_eq!(a.signed_prekey_id(), b.signed_prekey_id());
@@ -1415,6 +1635,7 @@ fn an_initiator_awaiting_a_reply_survives_encode_and_decode() {
             &mut rng,
             &bob,
             &mut store,
+            &alice.address(),
             &second,
             SessionConfig::default(),
         )
@@ -1425,7 +1646,7 @@ fn an_initiator_awaiting_a_reply_survives_encode_and_decode() {
             bob_session.decrypt(&mut rng, &first).unwrap(),
             b"before saving"
         );
-        let reply = bob_session.encrypt(b"reply").unwrap();
+        let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
         assert_eq!(restored.decrypt(&mut rng, &reply).unwrap(), b"reply");
         let restored = round_trip(&restored);
         assert!(!restored.is_awaiting_reply());
@@ -1448,7 +1669,9 @@ fn decoding_bad_session_blobs_is_an_error_never_a_panic() {
         for len in 0..blob.len() {
             assert!(Session::decode(&blob[..len]).is_err(), "length {len}");
         }
-        for version in [0, 2, 0xff] {
+        assert_eq!(blob[STATE_VERSION_AT], STATE_VERSION);
+        // Version 1 (the previous protocol's sessions) is no longer decoded.
+        for version in [0, 1, STATE_VERSION + 1, 0xff] {
             let wrong = patched(blob, STATE_VERSION_AT, &[version]);
             assert_eq!(
                 Session::decode(&wrong).err(),
@@ -1514,14 +1737,19 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     for available in [0, needed - 1] {
         let mut small = vec![0u8; available];
         assert_eq!(
-            p.alice.encrypt_into(b"hello", &mut small),
+            p.alice.encrypt_into(&mut p.rng, b"hello", &mut small),
             Err(Error::BufferTooSmall { needed, available })
         );
         assert!(small.iter().all(|&b| b == 0));
     }
     assert_eq!(p.alice.encode().to_vec(), before);
     let mut buffer = vec![0xaa; needed + 10];
-    assert_eq!(p.alice.encrypt_into(b"hello", &mut buffer).unwrap(), needed);
+    assert_eq!(
+        p.alice
+            .encrypt_into(&mut p.rng, b"hello", &mut buffer)
+            .unwrap(),
+        needed
+    );
     assert!(buffer[needed..].iter().all(|&b| b == 0xaa));
     let wire = &buffer[..needed];
     assert_eq!(
@@ -1559,7 +1787,7 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     let before = p.bob.encode().to_vec();
     let mut small = vec![0u8; needed - 1];
     assert_eq!(
-        p.bob.encrypt_into(b"goodbye", &mut small),
+        p.bob.encrypt_into(&mut p.rng, b"goodbye", &mut small),
         Err(Error::BufferTooSmall {
             needed,
             available: needed - 1
@@ -1567,7 +1795,10 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     );
     assert_eq!(p.bob.encode().to_vec(), before);
     let mut wire = vec![0u8; needed];
-    assert_eq!(p.bob.encrypt_into(b"goodbye", &mut wire), Ok(needed));
+    assert_eq!(
+        p.bob.encrypt_into(&mut p.rng, b"goodbye", &mut wire),
+        Ok(needed)
+    );
     let message = RatchetMessage::parse(&wire).unwrap();
     assert_eq!(message.plaintext_len(), 7);
     assert_eq!(message.header().message_number, 0);
@@ -1594,7 +1825,7 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     // Empty plaintexts into exact and empty buffers.
     let mut wire = [0u8; RATCHET_MESSAGE_OVERHEAD];
     assert_eq!(
-        p.alice.encrypt_into(b"", &mut wire),
+        p.alice.encrypt_into(&mut p.rng, b"", &mut wire),
         Ok(RATCHET_MESSAGE_OVERHEAD)
     );
     let message = RatchetMessage::parse(&wire).unwrap();
@@ -1604,17 +1835,17 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
 #[test]
 fn accept_into_with_a_buffer_too_small_spends_nothing() {
     let mut rng = rng(32);
-    let alice = identity(&mut rng);
-    let bob = identity(&mut rng);
-    let (mut store, ids) = prekey_store(&mut rng, &bob, 1);
-    let bundle = verified_bundle(&bob, &store, Some(ids[0]));
-    let mut alice_session = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-    let wire = alice_session.encrypt(b"twelve bytes").unwrap();
+    let alice = alice(&mut rng);
+    let bob = bob(&mut rng);
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 1);
+    let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+    let wire = alice_session.encrypt(&mut rng, b"twelve bytes").unwrap();
     let message = prekey_message(&wire);
     let before = store.encode().to_vec();
     let mut small = [0u8; 11];
     let error = Responder::new(&bob, &mut store)
-        .accept_into(&mut rng, &message, &mut small)
+        .accept_into(&mut rng, &alice.address(), &message, &mut small)
         .err();
     assert_eq!(
         error,
@@ -1626,7 +1857,7 @@ fn accept_into_with_a_buffer_too_small_spends_nothing() {
     assert_eq!(store.encode().to_vec(), before);
     let mut exact = [0u8; 12];
     let (_, len) = Responder::new(&bob, &mut store)
-        .accept_into(&mut rng, &message, &mut exact)
+        .accept_into(&mut rng, &alice.address(), &message, &mut exact)
         .unwrap();
     assert_eq!(&exact[..len], b"twelve bytes");
     assert_eq!(store.one_time_prekey_count(), 0);

@@ -1,5 +1,5 @@
 //! Known-answer vectors for X3DH and the first Double Ratchet messages
-//! (`tests/vectors/session_v1.txt`, described in SPEC.md §8).
+//! (`tests/vectors/session_v2.txt`, described in SPEC.md §8).
 //!
 //! Checked in both directions: running the protocol from the vector's secret
 //! inputs reproduces every output byte, and the stored messages decrypt to the
@@ -14,10 +14,11 @@ use scripted_rng::{ScriptedRng, check_vectors, read_vectors};
 use std::collections::BTreeMap;
 
 use ratchetbox::{
-    IdentityKeyPair, Message, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session, hazmat,
+    AccountId, IdentityKeyPair, LocalDevice, Message, PreKeyBundle, PreKeyMessage, PreKeyStore,
+    Responder, Session, hazmat,
 };
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/session_v1.txt");
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/session_v2.txt");
 
 fn arr(v: &[u8]) -> [u8; 32] {
     v.try_into().expect("32 bytes")
@@ -39,6 +40,9 @@ fn inputs() -> BTreeMap<&'static str, Vec<u8>> {
         ("alice_ratchet_secret_1", pattern(0xb0)),
         ("bob_ratchet_secret_1", pattern(0xd0)),
         ("alice_ratchet_secret_2", pattern(0xf0)),
+        ("alice_nonce_0", pattern(0x20)[..12].to_vec()),
+        ("alice_nonce_1", pattern(0x40)[..12].to_vec()),
+        ("bob_nonce_2", pattern(0x60)[..12].to_vec()),
         ("plaintext_0", b"Hello Bob, this is Alice.".to_vec()),
         (
             "plaintext_1",
@@ -48,19 +52,30 @@ fn inputs() -> BTreeMap<&'static str, Vec<u8>> {
     ])
 }
 
+/// Device 1 of `account`, with the identity from `seed`.
+fn device(account: &[u8], seed: &[u8]) -> LocalDevice {
+    LocalDevice {
+        account: AccountId::new(account).unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::from_seed(&arr(seed)),
+    }
+}
+
 /// Runs the scripted conversation and returns every output.
 fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     let i = |k: &str| input[k].as_slice();
     let mut out = BTreeMap::new();
-    let alice = IdentityKeyPair::from_seed(&arr(i("alice_identity_seed")));
-    let bob = IdentityKeyPair::from_seed(&arr(i("bob_identity_seed")));
+    let alice = device(b"alice", i("alice_identity_seed"));
+    let bob_device = device(b"bob", i("bob_identity_seed"));
+    let bob = &bob_device.identity;
 
     let mut bob_rng = ScriptedRng::new(&[
         i("bob_signed_prekey_secret"),
         i("bob_one_time_prekey_secret"),
         i("bob_ratchet_secret_1"),
+        i("bob_nonce_2"),
     ]);
-    let mut bob_store = PreKeyStore::generate(&mut bob_rng, &bob, 1);
+    let mut bob_store = PreKeyStore::generate(&mut bob_rng, bob, 1);
     let published = bob_store
         .generate_one_time_prekeys(&mut bob_rng, 1)
         .unwrap();
@@ -70,6 +85,8 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     let mut alice_rng = ScriptedRng::new(&[
         i("alice_ephemeral_secret"),
         i("alice_ratchet_secret_1"),
+        i("alice_nonce_0"),
+        i("alice_nonce_1"),
         i("alice_ratchet_secret_2"),
     ]);
     let verified = PreKeyBundle::decode(&bundle.encode())
@@ -77,7 +94,7 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
         .verify()
         .unwrap();
     let (mut alice_session, sk, ad) =
-        hazmat::initiate_traced(&mut alice_rng, &alice, &verified).unwrap();
+        hazmat::initiate_traced(&mut alice_rng, &alice, &bob_device.account, &verified).unwrap();
     out.insert("x3dh_shared_secret".into(), sk.to_vec());
     out.insert("x3dh_associated_data".into(), ad.to_vec());
     out.insert(
@@ -88,13 +105,21 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
         "alice_sending_chain_key_1".into(),
         hazmat::sending_chain_key(&alice_session).to_vec(),
     );
-    let m0 = alice_session.encrypt(i("plaintext_0")).unwrap();
-    let m1 = alice_session.encrypt(i("plaintext_1")).unwrap();
+    let m0 = alice_session
+        .encrypt(&mut alice_rng, i("plaintext_0"))
+        .unwrap();
+    let m1 = alice_session
+        .encrypt(&mut alice_rng, i("plaintext_1"))
+        .unwrap();
     out.insert("message_0".into(), m0.clone());
     out.insert("message_1".into(), m1.clone());
 
-    let (mut bob_session, p0) = Responder::new(&bob, &mut bob_store)
-        .accept(&mut bob_rng, &PreKeyMessage::parse(&m0).unwrap())
+    let (mut bob_session, p0) = Responder::new(&bob_device, &mut bob_store)
+        .accept(
+            &mut bob_rng,
+            &alice.address(),
+            &PreKeyMessage::parse(&m0).unwrap(),
+        )
         .unwrap();
     assert_eq!(p0, i("plaintext_0"));
     out.insert(
@@ -109,7 +134,7 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
         bob_session.decrypt(&mut bob_rng, &m1).unwrap(),
         i("plaintext_1")
     );
-    let m2 = bob_session.encrypt(i("plaintext_2")).unwrap();
+    let m2 = bob_session.encrypt(&mut bob_rng, i("plaintext_2")).unwrap();
     out.insert("message_2".into(), m2.clone());
     assert_eq!(
         alice_session.decrypt(&mut alice_rng, &m2).unwrap(),
@@ -119,10 +144,12 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
         "alice_root_key_2".into(),
         hazmat::root_key(&alice_session).to_vec(),
     );
+    alice_rng.assert_exhausted();
+    bob_rng.assert_exhausted();
     out
 }
 
-const HEADER: &str = "# ratchetbox v1 session known-answer vector (SPEC.md §8). Hex, alphabetical;\n\
+const HEADER: &str = "# ratchetbox v2 session known-answer vector (SPEC.md §8). Hex, alphabetical;\n\
          # SPEC.md §8 says which party uses each input, and in which order.\n";
 
 #[test]
@@ -135,14 +162,15 @@ fn session_vector_is_reproduced() {
 fn stored_messages_decrypt() {
     let (input, output) = read_vectors(PATH);
     let i = |k: &str| input[k].as_slice();
-    let alice = IdentityKeyPair::from_seed(&arr(i("alice_identity_seed")));
-    let bob = IdentityKeyPair::from_seed(&arr(i("bob_identity_seed")));
+    let alice = device(b"alice", i("alice_identity_seed"));
+    let bob_device = device(b"bob", i("bob_identity_seed"));
+    let bob = &bob_device.identity;
     let mut bob_rng = ScriptedRng::new(&[
         i("bob_signed_prekey_secret"),
         i("bob_one_time_prekey_secret"),
         i("bob_ratchet_secret_1"),
     ]);
-    let mut bob_store = PreKeyStore::generate(&mut bob_rng, &bob, 1);
+    let mut bob_store = PreKeyStore::generate(&mut bob_rng, bob, 1);
     bob_store
         .generate_one_time_prekeys(&mut bob_rng, 1)
         .unwrap();
@@ -158,9 +186,9 @@ fn stored_messages_decrypt() {
     let Message::PreKey(first) = Message::parse(&output["message_0"]).unwrap() else {
         panic!("message_0 is a prekey message");
     };
-    assert_eq!(first.identity_key(), alice.public_key());
-    let (mut bob_session, p0) = Responder::new(&bob, &mut bob_store)
-        .accept(&mut bob_rng, &first)
+    assert_eq!(first.identity_key(), alice.identity.public_key());
+    let (mut bob_session, p0) = Responder::new(&bob_device, &mut bob_store)
+        .accept(&mut bob_rng, &alice.address(), &first)
         .unwrap();
     assert_eq!(p0, i("plaintext_0"));
     assert_eq!(
@@ -174,11 +202,25 @@ fn stored_messages_decrypt() {
     let mut alice_rng = ScriptedRng::new(&[
         i("alice_ephemeral_secret"),
         i("alice_ratchet_secret_1"),
+        i("alice_nonce_0"),
+        i("alice_nonce_1"),
         i("alice_ratchet_secret_2"),
     ]);
-    let mut alice_session = Session::initiate(&mut alice_rng, &alice, &verified).unwrap();
-    alice_session.encrypt(i("plaintext_0")).unwrap();
-    alice_session.encrypt(i("plaintext_1")).unwrap();
+    let mut alice_session =
+        Session::initiate(&mut alice_rng, &alice, &bob_device.account, &verified).unwrap();
+    // Her own re-encryptions with the scripted nonces are the stored messages.
+    assert_eq!(
+        alice_session
+            .encrypt(&mut alice_rng, i("plaintext_0"))
+            .unwrap(),
+        output["message_0"]
+    );
+    assert_eq!(
+        alice_session
+            .encrypt(&mut alice_rng, i("plaintext_1"))
+            .unwrap(),
+        output["message_1"]
+    );
     assert_eq!(
         alice_session
             .decrypt(&mut alice_rng, &output["message_2"])

@@ -8,8 +8,8 @@
 use chacha20::ChaCha20Rng;
 use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::{
-    IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, RATCHET_MESSAGE_OVERHEAD,
-    RatchetMessage, Responder, Session,
+    AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore,
+    RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder, Session,
 };
 
 #[global_allocator]
@@ -27,18 +27,31 @@ fn main() {
 fn steady_state_encrypt_and_decrypt_do_not_allocate() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let mut rng = ChaCha20Rng::from_seed([42; 32]);
-    let alice = IdentityKeyPair::generate(&mut rng);
-    let bob = IdentityKeyPair::generate(&mut rng);
-    let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
-    let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None)
+    let alice = LocalDevice {
+        account: AccountId::new(b"alice").unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::generate(&mut rng),
+    };
+    // Bob's prekey store (and so his bundle) is for device 1.
+    let bob = LocalDevice {
+        account: AccountId::new(b"bob").unwrap(),
+        device_id: 1,
+        identity: IdentityKeyPair::generate(&mut rng),
+    };
+    let mut store = PreKeyStore::generate(&mut rng, &bob.identity, bob.device_id);
+    let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, None)
         .verify()
         .unwrap();
-    let mut a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-    let first = a.encrypt(b"hello").unwrap();
+    let mut a = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+    let first = a.encrypt(&mut rng, b"hello").unwrap();
     let (mut b, _) = Responder::new(&bob, &mut store)
-        .accept(&mut rng, &PreKeyMessage::parse(&first).unwrap())
+        .accept(
+            &mut rng,
+            &alice.address(),
+            &PreKeyMessage::parse(&first).unwrap(),
+        )
         .unwrap();
-    let reply = b.encrypt(b"hi").unwrap();
+    let reply = b.encrypt(&mut rng, b"hi").unwrap();
     a.decrypt(&mut rng, &reply).unwrap();
 
     let plaintext = [0x33u8; 1024];
@@ -55,12 +68,14 @@ fn steady_state_encrypt_and_decrypt_do_not_allocate() {
         if round % 25 == 0 {
             // The first message after a direction change is a DH ratchet step:
             // not the steady state, so it is left out of the count.
-            let m = sender.encrypt(b"turn").unwrap();
+            let m = sender.encrypt(&mut rng, b"turn").unwrap();
             receiver.decrypt(&mut rng, &m).unwrap();
             continue;
         }
         let start = blocks();
-        let len = sender.encrypt_into(&plaintext, &mut wire).unwrap();
+        let len = sender
+            .encrypt_into(&mut rng, &plaintext, &mut wire)
+            .unwrap();
         let message = RatchetMessage::parse(&wire[..len]).unwrap();
         let n = receiver.decrypt_into(&mut rng, &message, &mut out).unwrap();
         assert_eq!(&out[..n], &plaintext[..]);

@@ -189,7 +189,7 @@ fn server_path_does_not_allocate() {
             // A part is not an envelope the server accepts.
             assert_eq!(
                 validate(&buffer[..n], &policy, &keys).err(),
-                Some(EnvelopeError::UnknownVersion { found: 0x23 })
+                Some(EnvelopeError::UnknownVersion { found: 0x26 })
             );
             written += n;
             count += 1;

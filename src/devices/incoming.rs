@@ -14,6 +14,7 @@ use crate::account::DeviceAddress;
 use crate::error::Error;
 use crate::identity::IdentityKey;
 use crate::message::{Message, PreKeyMessage, RatchetMessage};
+use crate::plaintext::Plaintext;
 use crate::sealed;
 use crate::session::{Role, Session, accept_with_keys};
 use crate::store::{Change, ChangeSet, ProtocolStore};
@@ -30,6 +31,8 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// - [`DeviceError::UntrustedIdentity`] for a new session under a changed
     ///   key of a verified contact (nothing is spent; decrypt again after
     ///   accepting the key);
+    /// - [`Error::RepeatedPreKeyMessage`] for a prekey message that created a
+    ///   session this device no longer holds (a late repeat or a replay: drop it);
     /// - [`Error::DuplicateMessage`], [`Error::UnknownOneTimePreKey`] and the
     ///   other session errors as [`DeviceError::Protocol`];
     /// - [`DeviceError::Store`].
@@ -215,6 +218,19 @@ impl<S: ProtocolStore> SessionManager<S> {
         self.accept_new_session(rng, from, None, message, out)
     }
 
+    /// A prekey message no session owns: refused if it was accepted before
+    /// (its session is gone: pruned, or dropped from the archive), so a replay
+    /// can never create a second session; otherwise a new session.
+    fn check_not_accepted(&self, message: &PreKeyMessage<'_>) -> Result<(), DeviceError> {
+        if self.store.has_accepted_base_key(message.base_key())? {
+            return Err(Error::RepeatedPreKeyMessage {
+                base_key: *message.base_key(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// Saves `changes` plus the record whose session decrypted a message, then
     /// hands out the plaintext (moved out of its buffer, not copied).
     fn commit(
@@ -232,7 +248,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         });
         self.store.apply(changes)?;
         Ok(Decrypted {
-            plaintext: core::mem::take(&mut *plaintext),
+            plaintext: Plaintext::from(core::mem::take(&mut *plaintext)),
             session: used,
             identity_change,
         })
@@ -246,6 +262,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         message: &PreKeyMessage<'_>,
         mut out: Zeroizing<Vec<u8>>,
     ) -> Result<Decrypted, DeviceError> {
+        self.check_not_accepted(message)?;
         let signed_id = message.signed_prekey_id();
         let signed = self
             .store
@@ -264,7 +281,8 @@ impl<S: ProtocolStore> SessionManager<S> {
         let (session, len) = accept_with_keys(
             rng,
             self.session_config,
-            &self.local.identity,
+            &self.local,
+            from,
             &signed,
             one_time.as_ref(),
             message,
@@ -275,9 +293,11 @@ impl<S: ProtocolStore> SessionManager<S> {
         }
         let mut changes = ChangeSet::new();
         let identity_change = self.check_identity(from, message.identity_key(), &mut changes)?;
-        if let Some(id) = message.one_time_prekey_id() {
-            changes.push(Change::RemoveOneTimePreKey { id });
-        }
+        changes.push(Change::AcceptPreKeyMessage {
+            signed_prekey_id: signed_id,
+            one_time_prekey_id: message.one_time_prekey_id(),
+            base_key: *message.base_key(),
+        });
         let (record, used) = match record {
             None => (SessionRecord::new(session), SessionUse::Created),
             Some(mut record) => {

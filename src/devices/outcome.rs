@@ -7,6 +7,7 @@ use core::fmt;
 use crate::account::{AccountId, DeviceAddress};
 use crate::error::Error;
 use crate::identity::IdentityKey;
+use crate::plaintext::Plaintext;
 use crate::store::StoreError;
 use crate::trust::{IdentityChange, TrustRecord, TrustState};
 
@@ -162,8 +163,8 @@ impl From<crate::error::DecodeError> for DeviceError {
 /// A decrypted message.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Decrypted {
-    /// The plaintext.
-    pub plaintext: Vec<u8>,
+    /// The plaintext (zeroized on drop, never printed).
+    pub plaintext: Plaintext,
     /// How the message's session stands now.
     pub session: SessionUse,
     /// Set when the sender's identity key differs from the one recorded (a

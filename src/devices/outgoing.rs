@@ -27,21 +27,23 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// - [`DeviceError::DeviceListMismatch`] naming missing and stale devices;
     /// - [`DeviceError::Protocol`] from the sessions (for example
     ///   [`Error::CounterExhausted`]), [`DeviceError::Store`].
-    pub fn encrypt(
+    pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
+        rng: &mut R,
         to: &AccountId,
         plaintext: &[u8],
         to_devices: &[DeviceId],
         own_devices: &[DeviceId],
     ) -> Result<Vec<OutgoingMessage>, DeviceError> {
-        let (outgoing, changes) = self.prepare(to, plaintext, to_devices, own_devices)?;
+        let (outgoing, changes) = self.prepare(rng, to, plaintext, to_devices, own_devices)?;
         self.store.apply(changes)?;
         Ok(outgoing)
     }
 
     /// The messages and the sessions they advance, not yet saved.
-    fn prepare(
+    fn prepare<R: CryptoRng + ?Sized>(
         &self,
+        rng: &mut R,
         to: &AccountId,
         plaintext: &[u8],
         to_devices: &[DeviceId],
@@ -90,7 +92,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         let mut changes = ChangeSet::new();
         for (address, mut record) in records {
             let session = record.active_mut();
-            let message = session.encrypt(plaintext)?;
+            let message = session.encrypt(rng, plaintext)?;
             outgoing.push(OutgoingMessage {
                 address,
                 identity_key: *session.remote_identity(),
@@ -177,7 +179,7 @@ impl<S: ProtocolStore> SessionManager<S> {
             return Err(Error::IdentityMismatch.into());
         }
         // Sessions are saved only once the envelope exists.
-        let (outgoing, changes) = self.prepare(to, plaintext, to_devices, own_devices)?;
+        let (outgoing, changes) = self.prepare(rng, to, plaintext, to_devices, own_devices)?;
         let recipients: Vec<sealed::MultiRecipient<'_>> = outgoing
             .iter()
             .map(|o| sealed::MultiRecipient {

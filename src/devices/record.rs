@@ -194,26 +194,40 @@ impl fmt::Debug for SessionRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, test_rng};
+    use crate::{
+        AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore,
+        Responder, test_rng,
+    };
 
     #[test]
     fn duplicates_are_faithful_and_archives_bounded() {
         let mut rng = test_rng(21);
-        let alice = IdentityKeyPair::generate(&mut rng);
-        let bob = IdentityKeyPair::generate(&mut rng);
-        let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
-        let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None)
+        let device = |rng: &mut _, name: &[u8]| LocalDevice {
+            account: AccountId::new(name).unwrap(),
+            device_id: 1,
+            identity: IdentityKeyPair::generate(rng),
+        };
+        let alice = device(&mut rng, b"alice");
+        let bob = device(&mut rng, b"bob");
+        let mut store = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+        let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, None)
             .verify()
             .unwrap();
-        let mut a = Session::initiate(&mut rng, &alice, &bundle).unwrap();
-        let sent: Vec<_> = (0..4u8).map(|i| a.encrypt(&[i]).unwrap()).collect();
+        let mut a = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
+        let sent: Vec<_> = (0..4u8)
+            .map(|i| a.encrypt(&mut rng, &[i]).unwrap())
+            .collect();
         let (b, _) = Responder::new(&bob, &mut store)
-            .accept(&mut rng, &PreKeyMessage::parse(&sent[3]).unwrap())
+            .accept(
+                &mut rng,
+                &alice.address(),
+                &PreKeyMessage::parse(&sent[3]).unwrap(),
+            )
             .unwrap();
         assert_eq!(b.skipped_key_count(), 3);
         let mut record = SessionRecord::new(b);
         for _ in 0..3 {
-            let other = Session::initiate(&mut rng, &alice, &bundle).unwrap();
+            let other = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
             record.install(other, 2);
         }
         assert_eq!(record.archived().len(), 2);
@@ -225,7 +239,7 @@ mod tests {
         );
         // The copy is independent: advancing it leaves the original alone.
         let mut copy = copy;
-        copy.active_mut().encrypt(b"x").unwrap();
+        copy.active_mut().encrypt(&mut rng, b"x").unwrap();
         assert_ne!(&copy.encode()[..], &record.encode()[..]);
     }
 }

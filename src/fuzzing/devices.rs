@@ -57,8 +57,11 @@ fn storage_key() -> StorageKey {
     StorageKey::from_bytes([0x5C; 32])
 }
 
+/// The slot every fuzzed sealed blob is bound to.
+const SLOT: &[u8] = b"fuzz slot";
+
 /// Sealed state: arbitrary blobs never open under the fixture key unless they
-/// were sealed with it; an opened blob is exactly 31 bytes longer than its object.
+/// were sealed with it; an opened blob is exactly 43 bytes longer than its object.
 pub fn sealed_state(data: &[u8]) {
     let key = storage_key();
     for kind in [
@@ -69,12 +72,13 @@ pub fn sealed_state(data: &[u8]) {
         StateKind::Group,
         StateKind::DeviceStore,
     ] {
-        if let Ok(plaintext) = storage::open_bytes(&key, kind, data) {
+        if let Ok(plaintext) = storage::open_bytes(&key, kind, SLOT, data) {
             assert_eq!(plaintext.len() + storage::SEALED_STATE_OVERHEAD, data.len());
+            assert!(storage::open_bytes(&key, kind, b"another slot", data).is_err());
         }
     }
-    let _ = storage::open::<IdentityKeyPair>(&key, data);
-    let _ = storage::open::<MemoryStore>(&key, data);
+    let _ = storage::open::<IdentityKeyPair>(&key, SLOT, data);
+    let _ = storage::open::<MemoryStore>(&key, SLOT, data);
 }
 
 struct LinkFixture {
@@ -90,9 +94,14 @@ fn link_fixture() -> Option<&'static LinkFixture> {
             let identity = IdentityKeyPair::from_seed(&identity_seed);
             let request = LinkRequest::new(&mut rng(7));
             let account = AccountId::new(b"alice").ok()?;
-            let (payload, _) =
-                provisioning::provision(&mut rng(8), &identity, &account, &[1, 2], &request.code())
-                    .ok()?;
+            let (payload, _) = provisioning::provision(
+                &mut rng(8),
+                &identity,
+                &account,
+                &[1, 2],
+                &*request.code(),
+            )
+            .ok()?;
             Some(LinkFixture {
                 identity_seed,
                 payload,
@@ -126,6 +135,8 @@ pub fn link_request(data: &[u8]) {
     };
     if let Ok((payload, _)) = provisioning::provision(&mut rng(9), &identity, &account, &[1], data)
     {
+        // The secret (the rest of the code) is never in the payload.
+        assert_eq!(data.len(), provisioning::LINK_REQUEST_LEN);
         assert_eq!(
             &payload[1..33],
             &data[1..33],
@@ -213,25 +224,31 @@ fn manager_fixture() -> Option<&'static ManagerFixture> {
                 .map(|i| alloc::vec![i; 2 + usize::from(i)])
                 .collect();
             let first = alice
-                .encrypt(&bob_account, &plaintexts[0], &[1], &[1])
+                .encrypt(&mut rng, &bob_account, &plaintexts[0], &[1], &[1])
                 .ok()?;
             bob.decrypt(&mut rng, &alice_address, &first[0].message)
                 .ok()?;
             let reply = bob
-                .encrypt(&alice_address.account().clone(), b"ok", &[1], &[1])
+                .encrypt(
+                    &mut rng,
+                    &alice_address.account().clone(),
+                    b"ok",
+                    &[1],
+                    &[1],
+                )
                 .ok()?;
             alice
                 .decrypt(&mut rng, &bob.local().address(), &reply[0].message)
                 .ok()?;
             let unread = alice
-                .encrypt(&bob_account, &plaintexts[1], &[1], &[1])
+                .encrypt(&mut rng, &bob_account, &plaintexts[1], &[1], &[1])
                 .ok()?;
             // A second session (as after a reinstall of Alice's session state).
             alice
                 .process_bundle(&mut rng, &bob_account, bundle(&bob, ids[1].0))
                 .ok()?;
             let fresh = alice
-                .encrypt(&bob_account, &plaintexts[2], &[1], &[1])
+                .encrypt(&mut rng, &bob_account, &plaintexts[2], &[1], &[1])
                 .ok()?;
             Some(ManagerFixture {
                 bob_seed,
@@ -258,7 +275,7 @@ pub fn manager_decrypt(data: &[u8]) {
         return;
     };
     match bob.decrypt(&mut rng(11), &f.alice, data) {
-        Ok(decrypted) => assert!(f.plaintexts.contains(&decrypted.plaintext)),
+        Ok(decrypted) => assert!(f.plaintexts.iter().any(|p| decrypted.plaintext == *p)),
         Err(_) => assert_eq!(
             &bob.store().encode()[..],
             &f.store[..],
@@ -286,7 +303,10 @@ pub(super) fn seeds(seeds: &mut Vec<(&'static str, Vec<u8>)>) {
                 }
             }
             let key = storage_key();
-            seeds.push(("sealed_state", storage::seal(&mut rng(12), &key, &store)));
+            seeds.push((
+                "sealed_state",
+                storage::seal(&mut rng(12), &key, SLOT, &store),
+            ));
             let prekeys = store.prekeys();
             seeds.push(("prekey_row", prekeys.signed_prekey().encode().to_vec()));
             if let Some(id) = prekeys.one_time_prekey_ids().next()
@@ -301,7 +321,7 @@ pub(super) fn seeds(seeds: &mut Vec<(&'static str, Vec<u8>)>) {
     }
     seeds.push((
         "sealed_state",
-        storage::seal(&mut rng(13), &storage_key(), &identity),
+        storage::seal(&mut rng(13), &storage_key(), SLOT, &identity),
     ));
     if let Some(f) = link_fixture() {
         seeds.push(("link_accept", f.payload.clone()));

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::wire::{self, Distribution, GROUP_MESSAGE_TAG, GroupMessage, group_message_overhead};
 use crate::account::DeviceAddress;
-use crate::crypto::{self, KEY_LEN, PublicKey, SIGNATURE_LEN, TAG_LEN};
+use crate::crypto::{self, KEY_LEN, NONCE_LEN, PublicKey, SIGNATURE_LEN, TAG_LEN};
 use crate::error::Error;
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::ratchet::keys::MessageKey;
@@ -156,7 +156,7 @@ pub(crate) struct InboundChain {
 impl InboundChain {
     /// The 32-byte tag skipped keys are filed under (the signing key's bytes).
     fn key_tag(&self) -> PublicKey {
-        PublicKey::from_bytes(self.signing_key.to_bytes())
+        PublicKey::lookup_tag(self.signing_key.to_bytes())
     }
 }
 
@@ -173,7 +173,7 @@ impl InboundChain {
 /// // Alice's distribution reaches Bob over their 1:1 session.
 /// bob.process_distribution(Address::new(b"alice", 1)?, &alice.distribution())?;
 ///
-/// let message = alice.encrypt(b"Saturday, 9am?")?;
+/// let message = alice.encrypt(&mut rng, b"Saturday, 9am?")?;
 /// assert_eq!(bob.decrypt(Address::new(b"alice", 1)?, &message)?, b"Saturday, 9am?");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -322,19 +322,26 @@ impl GroupSession {
         group_message_overhead(self.group_id.len()) + plaintext_len
     }
 
-    /// Encrypts and signs a message for the whole group into `out`.
+    /// Encrypts and signs a message for the whole group into `out`. `rng`
+    /// supplies the message's random nonce, so that a restored copy of this
+    /// state never encrypts under a message key and nonce already used.
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`], or [`Error::CounterExhausted`] after 2^32 − 1
     /// messages on one chain (rotate).
-    pub fn encrypt_into(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn encrypt_into<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let needed = self.encrypted_len(plaintext.len());
         crate::error::check_buffer(needed, out)?;
         let iteration = self.own.iteration;
         if iteration == u32::MAX {
             return Err(Error::CounterExhausted);
         }
-        let header_len = 2 + self.group_id.len() + 8;
+        let header_len = 2 + self.group_id.len() + 8 + NONCE_LEN;
         let out = &mut out[..needed];
         out[0] = GROUP_MESSAGE_TAG;
         out[1] = self.group_id.len() as u8;
@@ -342,10 +349,12 @@ impl GroupSession {
         let at = 2 + self.group_id.len();
         out[at..at + 4].copy_from_slice(&self.own.chain_id.to_be_bytes());
         out[at + 4..at + 8].copy_from_slice(&iteration.to_be_bytes());
+        let nonce = crypto::random_nonce(rng);
+        out[at + 8..at + 8 + NONCE_LEN].copy_from_slice(&nonce);
         let (header, body) = out.split_at_mut(header_len);
         let (ciphertext, rest) = body.split_at_mut(plaintext.len());
         let (message_key, next) = self.own.chain_key.step();
-        let tag = message_key.seal(header, plaintext, ciphertext)?;
+        let tag = message_key.seal(&nonce, header, plaintext, ciphertext)?;
         rest[..TAG_LEN].copy_from_slice(&tag);
         let signed_len = needed - SIGNATURE_LEN;
         let signature = self.own.signing.sign(&out[..signed_len]);
@@ -359,9 +368,13 @@ impl GroupSession {
     ///
     /// # Errors
     /// As [`encrypt_into`](Self::encrypt_into).
-    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let mut out = vec![0u8; self.encrypted_len(plaintext.len())];
-        self.encrypt_into(plaintext, &mut out)?;
+        self.encrypt_into(rng, plaintext, &mut out)?;
         Ok(out)
     }
 
@@ -431,7 +444,13 @@ impl GroupSession {
                 .skipped
                 .message_key(index)
                 .ok_or(Error::DuplicateMessage)?;
-            key.open(message.header, message.ciphertext, &message.tag, &mut out)?;
+            key.open(
+                &message.nonce,
+                message.header,
+                message.ciphertext,
+                &message.tag,
+                &mut out,
+            )?;
             chain.skipped.remove(index);
             return Ok(out);
         }
@@ -453,8 +472,13 @@ impl GroupSession {
                 .push_staged(SkippedKey::new(tag, skipped, message_key));
             (message_key, next) = next.step();
         }
-        if let Err(e) = message_key.open(message.header, message.ciphertext, &message.tag, &mut out)
-        {
+        if let Err(e) = message_key.open(
+            &message.nonce,
+            message.header,
+            message.ciphertext,
+            &message.tag,
+            &mut out,
+        ) {
             chain.skipped.rollback(mark);
             return Err(e);
         }
@@ -588,8 +612,9 @@ mod tests {
     #[test]
     fn duplicate_is_faithful_and_independent() {
         let (mut alice, mut bob) = pair();
+        let mut rng = test_rng(30);
         let m: Vec<Vec<u8>> = (0..3u8)
-            .map(|i| alice.encrypt(&[i]).expect("fits"))
+            .map(|i| alice.encrypt(&mut rng, &[i]).expect("fits"))
             .collect();
         bob.decrypt(addr(b"alice"), &m[2]).expect("ok");
         let copy = bob.duplicate();
@@ -606,8 +631,9 @@ mod tests {
     #[test]
     fn out_of_order_duplicates_and_bounds() {
         let (mut alice, mut bob) = pair();
+        let mut rng = test_rng(31);
         let m: Vec<Vec<u8>> = (0..4u8)
-            .map(|i| alice.encrypt(&[i]).expect("fits"))
+            .map(|i| alice.encrypt(&mut rng, &[i]).expect("fits"))
             .collect();
         assert_eq!(bob.decrypt(addr(b"alice"), &m[2]).expect("ok"), [2]);
         assert_eq!(bob.decrypt(addr(b"alice"), &m[0]).expect("ok"), [0]);
@@ -635,7 +661,7 @@ mod tests {
     fn removal_rotates_and_late_joiner_reads_nothing_earlier() {
         let mut rng = test_rng(22);
         let (mut alice, mut bob) = pair();
-        let old = alice.encrypt(b"before").expect("fits");
+        let old = alice.encrypt(&mut rng, b"before").expect("fits");
         let mut carol = GroupSession::create(&mut rng, b"g").expect("valid");
         carol
             .process_distribution(addr(b"alice"), &alice.distribution())
@@ -648,7 +674,7 @@ mod tests {
         carol
             .process_distribution(addr(b"alice"), &fresh)
             .expect("valid");
-        let after = alice.encrypt(b"after").expect("fits");
+        let after = alice.encrypt(&mut rng, b"after").expect("fits");
         assert_eq!(carol.decrypt(addr(b"alice"), &after).expect("ok"), b"after");
         assert_eq!(bob.decrypt(addr(b"alice"), &after), Err(Error::NotAMember));
     }
@@ -656,8 +682,9 @@ mod tests {
     #[test]
     fn batch_decrypt_falls_back_to_single_verification() {
         let (mut alice, mut bob) = pair();
+        let mut rng = test_rng(32);
         let mut m: Vec<Vec<u8>> = (0..5u8)
-            .map(|i| alice.encrypt(&[i]).expect("fits"))
+            .map(|i| alice.encrypt(&mut rng, &[i]).expect("fits"))
             .collect();
         let last = m[2].len() - 1;
         m[2][last] ^= 1;
@@ -675,7 +702,7 @@ mod tests {
         let mut rng = test_rng(24);
         let (mut alice, mut bob) = pair();
         let first = alice.distribution();
-        let m0 = alice.encrypt(b"zero").expect("fits");
+        let m0 = alice.encrypt(&mut rng, b"zero").expect("fits");
         assert_eq!(bob.decrypt(addr(b"alice"), &m0).expect("ok"), b"zero");
         // A replayed distribution does not re-open message 0.
         bob.process_distribution(addr(b"alice"), &first)
@@ -696,7 +723,7 @@ mod tests {
         bob.readmit_member(b"alice");
         bob.process_distribution(addr(b"alice"), &fresh)
             .expect("accepted");
-        let m = alice.encrypt(b"back").expect("fits");
+        let m = alice.encrypt(&mut rng, b"back").expect("fits");
         assert_eq!(bob.decrypt(addr(b"alice"), &m).expect("ok"), b"back");
     }
 
@@ -709,7 +736,7 @@ mod tests {
         bob.process_distribution(addr(b"alice"), &alice.distribution())
             .expect("valid");
         let m: Vec<Vec<u8>> = (0..6u8)
-            .map(|i| alice.encrypt(&[i]).expect("fits"))
+            .map(|i| alice.encrypt(&mut rng, &[i]).expect("fits"))
             .collect();
         assert!(matches!(
             bob.decrypt(addr(b"alice"), &m[4]),

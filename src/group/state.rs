@@ -116,7 +116,7 @@ impl GroupSession {
                 let chain_key = GroupChainKey::from_bytes(r.array("chain key")?);
                 let skipped_count =
                     r.count_u32("skipped key count", config.max_skipped_keys as usize)?;
-                let tag = PublicKey::from_bytes(signing_key.to_bytes());
+                let tag = PublicKey::lookup_tag(signing_key.to_bytes());
                 let mut skipped = SkippedKeys::default();
                 for _ in 0..skipped_count {
                     let number = r.u32("skipped iteration")?;

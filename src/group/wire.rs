@@ -4,14 +4,14 @@
 use alloc::vec::Vec;
 
 use crate::codec::Reader;
-use crate::crypto::{KEY_LEN, SIGNATURE_LEN, TAG_LEN};
+use crate::crypto::{KEY_LEN, NONCE_LEN, SIGNATURE_LEN, TAG_LEN};
 use crate::error::DecodeError;
 use crate::identity::IdentityKey;
 
-/// Format tag of a distribution message, version 1.
-pub(crate) const DISTRIBUTION_TAG: u8 = 0x31;
-/// Format tag of a group message, version 1.
-pub(crate) const GROUP_MESSAGE_TAG: u8 = 0x32;
+/// Format tag of a distribution message, protocol version 2.
+pub(crate) const DISTRIBUTION_TAG: u8 = 0x33;
+/// Format tag of a group message, protocol version 2.
+pub(crate) const GROUP_MESSAGE_TAG: u8 = 0x34;
 /// Longest group id, in bytes.
 pub const MAX_GROUP_ID_LEN: usize = 64;
 
@@ -84,7 +84,9 @@ pub(crate) struct GroupMessage<'a> {
     pub(crate) group_id: &'a [u8],
     pub(crate) chain_id: u32,
     pub(crate) iteration: u32,
-    /// Tag through iteration: the AEAD associated data.
+    /// The random AEAD nonce.
+    pub(crate) nonce: [u8; NONCE_LEN],
+    /// Tag through nonce: the AEAD associated data.
     pub(crate) header: &'a [u8],
     pub(crate) ciphertext: &'a [u8],
     pub(crate) tag: [u8; TAG_LEN],
@@ -100,6 +102,7 @@ impl<'a> GroupMessage<'a> {
         let group_id = group_id(&mut r)?;
         let chain_id = r.u32("chain id")?;
         let iteration = r.u32("iteration")?;
+        let nonce = r.array("nonce")?;
         let rest = r.remaining();
         let header = &bytes[..bytes.len() - rest.len()];
         if rest.len() < TAG_LEN + SIGNATURE_LEN {
@@ -117,6 +120,7 @@ impl<'a> GroupMessage<'a> {
             group_id,
             chain_id,
             iteration,
+            nonce,
             header,
             ciphertext,
             tag: tag_bytes,
@@ -128,5 +132,5 @@ impl<'a> GroupMessage<'a> {
 
 /// Bytes a group message adds to its plaintext, for a group id of `group_id_len` bytes.
 pub const fn group_message_overhead(group_id_len: usize) -> usize {
-    1 + 1 + group_id_len + 4 + 4 + TAG_LEN + SIGNATURE_LEN
+    1 + 1 + group_id_len + 4 + 4 + NONCE_LEN + TAG_LEN + SIGNATURE_LEN
 }

@@ -1,6 +1,6 @@
 //! Root, chain and message keys: one type per key role, each zeroized on drop.
 
-use crate::crypto::{self, DhOutput, KEY_LEN, SecretKey32, TAG_LEN, labels};
+use crate::crypto::{self, DhOutput, KEY_LEN, NONCE_LEN, SecretKey32, TAG_LEN, labels};
 use crate::error::Error;
 
 /// The root key RK. Each DH ratchet step replaces it.
@@ -60,7 +60,9 @@ impl ChainKey {
 }
 
 /// A message key MK: encrypts or decrypts exactly one message. Both operations
-/// take `self`, so a key cannot be used twice.
+/// take `self`, so a key cannot be used twice. The nonce travels in the header
+/// and is drawn at random by the sender: a stale copy of the session derives
+/// the same key again, but never with the same nonce.
 pub(crate) struct MessageKey(SecretKey32);
 
 impl MessageKey {
@@ -74,20 +76,22 @@ impl MessageKey {
 
     pub(crate) fn seal(
         self,
+        nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         plaintext: &[u8],
         ciphertext: &mut [u8],
     ) -> Result<[u8; TAG_LEN], Error> {
-        crypto::aead_seal(self.0.as_bytes(), aad, plaintext, ciphertext)
+        crypto::aead_seal_with_nonce(self.0.as_bytes(), nonce, aad, plaintext, ciphertext)
     }
 
     pub(crate) fn open(
         self,
+        nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         ciphertext: &[u8],
         tag: &[u8; TAG_LEN],
         plaintext: &mut [u8],
     ) -> Result<(), Error> {
-        crypto::aead_open(self.0.as_bytes(), aad, ciphertext, tag, plaintext)
+        crypto::aead_open_with_nonce(self.0.as_bytes(), nonce, aad, ciphertext, tag, plaintext)
     }
 }

@@ -181,7 +181,7 @@ mod tests {
     use alloc::vec::Vec;
 
     fn key(n: u32) -> SkippedKey {
-        SkippedKey::from_parts(PublicKey::from_bytes([1; 32]), n, [n as u8; 32])
+        SkippedKey::from_parts(PublicKey::lookup_tag([1; 32]), n, [n as u8; 32])
     }
 
     fn append(s: &mut SkippedKeys, keys: impl ExactSizeIterator<Item = SkippedKey>, cap: usize) {
@@ -204,7 +204,7 @@ mod tests {
             s.iter().map(|e| e.number).collect::<Vec<_>>(),
             [3, 4, 10, 11]
         );
-        let pk = PublicKey::from_bytes([1; 32]);
+        let pk = PublicKey::lookup_tag([1; 32]);
         assert_eq!(s.find(&pk, 10), Some(2));
         assert_eq!(s.find(&pk, 1), None);
         assert!(s.message_key(9).is_none());

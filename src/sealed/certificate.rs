@@ -14,8 +14,8 @@ use crate::error::DecodeError;
 use crate::identity::{DeviceId, IdentityKey, IdentityKeyPair};
 use crate::sealed::address::Address;
 
-const SERVER_CERTIFICATE_TAG: u8 = 0x10;
-const SENDER_CERTIFICATE_TAG: u8 = 0x11;
+const SERVER_CERTIFICATE_TAG: u8 = 0x12;
+const SENDER_CERTIFICATE_TAG: u8 = 0x13;
 
 /// Encoded length of a server certificate.
 pub const SERVER_CERTIFICATE_LEN: usize = 1 + 4 + 4 + KEY_LEN + SIGNATURE_LEN;

@@ -73,8 +73,9 @@ impl ContentHint {
     }
 }
 
-/// The inner message handed to sealing: its kind, hint and bytes.
-#[derive(Clone, Copy, Debug)]
+/// The inner message handed to sealing: its kind, hint and bytes. `Debug`
+/// shows the message's length, not its bytes.
+#[derive(Clone, Copy)]
 pub struct SealedContent<'a> {
     /// What the message is.
     pub kind: InnerKind,
@@ -82,6 +83,16 @@ pub struct SealedContent<'a> {
     pub hint: ContentHint,
     /// The message bytes (for example from [`crate::Session::encrypt`]).
     pub message: &'a [u8],
+}
+
+impl core::fmt::Debug for SealedContent<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SealedContent")
+            .field("kind", &self.kind)
+            .field("hint", &self.hint)
+            .field("message_len", &self.message.len())
+            .finish()
+    }
 }
 
 /// Longest inner message. Envelopes are bounded by the server's policy anyway;

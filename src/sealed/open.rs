@@ -8,19 +8,22 @@ use zeroize::Zeroizing;
 use crate::crypto::{self, KEY_LEN, PublicKey, TAG_LEN};
 use crate::error::{DecodeError, Error};
 use crate::identity::{IdentityKey, IdentityKeyPair};
+use crate::plaintext::Plaintext;
 use crate::sealed::address::Address;
 use crate::sealed::certificate::{CertificateError, SenderCertificate, TrustStore, VerifiedSender};
 use crate::sealed::content::{self, ContentHint, InnerKind};
 use crate::sealed::padding;
 use crate::sealed::seal::{
-    multi_auth_tag, multi_content_keys, multi_wrap_key, single_ephemeral_keys, single_static_key,
+    multi_auth_key, multi_auth_tag, multi_content_keys, multi_wrap_key, single_ephemeral_keys,
+    single_static_key,
 };
 use crate::sealed::wire::{
     EnvelopeError, MULTI_TAG, MultiEnvelope, RecipientEntry, SENDER_BLOCK_LEN, SINGLE_TAG,
     SPLIT_TAG, SingleEnvelope, SplitEnvelope,
 };
 
-/// An opened envelope: the authenticated sender and the inner message.
+/// An opened envelope: the authenticated sender and the inner message. The
+/// decrypted bytes are [`Plaintext`]: zeroized on drop, never printed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Opened {
     /// Who sent it, as certified and checked.
@@ -30,9 +33,9 @@ pub struct Opened {
     /// What to do if it cannot be processed.
     pub hint: ContentHint,
     /// The inner message, ready for the session (or group) layer.
-    pub message: Vec<u8>,
+    pub message: Plaintext,
     /// This device's own payload from a multi-recipient envelope (empty otherwise).
-    pub payload: Vec<u8>,
+    pub payload: Plaintext,
 }
 
 /// Who is opening, and what they trust.
@@ -100,9 +103,7 @@ pub fn open(bytes: &[u8], recipient: &Recipient<'_>) -> Result<Opened, Error> {
                 .entries()
                 .find(|e| e.address == recipient.address)
                 .ok_or(Error::WrongRecipient)?;
-            let mut e = [0u8; KEY_LEN];
-            e.copy_from_slice(multi.ephemeral_bytes);
-            open_entry(&PublicKey::from_bytes(e), &entry, multi.shared, recipient)
+            open_entry(&multi.ephemeral, &entry, multi.shared, recipient)
         }
         Some(&found) => Err(Error::Envelope(EnvelopeError::UnknownVersion { found })),
         None => Err(Error::Envelope(EnvelopeError::Truncated {
@@ -140,7 +141,7 @@ fn open_entry(
     let own = recipient.identity;
     let e_pub = ephemeral.as_bytes();
     let wrap_dh = own.dh_key_pair().dh(ephemeral)?;
-    let wrap_key = multi_wrap_key(own.public_key(), e_pub, &wrap_dh);
+    let wrap_key = multi_wrap_key(own.public_key(), e_pub, entry.address_bytes, &wrap_dh);
     let unwrapped = open_aead(
         &wrap_key,
         &[entry.address_bytes, &e_pub[..]].concat(),
@@ -155,9 +156,7 @@ fn open_entry(
     // The sender proves its identity to this recipient, over this content.
     let auth_dh = own.dh_key_pair().dh(sender.dh_public())?;
     let expected = multi_auth_tag(
-        &sender,
-        own.public_key(),
-        &auth_dh,
+        &multi_auth_key(&sender, own.public_key(), &auth_dh),
         e_pub,
         entry.address_bytes,
         entry.wrapped,
@@ -203,8 +202,8 @@ fn finish(
         sender: verified,
         kind: decoded.kind,
         hint: decoded.hint,
-        message: decoded.message.to_vec(),
-        payload,
+        message: Plaintext::from(decoded.message.to_vec()),
+        payload: Plaintext::from(payload),
     })
 }
 
@@ -269,7 +268,7 @@ mod tests {
             Some(&key),
         )
         .expect("seals");
-        let lookup = |account: &[u8]| (account == b"bob").then_some(key);
+        let lookup = |account: &[u8]| (account == b"bob").then(|| key.clone());
         let validated = validate(&sealed, &ServerPolicy::default(), &lookup).expect("valid");
         assert!(matches!(validated, ValidatedEnvelope::Single(s) if s.recipient() == bob_addr));
         let me = Recipient {
@@ -333,8 +332,8 @@ mod tests {
         )
         .expect("seals");
         let lookup = |a: &[u8]| match a {
-            b"bob" => Some(bob_key),
-            b"carol" => Some(carol_key),
+            b"bob" => Some(bob_key.clone()),
+            b"carol" => Some(carol_key.clone()),
             _ => None,
         };
         let ValidatedEnvelope::Multi(multi) =
@@ -367,7 +366,7 @@ mod tests {
             };
             assert_eq!(open(&buf[..len], &other), Err(Error::WrongRecipient));
         }
-        let wrong = |_: &[u8]| Some(bob_key);
+        let wrong = |_: &[u8]| Some(bob_key.clone());
         assert_eq!(
             validate(&sealed, &ServerPolicy::default(), &wrong).err(),
             Some(EnvelopeError::WrongToken)

@@ -152,33 +152,32 @@ pub(crate) fn multi_content_keys(
     crypto::hkdf_sha256_pair(&[0u8; KEY_LEN], &[m], labels::SEALED_MULTI_CONTENT_INFO)
 }
 
-/// `K_i = HKDF(salt = Encode(IK_i) ‖ E, ikm = DH(E, IK_i), info, 32)`.
+/// `K_i = HKDF(salt = Encode(IK_i) ‖ E, ikm = DH(E, IK_i), info = WRAP_INFO ‖
+/// address_i, 32)`. The devices of one account share `IK_i`, so the address is
+/// what gives each entry its own key (every entry is sealed with the zero nonce).
 pub(crate) fn multi_wrap_key(
     recipient: &IdentityKey,
     e_pub: &[u8],
+    address: &[u8],
     dh: &crypto::DhOutput,
 ) -> Zeroizing<[u8; KEY_LEN]> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     crypto::hkdf_sha256(
         &[&recipient.to_bytes()[..], e_pub].concat(),
         &[dh.as_bytes()],
-        labels::SEALED_MULTI_WRAP_INFO,
+        &[labels::SEALED_MULTI_WRAP_INFO, address].concat(),
         key.as_mut(),
     );
     key
 }
 
-/// `T_i = HMAC(A_i, E ‖ address_i ‖ W_i ‖ SHA-256(shared))[0..16]` with
-/// `A_i = HKDF(salt = Encode(IK_S) ‖ Encode(IK_i), ikm = DH(IK_S, IK_i), info, 32)`.
-pub(crate) fn multi_auth_tag(
+/// `A_i = HKDF(salt = Encode(IK_S) ‖ Encode(IK_i), ikm = DH(IK_S, IK_i), info, 32)`:
+/// the key of recipient `i`'s sender authentication tag.
+pub(crate) fn multi_auth_key(
     sender: &IdentityKey,
     recipient: &IdentityKey,
     dh: &crypto::DhOutput,
-    e_pub: &[u8],
-    address: &[u8],
-    wrapped: &[u8],
-    shared_hash: &[u8; 32],
-) -> [u8; AUTH_TAG_LEN] {
+) -> Zeroizing<[u8; KEY_LEN]> {
     let mut auth_key = Zeroizing::new([0u8; KEY_LEN]);
     crypto::hkdf_sha256(
         &[&sender.to_bytes()[..], &recipient.to_bytes()[..]].concat(),
@@ -186,10 +185,30 @@ pub(crate) fn multi_auth_tag(
         labels::SEALED_MULTI_AUTH_INFO,
         auth_key.as_mut(),
     );
-    let mac = crypto::hmac_sha256(&auth_key, &[e_pub, address, wrapped, shared_hash]);
+    auth_key
+}
+
+/// `T_i = HMAC(A_i, E ‖ address_i ‖ W_i ‖ SHA-256(shared))[0..16]`.
+pub(crate) fn multi_auth_tag(
+    auth_key: &[u8; KEY_LEN],
+    e_pub: &[u8],
+    address: &[u8],
+    wrapped: &[u8],
+    shared_hash: &[u8; 32],
+) -> [u8; AUTH_TAG_LEN] {
+    let mac = crypto::hmac_sha256(auth_key, &[e_pub, address, wrapped, shared_hash]);
     let mut tag = [0u8; AUTH_TAG_LEN];
     tag.copy_from_slice(&mac[..AUTH_TAG_LEN]);
     tag
+}
+
+/// The per-account secrets of a multi-recipient envelope: both depend only on
+/// the account's identity, so the devices of one account (adjacent once
+/// sorted) share them and cost no further DH.
+struct AccountSecrets {
+    identity: IdentityKey,
+    wrap_dh: crypto::DhOutput,
+    auth_key: Zeroizing<[u8; KEY_LEN]>,
 }
 
 /// Seals one message for many recipient devices: the content is encrypted once
@@ -247,18 +266,33 @@ pub fn seal_multi<R: CryptoRng + ?Sized>(
     seal_append(&content_key, &aad, &padded, &mut shared)?;
     let shared_hash = crypto::sha256(&[&shared]);
 
-    // Per-recipient work: two DHs, a wrap and a tag.
+    // Per-recipient work: a wrap and a tag, plus two DHs per distinct account.
     let mut out = Vec::with_capacity(1 + 32 + 2 + order.len() * 160 + 17 + shared.len());
     out.push(MULTI_TAG);
     out.extend_from_slice(&e_pub);
     out.extend_from_slice(&(order.len() as u16).to_be_bytes());
     let mut plaintext = Zeroizing::new(Vec::with_capacity(KEY_LEN + MAX_PAYLOAD_LEN.min(4096)));
+    let mut last: Option<AccountSecrets> = None;
     for recipient in order {
+        let secrets = match last.take() {
+            Some(secrets) if secrets.identity == *recipient.identity_key => secrets,
+            _ => {
+                let their = recipient.identity_key.dh_public();
+                AccountSecrets {
+                    identity: *recipient.identity_key,
+                    wrap_dh: ephemeral.dh(their)?,
+                    auth_key: multi_auth_key(
+                        sender.public_key(),
+                        recipient.identity_key,
+                        &sender.dh_key_pair().dh(their)?,
+                    ),
+                }
+            }
+        };
         let address_start = out.len();
         recipient.address.encode_into(&mut out);
         let address = out[address_start..].to_vec();
-        let wrap_dh = ephemeral.dh(recipient.identity_key.dh_public())?;
-        let wrap_key = multi_wrap_key(recipient.identity_key, &e_pub, &wrap_dh);
+        let wrap_key = multi_wrap_key(recipient.identity_key, &e_pub, &address, &secrets.wrap_dh);
         plaintext.clear();
         plaintext.extend_from_slice(m.as_ref());
         if !recipient.payload.is_empty() {
@@ -279,19 +313,15 @@ pub fn seal_multi<R: CryptoRng + ?Sized>(
             &plaintext,
             &mut out,
         )?;
-        let auth_dh = sender
-            .dh_key_pair()
-            .dh(recipient.identity_key.dh_public())?;
         let tag = multi_auth_tag(
-            sender.public_key(),
-            recipient.identity_key,
-            &auth_dh,
+            &secrets.auth_key,
             &e_pub,
             &address,
             &out[wrapped_start..],
             &shared_hash,
         );
         out.extend_from_slice(&tag);
+        last = Some(secrets);
     }
     push_token(&mut out, token);
     out.extend_from_slice(&shared);

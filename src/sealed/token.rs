@@ -10,14 +10,27 @@
 //! keys of its distinct recipient accounts (each account once, however many of
 //! its devices are listed). The server recomputes the XOR from its registry.
 
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
 use crate::crypto::{self, ct_eq, labels};
 
 /// Length of a delivery access key and of a token.
 pub const TOKEN_LEN: usize = 16;
 
 /// A recipient's delivery access key (also the token format).
-#[derive(Clone, Copy, PartialEq, Eq)]
+///
+/// It authorizes delivery to the recipient, so it is handled as a secret:
+/// zeroized on drop, compared in constant time, never printed, not `Copy`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct DeliveryAccessKey([u8; TOKEN_LEN]);
+
+impl PartialEq for DeliveryAccessKey {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for DeliveryAccessKey {}
 
 impl DeliveryAccessKey {
     /// Derives the access key from a 32-byte secret the recipient keeps (for

@@ -9,12 +9,12 @@ use crate::sealed::address::Address;
 use crate::sealed::padding;
 use crate::sealed::token::TOKEN_LEN;
 
-/// Format tag of a single-recipient envelope, version 1.
-pub(crate) const SINGLE_TAG: u8 = 0x21;
-/// Format tag of a multi-recipient envelope, version 1.
-pub(crate) const MULTI_TAG: u8 = 0x22;
+/// Format tag of a single-recipient envelope, protocol version 2.
+pub(crate) const SINGLE_TAG: u8 = 0x24;
+/// Format tag of a multi-recipient envelope, protocol version 2.
+pub(crate) const MULTI_TAG: u8 = 0x25;
 /// Format tag of one recipient's part split from a multi-recipient envelope.
-pub(crate) const SPLIT_TAG: u8 = 0x23;
+pub(crate) const SPLIT_TAG: u8 = 0x26;
 
 /// Length of the encrypted sender identity block: a key and its tag.
 pub(crate) const SENDER_BLOCK_LEN: usize = KEY_LEN + TAG_LEN;
@@ -151,7 +151,9 @@ pub(crate) struct RecipientEntry<'a> {
 /// A parsed multi-recipient envelope; entries are parsed lazily.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MultiEnvelope<'a> {
+    /// The ephemeral key as sent (split parts copy these bytes).
     pub(crate) ephemeral_bytes: &'a [u8],
+    pub(crate) ephemeral: PublicKey,
     pub(crate) count: usize,
     pub(crate) entries: &'a [u8],
     pub(crate) token: Option<[u8; TOKEN_LEN]>,
@@ -200,7 +202,7 @@ impl<'a> SingleEnvelope<'a> {
         r.tag(SINGLE_TAG).map_err(|_| unknown(bytes))?;
         let recipient = Address::parse(&mut r)?;
         let token = token(&mut r)?;
-        let ephemeral = PublicKey::from_bytes(r.array("ephemeral key")?);
+        let ephemeral = r.public_key("ephemeral key")?;
         let rest = r.remaining();
         let header = &bytes[..bytes.len() - rest.len()];
         let (sender_block, content) = sealed_tail(rest)?;
@@ -251,7 +253,8 @@ impl<'a> MultiEnvelope<'a> {
     pub(crate) fn parse(bytes: &'a [u8], max_recipients: usize) -> Result<Self, EnvelopeError> {
         let mut r = Reader::new(bytes);
         r.tag(MULTI_TAG).map_err(|_| unknown(bytes))?;
-        let ephemeral_bytes = r.take(KEY_LEN, "ephemeral key")?;
+        let ephemeral_bytes = r.remaining().get(..KEY_LEN).unwrap_or_default();
+        let ephemeral = r.public_key("ephemeral key")?;
         let count = usize::from(u16::from_be_bytes(r.array("recipient count")?));
         if count == 0 {
             return Err(EnvelopeError::NoRecipients);
@@ -283,6 +286,7 @@ impl<'a> MultiEnvelope<'a> {
         sealed_tail(shared)?;
         Ok(Self {
             ephemeral_bytes,
+            ephemeral,
             count,
             entries,
             token,
@@ -301,7 +305,7 @@ impl<'a> SplitEnvelope<'a> {
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, EnvelopeError> {
         let mut r = Reader::new(bytes);
         r.tag(SPLIT_TAG).map_err(|_| unknown(bytes))?;
-        let ephemeral = PublicKey::from_bytes(r.array("ephemeral key")?);
+        let ephemeral = r.public_key("ephemeral key")?;
         let entry = RecipientEntry::parse(&mut r)?;
         let shared = r.remaining();
         sealed_tail(shared)?;

@@ -3,28 +3,42 @@
 use rand_core::CryptoRng;
 
 use super::{Session, SessionConfig};
+use crate::account::{AccountId, DeviceAddress};
 use crate::bundle::VerifiedBundle;
 use crate::crypto::KEY_LEN;
 use crate::error::Error;
-use crate::identity::IdentityKeyPair;
-use crate::x3dh::{self, EphemeralKeyPair};
+use crate::local::LocalDevice;
+use crate::x3dh::{self, AD_LEN, EphemeralKeyPair};
 
 /// [`Session::initiate`] that also returns the X3DH shared secret SK and the
-/// associated data AD.
+/// session associated data AD.
 ///
 /// # Errors
 /// As [`Session::initiate`].
 pub fn initiate_traced<R: CryptoRng + ?Sized>(
     rng: &mut R,
-    identity: &IdentityKeyPair,
+    local: &LocalDevice,
+    peer: &AccountId,
     bundle: &VerifiedBundle,
-) -> Result<(Session, [u8; KEY_LEN], [u8; 2 * KEY_LEN]), Error> {
-    let handshake = x3dh::initiate(identity, bundle, EphemeralKeyPair::generate(rng))?;
+) -> Result<(Session, [u8; KEY_LEN], [u8; AD_LEN]), Error> {
+    let peer = DeviceAddress::new(*peer, bundle.device_id());
+    let handshake = x3dh::initiate(local, &peer, bundle, EphemeralKeyPair::generate(rng))?;
     let secret = *handshake.secret.as_bytes();
     let ad = handshake.associated_data;
-    let session =
-        Session::from_handshake(rng, identity, bundle, SessionConfig::default(), handshake)?;
+    let session = Session::from_handshake(
+        rng,
+        local,
+        peer,
+        bundle,
+        SessionConfig::default(),
+        handshake,
+    )?;
     Ok((session, secret, ad))
+}
+
+/// The session's associated data AD (SPEC.md §5.1).
+pub fn associated_data(session: &Session) -> [u8; AD_LEN] {
+    session.associated_data
 }
 
 /// The current root key.

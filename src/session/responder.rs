@@ -6,8 +6,10 @@ use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
 use super::{Session, SessionConfig};
+use crate::account::DeviceAddress;
 use crate::error::Error;
-use crate::identity::{IdentityKey, IdentityKeyPair};
+use crate::identity::IdentityKey;
+use crate::local::LocalDevice;
 use crate::message::PreKeyMessage;
 use crate::prekey::{OneTimePreKey, PreKeyStore, SignedPreKey};
 use crate::x3dh;
@@ -16,38 +18,50 @@ use crate::x3dh;
 ///
 /// The one-time prekey the message names is looked up by reference and deleted
 /// only after the embedded message decrypts: a forged prekey message cannot burn
-/// a one-time prekey, and on any error the prekey store is untouched.
+/// a one-time prekey, and on any error the prekey store is untouched. The store
+/// then remembers the message's base key, so the same prekey message again —
+/// the initiator repeats it until it sees a reply, and a relay can replay it —
+/// is recognised as [`Error::RepeatedPreKeyMessage`] instead of creating a
+/// second session.
 ///
 /// ```
-/// use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session};
+/// use ratchetbox::{AccountId, Error, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session};
 /// let mut rng = ratchetbox::os_rng();
-/// let alice = IdentityKeyPair::generate(&mut rng);
-/// let bob = IdentityKeyPair::generate(&mut rng);
-/// let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, ratchetbox::DecodeError> {
+///     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity: IdentityKeyPair::generate(rng) })
+/// };
+/// let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
 /// let ids = bob_prekeys.generate_one_time_prekeys(&mut rng, 1)?;
 ///
-/// let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, Some(ids[0].0)).verify()?;
-/// let mut alice_session = Session::initiate(&mut rng, &alice, &bundle)?;
-/// let wire = alice_session.encrypt(b"hi Bob")?;
+/// let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, Some(ids[0].0)).verify()?;
+/// let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
 ///
 /// let message = PreKeyMessage::parse(&wire)?;
-/// let (bob_session, plaintext) = Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &message)?;
+/// let (mut bob_session, plaintext) =
+///     Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &alice.address(), &message)?;
 /// assert_eq!(plaintext, b"hi Bob");
 /// assert_eq!(bob_prekeys.one_time_prekey_count(), 0);
-/// # Ok::<(), ratchetbox::Error>(())
+///
+/// // The same message again names the session it created.
+/// let again = Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &alice.address(), &message);
+/// assert_eq!(again.err(), Some(Error::RepeatedPreKeyMessage { base_key: *bob_session.base_key() }));
+/// assert_eq!(bob_session.decrypt(&mut rng, &wire), Err(Error::DuplicateMessage));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Responder<'a> {
-    identity: &'a IdentityKeyPair,
+    local: &'a LocalDevice,
     prekeys: &'a mut PreKeyStore,
     config: SessionConfig,
     expected_initiator: Option<IdentityKey>,
 }
 
 impl<'a> Responder<'a> {
-    /// A responder for this device's identity and prekeys, with default limits.
-    pub fn new(identity: &'a IdentityKeyPair, prekeys: &'a mut PreKeyStore) -> Self {
+    /// A responder for this device and its prekeys, with default limits.
+    pub fn new(local: &'a LocalDevice, prekeys: &'a mut PreKeyStore) -> Self {
         Self {
-            identity,
+            local,
             prekeys,
             config: SessionConfig::default(),
             expected_initiator: None,
@@ -68,21 +82,43 @@ impl<'a> Responder<'a> {
         self
     }
 
-    /// Accepts `message`, decrypting its embedded message into `out`. Returns the
-    /// session and the plaintext length.
+    /// Accepts `message`, which the transport says came from device `from`,
+    /// decrypting its embedded message into `out`. Returns the session and the
+    /// plaintext length.
+    ///
+    /// The session is bound to `from` and this device's address: a message
+    /// relabelled as coming from another device does not decrypt.
     ///
     /// # Errors
+    /// - [`Error::InvalidConfig`] if the prekey store's device id is not the
+    ///   local device's (a setup mistake: the session would never decrypt);
+    /// - [`Error::RepeatedPreKeyMessage`] if this store already accepted the
+    ///   message (decrypt it with the session that has its base key, or drop it);
     /// - [`Error::IdentityMismatch`] if an expected initiator was set and differs;
     /// - [`Error::UnknownSignedPreKey`] / [`Error::UnknownOneTimePreKey`] for ids
-    ///   this store does not hold (a one-time prekey already used included);
+    ///   this store does not hold (the initiator used an old bundle: the message
+    ///   is lost, and the sender must fetch a new bundle);
     /// - [`Error::NonContributoryDh`] for a small-order key;
-    /// - otherwise as [`Session::decrypt_into`].
+    /// - otherwise as [`Session::decrypt_into`] ([`Error::DecryptionFailed`]
+    ///   for a forged or relabelled message: drop it).
     pub fn accept_into<R: CryptoRng + ?Sized>(
         self,
         rng: &mut R,
+        from: &DeviceAddress,
         message: &PreKeyMessage<'_>,
         out: &mut [u8],
     ) -> Result<(Session, usize), Error> {
+        if self.prekeys.device_id() != self.local.device_id {
+            return Err(Error::InvalidConfig {
+                reason: "the prekey store belongs to another device id than the local device",
+            });
+        }
+        // First: the one-time prekey named by a repeat is already gone.
+        if self.prekeys.has_accepted_base_key(message.base_key()) {
+            return Err(Error::RepeatedPreKeyMessage {
+                base_key: *message.base_key(),
+            });
+        }
         if let Some(expected) = &self.expected_initiator
             && expected != message.identity_key()
         {
@@ -104,16 +140,17 @@ impl<'a> Responder<'a> {
         let accepted = accept_with_keys(
             rng,
             self.config,
-            self.identity,
+            self.local,
+            from,
             signed_prekey,
             one_time_prekey,
             message,
             out,
         )?;
-        // Only now, with the first message authenticated, is the one-time prekey spent.
-        if let Some(id) = message.one_time_prekey_id() {
-            self.prekeys.remove_one_time_prekey(id);
-        }
+        // Only now, with the first message authenticated, is the one-time
+        // prekey spent (and the base key remembered).
+        self.prekeys
+            .record_accepted(signed_id, message.one_time_prekey_id(), message.base_key());
         Ok(accepted)
     }
 
@@ -124,29 +161,33 @@ impl<'a> Responder<'a> {
     pub fn accept<R: CryptoRng + ?Sized>(
         self,
         rng: &mut R,
+        from: &DeviceAddress,
         message: &PreKeyMessage<'_>,
     ) -> Result<(Session, Vec<u8>), Error> {
         let mut out = vec![0u8; message.message().plaintext_len()];
-        let (session, len) = self.accept_into(rng, message, &mut out)?;
+        let (session, len) = self.accept_into(rng, from, message, &mut out)?;
         out.truncate(len);
         Ok((session, out))
     }
 }
 
 /// X3DH as the responder plus the first decrypt, with the prekeys the message
-/// names already looked up. Touches no store: the caller deletes the one-time
-/// prekey when it commits the new session.
+/// names already looked up. Touches no store: the caller spends the one-time
+/// prekey and records the base key when it commits the new session.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn accept_with_keys<R: CryptoRng + ?Sized>(
     rng: &mut R,
     config: SessionConfig,
-    identity: &IdentityKeyPair,
+    local: &LocalDevice,
+    from: &DeviceAddress,
     signed_prekey: &SignedPreKey,
     one_time_prekey: Option<&OneTimePreKey>,
     message: &PreKeyMessage<'_>,
     out: &mut [u8],
 ) -> Result<(Session, usize), Error> {
     let (secret, associated_data) = x3dh::respond(
-        identity,
+        local,
+        from,
         signed_prekey,
         one_time_prekey,
         message.identity_key(),
@@ -155,7 +196,8 @@ pub(crate) fn accept_with_keys<R: CryptoRng + ?Sized>(
     Session::respond_and_decrypt(
         rng,
         config,
-        identity,
+        local,
+        from,
         signed_prekey.key_pair(),
         secret,
         &associated_data,

@@ -10,40 +10,49 @@ use zeroize::Zeroizing;
 
 use super::{
     HandshakePreKeys, MAX_PREVIOUS_RATCHET_KEYS, ReceivingChain, Role, SendingChain, Session,
-    SessionConfig, aad_prefix,
+    SessionConfig,
 };
+use crate::account::DeviceAddress;
 use crate::codec::{Reader, Writer};
-use crate::crypto::{DhKeyPair, KEY_LEN, PublicKey, SecretKey32};
+use crate::crypto::{DhKeyPair, KEY_LEN, SecretKey32};
 use crate::error::{DecodeError, Error};
 use crate::identity::IdentityKey;
 use crate::ratchet::keys::{ChainKey, RootKey};
 use crate::ratchet::skipped::{SkippedKey, SkippedKeys};
+use crate::sealed::Address;
 use crate::x3dh;
 
 const SESSION_STATE_TAG: u8 = 0x53;
-const SESSION_STATE_VERSION: u8 = 1;
+const SESSION_STATE_VERSION: u8 = 2;
 
 /// Size of a stored skipped key: ratchet key, number, message key.
 const SKIPPED_ENTRY_LEN: usize = KEY_LEN + 4 + KEY_LEN;
-/// Fixed part of a stored session before the variable-length lists.
-const FIXED_LEN: usize = 2 + 8 + 1 + 3 * KEY_LEN + KEY_LEN + (2 * KEY_LEN + 4) + 4 + 1 + 10;
+/// Fixed part of a stored session before the variable-length lists, with
+/// room for two addresses of the longest account id.
+const FIXED_LEN: usize =
+    2 + 8 + 1 + 3 * KEY_LEN + 2 * (5 + 64) + KEY_LEN + (2 * KEY_LEN + 4) + 4 + 1 + 10;
 
 impl Session {
     /// Encodes the whole session, skipped keys included. The result holds
     /// secrets (zeroized when dropped): store it encrypted.
     ///
+    /// A decoded copy is a second sender with the same chain state: each
+    /// message's random nonce keeps the two from ever reusing a (key, nonce),
+    /// but the peer accepts only one message per position, so do not keep
+    /// sending on both.
+    ///
     /// ```
-    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, Session};
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let alice = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
     /// # let bob = IdentityKeyPair::generate(&mut rng);
     /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
-    /// let session = Session::initiate(&mut rng, &alice, &bundle)?;
+    /// let session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
     /// let saved = session.encode();
     /// let restored = Session::decode(&saved)?;
     /// assert_eq!(*restored.encode(), *saved);
-    /// # Ok::<(), ratchetbox::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let capacity = FIXED_LEN
@@ -61,8 +70,14 @@ impl Session {
                 Role::Responder => 1,
             })
             .bytes(&self.local_identity.to_bytes())
-            .bytes(&self.remote_identity.to_bytes())
-            .bytes(self.base_key.as_bytes())
+            .bytes(&self.remote_identity.to_bytes());
+        for address in [&self.local_address, &self.remote_address] {
+            let account = address.account().as_bytes();
+            w.u8(account.len() as u8)
+                .bytes(account)
+                .u32(address.device_id());
+        }
+        w.bytes(self.base_key.as_bytes())
             .bytes(self.root.as_bytes())
             .bytes(self.sending.ratchet.secret_bytes())
             .bytes(self.sending.chain.as_bytes())
@@ -101,8 +116,10 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::Decode`] for a wrong tag, unknown version, truncation, trailing
-    /// bytes, an invalid identity key or flag, or a count above the stored
-    /// limits; [`Error::InvalidConfig`] if the stored limits are out of range.
+    /// bytes, an invalid identity key, address or flag, a non-canonical public
+    /// key, or a count above the stored limits; [`Error::InvalidConfig`] if the
+    /// stored limits are out of range. A session that does not decode is lost:
+    /// start a fresh one with a new bundle.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         r.tag(SESSION_STATE_TAG)?;
@@ -118,7 +135,9 @@ impl Session {
         };
         let local_identity = IdentityKey::from_bytes(&r.array("local identity")?)?;
         let remote_identity = IdentityKey::from_bytes(&r.array("remote identity")?)?;
-        let base_key = PublicKey::from_bytes(r.array("base key")?);
+        let local_address = DeviceAddress::from_address(&Address::parse(&mut r)?);
+        let remote_address = DeviceAddress::from_address(&Address::parse(&mut r)?);
+        let base_key = r.public_key("base key")?;
         let root = RootKey::new(SecretKey32::from_bytes(r.array("root key")?));
         let ratchet_secret = Zeroizing::new(r.array::<KEY_LEN>("sending ratchet secret")?);
         let sending = SendingChain {
@@ -133,7 +152,7 @@ impl Session {
         let previous_chain_length = r.u32("previous chain length")?;
         let receiving = if r.flag("receiving chain flag")? {
             Some(ReceivingChain {
-                ratchet_key: PublicKey::from_bytes(r.array("receiving ratchet key")?),
+                ratchet_key: r.public_key("receiving ratchet key")?,
                 chain: ChainKey::from_bytes(r.array("receiving chain key")?),
                 next_number: r.u32("receiving counter")?,
             })
@@ -151,7 +170,7 @@ impl Session {
         }
         let mut previous_ratchet_keys = Vec::with_capacity(MAX_PREVIOUS_RATCHET_KEYS);
         for _ in 0..previous_count {
-            previous_ratchet_keys.push(PublicKey::from_bytes(r.array("previous ratchet key")?));
+            previous_ratchet_keys.push(r.public_key("previous ratchet key")?);
         }
         let signed_prekey_id = r.u32("handshake signed prekey id")?;
         let has_one_time = r.flag("handshake one-time prekey flag")?;
@@ -176,24 +195,45 @@ impl Session {
         let skipped_count = r.count_u32("skipped key count", config.max_skipped_keys() as usize)?;
         let mut skipped = SkippedKeys::default();
         for _ in 0..skipped_count {
-            let ratchet_key = PublicKey::from_bytes(r.array("skipped ratchet key")?);
+            let ratchet_key = r.public_key("skipped ratchet key")?;
             let number = r.u32("skipped message number")?;
             let key = Zeroizing::new(r.array::<KEY_LEN>("skipped message key")?);
             skipped.push(SkippedKey::from_parts(ratchet_key, number, *key));
         }
         r.finish()?;
 
-        let associated_data = match role {
-            Role::Initiator => x3dh::associated_data(&local_identity, &remote_identity),
-            Role::Responder => x3dh::associated_data(&remote_identity, &local_identity),
+        let (initiator, responder, initiator_address, responder_address) = match role {
+            Role::Initiator => (
+                &local_identity,
+                &remote_identity,
+                &local_address,
+                &remote_address,
+            ),
+            Role::Responder => (
+                &remote_identity,
+                &local_identity,
+                &remote_address,
+                &local_address,
+            ),
         };
+        let associated_data = x3dh::associated_data(&x3dh::Transcript {
+            initiator,
+            responder,
+            initiator_address,
+            responder_address,
+            base_key: &base_key,
+            signed_prekey_id: handshake_prekeys.signed_prekey_id,
+            one_time_prekey_id: handshake_prekeys.one_time_prekey_id,
+        });
         Ok(Self {
             config,
             role,
             local_identity,
             remote_identity,
+            local_address,
+            remote_address,
             base_key,
-            aad_prefix: aad_prefix(&associated_data),
+            associated_data,
             root,
             sending,
             previous_chain_length,

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::account::{AccountId, DeviceAddress};
 use crate::codec::{Reader, Writer};
+use crate::crypto::PublicKey;
 use crate::devices::SessionRecord;
 use crate::error::DecodeError;
 use crate::group::GroupSession;
@@ -172,11 +173,23 @@ impl MemoryStore {
 
     /// Checks a change set against the current contents; nothing is written.
     fn check(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        let mut accepted = Vec::new();
         for change in changes.changes() {
-            if let Change::RemoveOneTimePreKey { id } = change
-                && self.prekeys.find_one_time_prekey(*id).is_none()
+            if let Change::AcceptPreKeyMessage {
+                one_time_prekey_id,
+                base_key,
+                ..
+            } = change
             {
-                return Err(StoreError::Conflict);
+                let spent = one_time_prekey_id
+                    .is_some_and(|id| self.prekeys.find_one_time_prekey(id).is_none());
+                if spent
+                    || self.prekeys.has_accepted_base_key(base_key)
+                    || accepted.contains(base_key)
+                {
+                    return Err(StoreError::Conflict);
+                }
+                accepted.push(*base_key);
             }
         }
         Ok(())
@@ -210,6 +223,10 @@ impl PreKeyStorage for MemoryStore {
             .prekeys
             .find_one_time_prekey(id)
             .map(OneTimePreKey::duplicate))
+    }
+
+    fn has_accepted_base_key(&self, base_key: &PublicKey) -> Result<bool, StoreError> {
+        Ok(self.prekeys.has_accepted_base_key(base_key))
     }
 }
 
@@ -250,8 +267,13 @@ impl ProtocolStore for MemoryStore {
                 Change::DeleteSessions { address } => {
                     self.sessions.remove(&address);
                 }
-                Change::RemoveOneTimePreKey { id } => {
-                    self.prekeys.remove_one_time_prekey(id);
+                Change::AcceptPreKeyMessage {
+                    signed_prekey_id,
+                    one_time_prekey_id,
+                    base_key,
+                } => {
+                    self.prekeys
+                        .record_accepted(signed_prekey_id, one_time_prekey_id, &base_key);
                 }
                 Change::SaveGroup { session } => {
                     self.groups.insert(session.group_id().to_vec(), *session);

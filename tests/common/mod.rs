@@ -1,5 +1,11 @@
 //! Shared helpers for the integration tests: a deterministic random number
-//! generator, identities, prekey stores, verified bundles and session pairs.
+//! generator, identities and local devices, prekey stores, verified bundles
+//! and session pairs.
+//!
+//! Every session is bound to both device addresses (SPEC.md §5.1): Alice is
+//! device [`ALICE_DEVICE`] of account `"alice"`, Bob is device [`BOB_DEVICE`]
+//! of account `"bob"`, and Bob's prekey store (hence his bundle) is for
+//! [`BOB_DEVICE`], so Alice's session's remote address is `("bob", BOB_DEVICE)`.
 //!
 //! Not every test file uses every helper.
 #![allow(dead_code)]
@@ -8,15 +14,19 @@
 use chacha20::ChaCha20Rng;
 use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::{
-    DeviceId, Error, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyId, PreKeyMessage,
-    PreKeyStore, Responder, Session, SessionConfig, VerifiedBundle,
+    AccountId, DeviceAddress, DeviceId, Error, IdentityKey, IdentityKeyPair, LocalDevice,
+    PreKeyBundle, PreKeyId, PreKeyMessage, PreKeyStore, Responder, Session, SessionConfig,
+    VerifiedBundle,
 };
 
 /// The generator every test uses.
 pub type TestRng = ChaCha20Rng;
 
-/// Device id of every prekey store made here.
+/// Device id of every prekey store made here, and of [`bob`].
 pub const BOB_DEVICE: DeviceId = 7;
+
+/// Device id of [`alice`] and of every other initiating device made here.
+pub const ALICE_DEVICE: DeviceId = 1;
 
 /// A deterministic generator: the same seed gives the same keys and messages.
 pub fn rng(seed: u64) -> TestRng {
@@ -31,8 +41,33 @@ pub fn identity(rng: &mut TestRng) -> IdentityKeyPair {
     IdentityKeyPair::generate(rng)
 }
 
-/// A prekey store for `identity` holding `one_time` one-time prekeys, with the
-/// ids of those prekeys in order.
+/// The account id `name` (which must be 1 to 64 bytes).
+pub fn account(name: &str) -> AccountId {
+    AccountId::new(name.as_bytes()).expect("a valid account id")
+}
+
+/// Device `device_id` of account `name`, with a fresh identity.
+pub fn device(rng: &mut TestRng, name: &str, device_id: DeviceId) -> LocalDevice {
+    LocalDevice {
+        account: account(name),
+        device_id,
+        identity: identity(rng),
+    }
+}
+
+/// Alice: device [`ALICE_DEVICE`] of account `"alice"`, with a fresh identity.
+pub fn alice(rng: &mut TestRng) -> LocalDevice {
+    device(rng, "alice", ALICE_DEVICE)
+}
+
+/// Bob: device [`BOB_DEVICE`] of account `"bob"` (the device of every
+/// [`prekey_store`]), with a fresh identity.
+pub fn bob(rng: &mut TestRng) -> LocalDevice {
+    device(rng, "bob", BOB_DEVICE)
+}
+
+/// A prekey store for `identity` and device [`BOB_DEVICE`] holding `one_time`
+/// one-time prekeys, with the ids of those prekeys in order.
 pub fn prekey_store(
     rng: &mut TestRng,
     identity: &IdentityKeyPair,
@@ -67,38 +102,42 @@ pub fn prekey_message(wire: &[u8]) -> PreKeyMessage<'_> {
     PreKeyMessage::parse(wire).expect("a well-formed prekey message")
 }
 
-/// Runs [`Responder::accept`] on `wire` with the given limits.
+/// Runs [`Responder::accept`] as `local` on `wire`, which the transport says
+/// came from device `from`, with the given limits.
 pub fn accept(
     rng: &mut TestRng,
-    identity: &IdentityKeyPair,
+    local: &LocalDevice,
     store: &mut PreKeyStore,
+    from: &DeviceAddress,
     wire: &[u8],
     config: SessionConfig,
 ) -> Result<(Session, Vec<u8>), Error> {
-    Responder::new(identity, store)
+    Responder::new(local, store)
         .with_config(config)
-        .accept(rng, &prekey_message(wire))
+        .accept(rng, from, &prekey_message(wire))
 }
 
-/// Runs an accept (with `config`, and requiring `expected_initiator` if given)
-/// that must fail, checks that the prekey store's encoding did not change, and
-/// returns the error.
+/// Runs an accept as `local` of `wire` from `from` (with `config`, and
+/// requiring `expected_initiator` if given) that must fail, checks that the
+/// prekey store's encoding did not change, and returns the error.
+#[allow(clippy::too_many_arguments)]
 pub fn rejected_accept(
     rng: &mut TestRng,
-    identity: &IdentityKeyPair,
+    local: &LocalDevice,
     store: &mut PreKeyStore,
+    from: &DeviceAddress,
     wire: &[u8],
     config: SessionConfig,
     expected_initiator: Option<&IdentityKey>,
 ) -> Error {
     let before = store.encode().to_vec();
     let message = prekey_message(wire);
-    let mut responder = Responder::new(identity, store).with_config(config);
+    let mut responder = Responder::new(local, store).with_config(config);
     if let Some(expected) = expected_initiator {
         responder = responder.expect_initiator(expected);
     }
     let error = responder
-        .accept(rng, &message)
+        .accept(rng, from, &message)
         .expect_err("the accept must fail");
     assert_eq!(
         store.encode().to_vec(),
@@ -135,10 +174,10 @@ pub fn text(tag: &str, i: usize) -> Vec<u8> {
 pub struct Pair {
     /// The generator both sides draw from.
     pub rng: TestRng,
-    /// Alice's identity.
-    pub alice_identity: IdentityKeyPair,
-    /// Bob's identity.
-    pub bob_identity: IdentityKeyPair,
+    /// Alice's device (see [`alice`]).
+    pub alice_device: LocalDevice,
+    /// Bob's device (see [`bob`]); his prekey store is for it.
+    pub bob_device: LocalDevice,
     /// Bob's prekeys after accepting Alice's first message.
     pub bob_prekeys: PreKeyStore,
     /// Alice's session.
@@ -152,20 +191,35 @@ impl Pair {
     /// accepted her first message, `"hello"`. Alice is still awaiting a reply.
     pub fn started(seed: u64, config: SessionConfig) -> Self {
         let mut rng = rng(seed);
-        let alice_identity = identity(&mut rng);
-        let bob_identity = identity(&mut rng);
-        let (mut bob_prekeys, ids) = prekey_store(&mut rng, &bob_identity, 2);
-        let bundle = verified_bundle(&bob_identity, &bob_prekeys, Some(ids[0]));
-        let mut alice =
-            Session::initiate_with_config(&mut rng, &alice_identity, &bundle, config).unwrap();
-        let first = alice.encrypt(b"hello").unwrap();
-        let (bob, plaintext) =
-            accept(&mut rng, &bob_identity, &mut bob_prekeys, &first, config).unwrap();
+        let alice_device = alice(&mut rng);
+        let bob_device = bob(&mut rng);
+        let (mut bob_prekeys, ids) = prekey_store(&mut rng, &bob_device.identity, 2);
+        let bundle = verified_bundle(&bob_device.identity, &bob_prekeys, Some(ids[0]));
+        let mut alice = Session::initiate_with_config(
+            &mut rng,
+            &alice_device,
+            &bob_device.account,
+            &bundle,
+            config,
+        )
+        .unwrap();
+        let first = alice.encrypt(&mut rng, b"hello").unwrap();
+        let (bob, plaintext) = accept(
+            &mut rng,
+            &bob_device,
+            &mut bob_prekeys,
+            &alice_device.address(),
+            &first,
+            config,
+        )
+        .unwrap();
         assert_eq!(plaintext, b"hello");
+        assert_eq!(alice.remote_address(), &bob_device.address());
+        assert_eq!(bob.remote_address(), &alice_device.address());
         Self {
             rng,
-            alice_identity,
-            bob_identity,
+            alice_device,
+            bob_device,
             bob_prekeys,
             alice,
             bob,
@@ -184,12 +238,12 @@ impl Pair {
 
     /// Alice encrypts.
     pub fn alice_sends(&mut self, plaintext: &[u8]) -> Vec<u8> {
-        self.alice.encrypt(plaintext).unwrap()
+        self.alice.encrypt(&mut self.rng, plaintext).unwrap()
     }
 
     /// Bob encrypts.
     pub fn bob_sends(&mut self, plaintext: &[u8]) -> Vec<u8> {
-        self.bob.encrypt(plaintext).unwrap()
+        self.bob.encrypt(&mut self.rng, plaintext).unwrap()
     }
 
     /// Alice decrypts.

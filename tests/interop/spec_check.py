@@ -1,25 +1,35 @@
 #!/usr/bin/env python3
-"""Independent ratchetbox v1 implementation written from SPEC.md only, without
+"""Independent ratchetbox v2 implementation written from SPEC.md only, without
 reading the Rust source: the proof that SPEC.md is precise enough to interoperate.
-Reproduces tests/vectors/session_v1.txt byte for byte. Needs the `cryptography`
-package; `.ci/run` installs it. Run: python3 tests/interop/spec_check.py"""
-import hashlib, os, struct, sys
+Reproduces tests/vectors/session_v2.txt byte for byte (SPEC §8), decrypts what it
+stores, and checks the v2 rules a pure-spec implementation can test (canonical
+X25519 keys §2.3, torsion-free identity keys §3.1, the hashed session AD §5.1,
+remembered base keys §3.2/§5.6). Also holds the shared primitives (§1-§3, and
+XChaCha20-Poly1305 built from a pure-Python HChaCha20) used by sealed_check.py,
+devices_check.py and group_check.py. Needs only the `cryptography` package.
+Run: python3 tests/interop/spec_check.py"""
+import copy, hashlib, os, struct, sys
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF as _HKDF
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.exceptions import InvalidSignature, InvalidTag
 
-VEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors", "session_v1.txt")
+VEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors", "session_v2.txt")
 RAW = dict(encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw)
 
 # ---------------- §2 primitives / constants ----------------
-X3DH_INFO = b"ratchetbox v1 X3DH"
-ROOT_INFO = b"ratchetbox v1 root ratchet"
+X3DH_INFO = b"ratchetbox v2 X3DH"
+SESSION_AD_LABEL = b"ratchetbox v2 session"
+ROOT_INFO = b"ratchetbox v2 root ratchet"
 X3DH_PREFIX = b"\xff" * 32
 KEY_TYPE_X25519 = b"\x05"
+assert (len(X3DH_INFO), len(SESSION_AD_LABEL), len(ROOT_INFO)) == (18, 21, 26)
 U32_MAX = 2**32 - 1
+TAG_RATCHET, TAG_PREKEY, TAG_BUNDLE = 0x04, 0x05, 0x06
+u8 = lambda v: bytes([v])
 u32 = lambda v: struct.pack(">I", v)
 
 class ProtoError(Exception): pass
@@ -29,6 +39,16 @@ def clamp(k):
 
 def x25519_pub(priv):
     return X25519PrivateKey.from_private_bytes(priv).public_key().public_bytes(**RAW)
+
+P = 2**255 - 19
+
+def is_canonical_x25519(pub):
+    """§2.3: bit 255 clear and u < p."""
+    return len(pub) == 32 and pub[31] & 0x80 == 0 and int.from_bytes(pub, "little") < P
+
+def check_x25519(pub, err="non-canonical key"):
+    if not is_canonical_x25519(pub): raise ProtoError(err)
+    return pub
 
 def DH(priv, pub):
     try:
@@ -44,13 +64,75 @@ def HKDF(salt, ikm, info, L):
 def HMAC(k, m):
     h = hmac.HMAC(k, hashes.SHA256()); h.update(m); return h.finalize()
 
-def AEAD_Seal(k, aad, p): return ChaCha20Poly1305(k).encrypt(bytes(12), p, aad)
-def AEAD_Open(k, aad, c):
-    try: return ChaCha20Poly1305(k).decrypt(bytes(12), c, aad)
+def AEAD_SealN(k, n, aad, p): return ChaCha20Poly1305(k).encrypt(n, p, aad)
+def AEAD_OpenN(k, n, aad, c):
+    try: return ChaCha20Poly1305(k).decrypt(n, c, aad)
+    except InvalidTag: raise ProtoError("decryption failed")
+# the zero-nonce form, only for single-use keys (§2.2)
+def AEAD_Seal(k, aad, p): return AEAD_SealN(k, bytes(12), aad, p)
+def AEAD_Open(k, aad, c): return AEAD_OpenN(k, bytes(12), aad, c)
+
+# ---------------- HChaCha20 / XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03), pure Python ----------------
+_SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)
+_M32 = 0xFFFFFFFF
+
+def _qr(s, a, b, c, d):
+    s[a] = (s[a] + s[b]) & _M32; s[d] ^= s[a]; s[d] = ((s[d] << 16) | (s[d] >> 16)) & _M32
+    s[c] = (s[c] + s[d]) & _M32; s[b] ^= s[c]; s[b] = ((s[b] << 12) | (s[b] >> 20)) & _M32
+    s[a] = (s[a] + s[b]) & _M32; s[d] ^= s[a]; s[d] = ((s[d] << 8) | (s[d] >> 24)) & _M32
+    s[c] = (s[c] + s[d]) & _M32; s[b] ^= s[c]; s[b] = ((s[b] << 7) | (s[b] >> 25)) & _M32
+
+def hchacha20(key, nonce16):
+    """§2.2 of the draft: the ChaCha20 state with the 16-byte nonce in words 12..15, 20
+    rounds, no final addition; output words 0..3 and 12..15, little-endian."""
+    assert len(key) == 32 and len(nonce16) == 16
+    s = list(_SIGMA) + list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+    for _ in range(10):
+        _qr(s, 0, 4, 8, 12); _qr(s, 1, 5, 9, 13); _qr(s, 2, 6, 10, 14); _qr(s, 3, 7, 11, 15)
+        _qr(s, 0, 5, 10, 15); _qr(s, 1, 6, 11, 12); _qr(s, 2, 7, 8, 13); _qr(s, 3, 4, 9, 14)
+    return struct.pack("<8I", *(s[0:4] + s[12:16]))
+
+def _hchacha20_via_library(key, nonce16):
+    """Independent cross-check: one ChaCha20 block (library) minus its input state is the
+    round output; the library's 16-byte nonce is exactly state words 12..15."""
+    ks = Cipher(algorithms.ChaCha20(key, nonce16), mode=None).encryptor().update(bytes(64))
+    out = struct.unpack("<16I", ks)
+    st = list(_SIGMA) + list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+    w = [(o - i) & _M32 for o, i in zip(out, st)]
+    return struct.pack("<8I", *(w[0:4] + w[12:16]))
+
+def XAEAD_Seal(k, n, aad, p):
+    """§2: ChaCha20-Poly1305(HChaCha20(k, n[0..16]), 0x00000000 ‖ n[16..24], aad, p)."""
+    assert len(n) == 24
+    return ChaCha20Poly1305(hchacha20(k, n[:16])).encrypt(bytes(4) + n[16:], p, aad)
+
+def XAEAD_Open(k, n, aad, c):
+    assert len(n) == 24
+    try: return ChaCha20Poly1305(hchacha20(k, n[:16])).decrypt(bytes(4) + n[16:], c, aad)
     except InvalidTag: raise ProtoError("decryption failed")
 
-# ---------------- pure-Python Ed25519 point arithmetic (for strict checks / map) ----------------
-P = 2**255 - 19
+def xchacha_selftest():
+    """Returns a list of (name, ok) for the draft's known answers."""
+    res = []
+    k = bytes(range(32)); n = bytes.fromhex("000000090000004a0000000031415927")
+    want = bytes.fromhex("82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc")
+    res.append(("HChaCha20 draft-irtf-cfrg-xchacha-03 §2.2.1 test vector", hchacha20(k, n) == want))
+    ok = all(hchacha20(kk, nn) == _hchacha20_via_library(kk, nn) for kk, nn in
+             [(k, n)] + [(hashlib.sha256(b"k%d" % i).digest(), hashlib.sha256(b"n%d" % i).digest()[:16]) for i in range(8)])
+    res.append(("HChaCha20 agrees with a library ChaCha20 block minus its input (9 inputs)", ok))
+    k = bytes(range(0x80, 0xA0)); n = bytes(range(0x40, 0x58)); aad = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+    pt = (b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for "
+          b"the future, sunscreen would be it.")
+    want = bytes.fromhex(
+        "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa644"
+        "0bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e"
+        "3f3fac2bc369488f76b2383565d3fff921f9664c97637da9768812f615c68b13b52e"
+        "c0875924c1c7987947deafd8780acf49")
+    res.append(("XChaCha20-Poly1305 draft-irtf-cfrg-xchacha-03 §A.3.1 AEAD test vector",
+                XAEAD_Seal(k, n, aad, pt) == want and XAEAD_Open(k, n, aad, want) == pt))
+    return res
+
+# ---------------- pure-Python Ed25519 point arithmetic (strict checks, birational map) ----------------
 L = 2**252 + 27742317777372353535851937790883648493
 D = (-121665 * pow(121666, P - 2, P)) % P
 SQRT_M1 = pow(2, (P - 1) // 4, P)
@@ -62,6 +144,8 @@ def pt_add(a, b):
     C = 2 * T1 * T2 * D % P; Dd = 2 * Z1 * Z2 % P
     E, F, G, H = B - A, Dd - C, Dd + C, B + A
     return (E * F % P, G * H % P, F * G % P, E * H % P)
+
+def pt_neg(a): return ((-a[0]) % P, a[1], a[2], (-a[3]) % P)
 
 def pt_mul(s, pt):
     q = IDENT
@@ -78,8 +162,8 @@ def pt_encode(pt):
     return (y | ((x & 1) << 255)).to_bytes(32, "little")
 
 def pt_decode(s):
-    """RFC 8032 decoding; returns None if not a point. Non-canonical y (>= p) is reduced so
-    that the caller can detect non-canonicity by re-encoding (as §3.1 defines it)."""
+    """RFC 8032 §5.1.3 decoding; returns None if not a point. A non-canonical y (>= p) is
+    reduced so that the caller detects non-canonicity by re-encoding (as §3.1 defines it)."""
     v = int.from_bytes(s, "little"); sign = v >> 255; y = (v & ((1 << 255) - 1)) % P
     u = (y * y - 1) % P; w = (D * y * y + 1) % P
     x = (u * pow(w, 3, P) * pow(u * pow(w, 7, P), (P - 5) // 8, P)) % P
@@ -92,28 +176,48 @@ def pt_decode(s):
 
 B_PT = pt_decode((4 * pow(5, P - 2, P) % P).to_bytes(32, "little"))
 
+def small_order(pt): return pt_eq(pt_mul(8, pt), IDENT)
+def torsion_free(pt): return pt_eq(pt_mul(L, pt), IDENT)
+
 def valid_point(enc):
-    """§3.1: canonical encoding (re-encoding gives the same bytes) and not small order."""
+    """§3.1: canonical encoding (re-encoding gives the same bytes), not of small order and
+    torsion-free ([ℓ]A = identity). Returns the point or None."""
+    if len(enc) != 32: return None
     pt = pt_decode(enc)
     if pt is None or pt_encode(pt) != enc: return None
-    if pt_eq(pt_mul(8, pt), IDENT): return None
+    if small_order(pt) or not torsion_free(pt): return None
     return pt
 
 def verify_strict(pk, msg, sig):
+    """§2.1, rule by rule."""
     if len(sig) != 64: return False
-    A = valid_point(pk); R = valid_point(sig[:32]); S = int.from_bytes(sig[32:], "little")
-    if A is None or R is None or S >= L: return False
-    k = int.from_bytes(hashlib.sha512(sig[:32] + pk + msg).digest(), "little") % L
-    ok = pt_eq(pt_mul(S, B_PT), pt_add(R, pt_mul(k, A)))  # cofactorless
-    try:  # cross-check with the library's (OpenSSL) verifier
+    A = valid_point(pk)
+    if A is None: return False
+    Rb, S = sig[:32], int.from_bytes(sig[32:], "little")
+    if not S < L: return False                                         # rule 1
+    R = pt_decode(Rb)
+    if R is None or small_order(R): return False                       # rule 2
+    k = int.from_bytes(hashlib.sha512(Rb + pk + msg).digest(), "little") % L
+    ok = pt_encode(pt_add(pt_mul(S, B_PT), pt_neg(pt_mul(k, A)))) == Rb  # rule 3
+    try:  # cross-check with the library's (OpenSSL) verifier on keys that pass §3.1
         Ed25519PublicKey.from_public_bytes(pk).verify(sig, msg); lib = True
     except InvalidSignature: lib = False
-    assert ok == lib, "pure-Python and library Ed25519 verifiers disagree"
+    assert ok == lib or not ok, "pure-Python strict verifier accepts what the library rejects"
     return ok
 
 def ed_to_x25519_pub(enc):
     y = int.from_bytes(enc, "little") & ((1 << 255) - 1)
     return ((1 + y) * pow((1 - y) % P, P - 2, P) % P).to_bytes(32, "little")
+
+def torsion_point():
+    """A point of order exactly 8: [ℓ]Q for a point Q off the prime-order subgroup."""
+    y = 2
+    while True:
+        Q = pt_decode(y.to_bytes(32, "little"))
+        if Q is not None:
+            T = pt_mul(L, Q)
+            if not pt_eq(pt_mul(4, T), IDENT): return T
+        y += 1
 
 # ---------------- §3 keys ----------------
 class Identity:
@@ -131,13 +235,23 @@ def remote_identity(enc):
     return ed_to_x25519_pub(enc)
 
 class RNG:
+    """A scripted CSPRNG: yields the vector's draws in order, each of the stated size."""
     def __init__(self, draws): self.draws = list(draws)
+    def take(self, n):
+        d = self.draws.pop(0); assert len(d) == n, f"draw of {len(d)} bytes where {n} expected"; return d
     def generate_dh(self):
-        priv = clamp(self.draws.pop(0)); return (priv, x25519_pub(priv))
+        priv = clamp(self.take(32)); return (priv, x25519_pub(priv))
+    def nonce(self): return self.take(12)
+    def next_u32(self): return struct.unpack("<I", self.take(4))[0]   # little-endian (group vector header)
+
+def address(acct, dev):
+    """§9.1 / §1 Address(x)."""
+    if not 1 <= len(acct) <= 64: raise ProtoError("malformed")
+    return u8(len(acct)) + acct + u32(dev)
 
 # ---------------- §4 wire formats ----------------
 def encode_bundle(ik_enc, dev, spk_id, spk_pub, sig, opk=None):
-    out = b"\x03" + ik_enc + u32(dev) + u32(spk_id) + spk_pub + sig
+    out = u8(TAG_BUNDLE) + ik_enc + u32(dev) + u32(spk_id) + spk_pub + sig
     return out + (b"\x01" + u32(opk[0]) + opk[1] if opk else b"\x00")
 
 class Reader:
@@ -148,92 +262,114 @@ class Reader:
     def u32(self): return struct.unpack(">I", self.take(4))[0]
     def flag(self):
         f = self.take(1)[0]
-        if f > 1: raise ProtoError("bad flag")
+        if f > 1: raise ProtoError("malformed")
         return f == 1
+    def x25519(self): return check_x25519(self.take(32))
+    def identity(self):
+        ik = self.take(32); remote_identity(ik); return ik
     def rest(self): r = self.b[self.i:]; self.i = len(self.b); return r
     def end(self):
         if self.i != len(self.b): raise ProtoError("trailing bytes")
 
 def decode_bundle(b, expected_ik=None):
+    """§4.1, fields checked in byte order; then the strict signature check and identity compare."""
     r = Reader(b)
-    if r.take(1) != b"\x03": raise ProtoError("unknown tag")
-    ik = r.take(32); dev = r.u32(); spk_id = r.u32(); spk = r.take(32); sig = r.take(64)
-    opk = (r.u32(), r.take(32)) if r.flag() else None
+    if r.take(1) != u8(TAG_BUNDLE): raise ProtoError("unknown tag")
+    ik = r.identity(); dev = r.u32(); spk_id = r.u32(); spk = r.x25519(); sig = r.take(64)
+    opk = (r.u32(), r.x25519()) if r.flag() else None
     r.end()
-    remote_identity(ik)
     if not verify_strict(ik, KEY_TYPE_X25519 + spk, sig): raise ProtoError("invalid signature")
     if expected_ik is not None and expected_ik != ik: raise ProtoError("identity mismatch")
     return dict(ik=ik, dev=dev, spk_id=spk_id, spk=spk, sig=sig, opk=opk)
 
 def decode_ratchet_msg(b):
+    """§4.2/§4.3. A message shorter than 69 bytes is 'unknown tag' if its first byte is not
+    0x04, else 'truncated' (§4.3; an empty message is taken as truncated)."""
+    if len(b) < 69:
+        if len(b) >= 1 and b[0] != TAG_RATCHET: raise ProtoError("unknown tag")
+        raise ProtoError("truncated")
     r = Reader(b)
-    if r.take(1) != b"\x01": raise ProtoError("unknown tag")
-    dh = r.take(32); pn = r.u32(); n = r.u32()
-    if len(b) < 57: raise ProtoError("truncated")
-    return b[:41], dh, pn, n, r.rest()
+    if r.take(1) != u8(TAG_RATCHET): raise ProtoError("unknown tag")
+    dh = r.x25519(); pn = r.u32(); n = r.u32(); nonce = r.take(12)
+    return b[:53], dh, pn, n, nonce, r.rest()
 
 def decode_prekey_msg(b):
+    """§4.4: prefix fields in byte order, then the embedded ratchet message."""
     r = Reader(b)
-    if r.take(1) != b"\x02": raise ProtoError("unknown tag")
-    ik = r.take(32); ek = r.take(32); spk_id = r.u32(); has = r.flag(); opk_id = r.u32()
+    if r.take(1) != u8(TAG_PREKEY): raise ProtoError("unknown tag")
+    ik = r.identity(); ek = r.x25519(); spk_id = r.u32(); has = r.flag(); opk_id = r.u32()
     if not has and opk_id != 0: raise ProtoError("malformed")
-    return ik, ek, spk_id, (opk_id if has else None), r.rest()
+    inner = r.rest(); decode_ratchet_msg(inner)
+    return ik, ek, spk_id, (opk_id if has else None), inner
 
 # ---------------- §5 protocol ----------------
+def session_ad(ik_a, ik_b, addr_a, addr_b, ek, spk_id, opk_id):
+    """§5.1 AD (32 bytes)."""
+    return hashlib.sha256(SESSION_AD_LABEL + ik_a + ik_b + addr_a + addr_b + ek + u32(spk_id) +
+                          (b"\x01" + u32(opk_id) if opk_id is not None else b"\x00" + u32(0))).digest()
+
 def x3dh_initiator(me, ek_priv, bundle):
     ik_b_x = remote_identity(bundle["ik"])
     ikm = X3DH_PREFIX + DH(me.x_priv, bundle["spk"]) + DH(ek_priv, ik_b_x) + DH(ek_priv, bundle["spk"])
     if bundle["opk"]: ikm += DH(ek_priv, bundle["opk"][1])
-    return HKDF(bytes(32), ikm, X3DH_INFO, 32), me.enc + bundle["ik"]
+    return HKDF(bytes(32), ikm, X3DH_INFO, 32)
 
 def x3dh_responder(me, spk_priv, opk_priv, ik_a_enc, ek_pub):
     ik_a_x = remote_identity(ik_a_enc)
     ikm = X3DH_PREFIX + DH(spk_priv, ik_a_x) + DH(me.x_priv, ek_pub) + DH(spk_priv, ek_pub)
     if opk_priv is not None: ikm += DH(opk_priv, ek_pub)
-    return HKDF(bytes(32), ikm, X3DH_INFO, 32), ik_a_enc + me.enc
+    return HKDF(bytes(32), ikm, X3DH_INFO, 32)
 
 def KDF_RK(rk, dh_out):
     o = HKDF(rk, dh_out, ROOT_INFO, 64); return o[:32], o[32:]
 
 def KDF_CK(ck): return HMAC(ck, b"\x01"), HMAC(ck, b"\x02")
 
-def aad(AD, H): return struct.pack(">H", 64) + AD + H
-
 class Session:
     MAX_SKIP, MAX_STORED = 1000, 2000
 
     @classmethod
-    def initiator(cls, me, rng, bundle):
-        s = cls(); s.rng = rng; s.me = me
-        ek_priv, ek_pub = rng.generate_dh()                      # draw 1: EK_A
-        s.SK, s.AD = x3dh_initiator(me, ek_priv, bundle)
+    def initiator(cls, me, my_addr, rng, bundle, peer_account):
+        s = cls(); s.rng = rng; s.me = me; s.role = "initiator"
+        s.local_addr, s.remote_addr = my_addr, address(peer_account, bundle["dev"])
+        s.remote_ik = bundle["ik"]
+        ek_priv, ek_pub = rng.generate_dh()                      # draw: EK_A
+        s.SK = x3dh_initiator(me, ek_priv, bundle)
         s.base_key = ek_pub
-        s.DHs = rng.generate_dh()                                # draw 2: first DHs
-        s.DHr = bundle["spk"]
+        s.hs = (bundle["spk_id"], bundle["opk"][0] if bundle["opk"] else None)
+        s.AD = session_ad(me.enc, bundle["ik"], s.local_addr, s.remote_addr, ek_pub, *s.hs)
+        s.DHs = rng.generate_dh()                                # draw: first DHs
         s.RK, s.CKs = KDF_RK(s.SK, DH(s.DHs[0], bundle["spk"]))
-        s.CKr = None; s.Ns = s.Nr = s.PN = 0
-        s.pending = (bundle["spk_id"], bundle["opk"][0] if bundle["opk"] else None)
+        s.DHr = None; s.CKr = None; s.Ns = s.Nr = s.PN = 0       # §5.5: DHr = none
+        s.pending = True
         s.prev, s.skipped = [], []
         return s
 
     @classmethod
-    def responder(cls, me, rng, spk, opk_priv, ik_a_enc, ek_pub):
-        s = cls(); s.rng = rng; s.me = me
-        s.SK, s.AD = x3dh_responder(me, spk[0], opk_priv, ik_a_enc, ek_pub)
-        s.base_key, s.remote_ik = ek_pub, ik_a_enc
+    def responder(cls, me, my_addr, rng, spk, opk_priv, ik_a_enc, ek_pub, sender_addr, hs):
+        s = cls(); s.rng = rng; s.me = me; s.role = "responder"
+        s.local_addr, s.remote_addr = my_addr, sender_addr
+        s.SK = x3dh_responder(me, spk[0], opk_priv, ik_a_enc, ek_pub)
+        s.AD = session_ad(ik_a_enc, me.enc, sender_addr, my_addr, ek_pub, *hs)
+        s.base_key, s.remote_ik, s.hs = ek_pub, ik_a_enc, hs
         s.DHs = spk; s.RK = s.SK; s.DHr = None; s.CKr = None; s.CKs = None
-        s.Ns = s.Nr = s.PN = 0; s.pending = None; s.prev, s.skipped = [], []
+        s.Ns = s.Nr = s.PN = 0; s.pending = False; s.prev, s.skipped = [], []
         return s
+
+    def state(self):
+        """Everything but the RNG and identity, for 'nothing changed' checks."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in ("rng", "me")})
 
     def encrypt(self, pt):
         if self.Ns == U32_MAX: raise ProtoError("counter exhausted")
-        H = b"\x01" + self.DHs[1] + u32(self.PN) + u32(self.Ns)
+        n = self.rng.nonce()                                     # draw: the message's nonce
+        H = u8(TAG_RATCHET) + self.DHs[1] + u32(self.PN) + u32(self.Ns) + n
         mk, self.CKs = KDF_CK(self.CKs)
-        out = H + AEAD_Seal(mk, aad(self.AD, H), pt)
+        out = H + AEAD_SealN(mk, n, self.AD + H, pt)
         self.Ns += 1
-        if self.pending is not None:
-            spk_id, opk_id = self.pending
-            out = (b"\x02" + self.me.enc + self.base_key + u32(spk_id) +
+        if self.pending:
+            spk_id, opk_id = self.hs
+            out = (u8(TAG_PREKEY) + self.me.enc + self.base_key + u32(spk_id) +
                    (b"\x01" + u32(opk_id) if opk_id is not None else b"\x00" + u32(0)) + out)
         return out
 
@@ -244,35 +380,35 @@ class Session:
         return ck, keys
 
     def decrypt(self, msg):
-        H, dh, pn, n, ct = decode_ratchet_msg(msg)
-        A = aad(self.AD, H)
+        H, dh, pn, n, nonce, ct = decode_ratchet_msg(msg)
+        A = self.AD + H                                                             # §5.3: 85 bytes
+        assert len(A) == 85
         if n == U32_MAX: raise ProtoError("counter exhausted")                     # 1
         if self.CKr is not None and dh == self.DHr and n >= self.Nr:               # 2
             if n - self.Nr > self.MAX_SKIP: raise ProtoError("too many skipped messages")
             ck, new = self._chain(self.CKr, self.Nr, n, dh)
             mk, ck = KDF_CK(ck)
-            pt = AEAD_Open(mk, A, ct)
-            self.CKr, self.Nr = ck, n + 1; self._store(new); self.pending = None
+            pt = AEAD_OpenN(mk, nonce, A, ct)
+            self.CKr, self.Nr = ck, n + 1; self._store(new); self.pending = False
             return pt
         for idx, (key, mk) in enumerate(self.skipped):                              # 3
             if key == (dh, n):
-                pt = AEAD_Open(mk, A, ct); del self.skipped[idx]; self.pending = None
+                pt = AEAD_OpenN(mk, nonce, A, ct); del self.skipped[idx]; self.pending = False
                 return pt
         if dh == self.DHr or dh in self.prev: raise ProtoError("duplicate message")
         gap_old = max(0, pn - self.Nr) if self.CKr is not None else 0               # 4
         if gap_old + n > self.MAX_SKIP: raise ProtoError("too many skipped messages")
         old = self._chain(self.CKr, self.Nr, pn, self.DHr)[1] if self.CKr is not None else []
         RK1, ck = KDF_RK(self.RK, DH(self.DHs[0], dh))
-        self.last_ckr_prime = ck
         ck, new = self._chain(ck, 0, n, dh)
         mk, ck = KDF_CK(ck)
-        pt = AEAD_Open(mk, A, ct)
+        pt = AEAD_OpenN(mk, nonce, A, ct)
         DHs2 = self.rng.generate_dh()                                               # 5
         RK2, CKs2 = KDF_RK(RK1, DH(DHs2[0], dh))
         if self.DHr is not None: self.prev = (self.prev + [self.DHr])[-4:]
         self.DHr, self.CKr, self.Nr = dh, ck, n + 1
         self.PN, self.Ns, self.DHs, self.CKs, self.RK = self.Ns, 0, DHs2, CKs2, RK2
-        self._store(old + new); self.pending = None                                 # 6
+        self._store(old + new); self.pending = False                                # 6
         return pt
 
     def _store(self, keys):
@@ -280,37 +416,54 @@ class Session:
         if len(self.skipped) > self.MAX_STORED: self.skipped = self.skipped[-self.MAX_STORED:]
 
 class Device:
-    """Responder-side prekey store (just enough for §5.6's acceptance rule)."""
-    def __init__(self, ident, rng, dev_id, spk_id, spk_secret, opks):
-        self.ident, self.rng, self.dev_id = ident, rng, dev_id
-        priv = clamp(spk_secret)
-        self.spks = {spk_id: (priv, x25519_pub(priv))}
-        self.cur_spk = spk_id
-        self.sig = ident.sign(KEY_TYPE_X25519 + x25519_pub(priv))
-        self.opks = {i: clamp(k) for i, k in opks.items()}
-        self.sessions = {}
+    """Responder side: a prekey store (§3.2) with remembered base keys, and §5.6's rules."""
+    MAX_REMEMBERED = 1000
+
+    def __init__(self, ident, rng, acct, dev_id, n_opks=1):
+        self.ident, self.rng = ident, rng
+        self.acct, self.dev_id, self.addr = acct, dev_id, address(acct, dev_id)
+        self.spks = {1: rng.generate_dh()}                          # draw: signed prekey (id 1)
+        self.sigs = {1: ident.sign(KEY_TYPE_X25519 + self.spks[1][1])}
+        self.cur_spk = 1
+        self.opks = {i: rng.generate_dh()[0] for i in range(1, n_opks + 1)}   # draws: one-time prekeys
+        self.sessions = []            # responder sessions
+        self.remembered = []          # (signed prekey id, base key), oldest first
+
+    def state(self):
+        return copy.deepcopy((self.spks, self.opks, self.remembered, [s.state() for s in self.sessions]))
 
     def bundle(self):
         oid = min(self.opks) if self.opks else None
         return encode_bundle(self.ident.enc, self.dev_id, self.cur_spk, self.spks[self.cur_spk][1],
-                             self.sig, (oid, x25519_pub(self.opks[oid])) if oid else None)
+                             self.sigs[self.cur_spk], (oid, x25519_pub(self.opks[oid])) if oid else None)
 
-    def receive(self, msg):
-        if msg[:1] == b"\x01":
-            raise ProtoError("ratchet message routing not needed for this check")
+    def receive(self, msg, sender_addr, expected_ik=None):
+        if msg[:1] == u8(TAG_RATCHET):       # routed by sender address (§5.6 last paragraph)
+            err = ProtoError("no session")
+            for s in [s for s in self.sessions if s.remote_addr == sender_addr]:
+                try: return s, s.decrypt(msg)
+                except ProtoError as e: err = e
+            raise err
         ik_a, ek, spk_id, opk_id, inner = decode_prekey_msg(msg)
-        key = (ik_a, ek)
-        if key in self.sessions: return self.sessions[key], self.sessions[key].decrypt(inner)
-        if spk_id not in self.spks or (opk_id is not None and opk_id not in self.opks):
+        for s in self.sessions:                                                    # 1. repeat
+            if (s.remote_addr, s.remote_ik, s.base_key, s.hs) == (sender_addr, ik_a, ek, (spk_id, opk_id)):
+                return s, s.decrypt(inner)
+        if any(bk == ek for _, bk in self.remembered):                             # 2. accepted before
+            raise ProtoError("repeated prekey message")
+        if expected_ik is not None and expected_ik != ik_a:                         # 3.
+            raise ProtoError("identity mismatch")
+        if spk_id not in self.spks or (opk_id is not None and opk_id not in self.opks):   # 4.
             raise ProtoError("unknown prekey")
-        s = Session.responder(self.ident, self.rng, self.spks[spk_id],
-                              self.opks[opk_id] if opk_id is not None else None, ik_a, ek)
-        pt = s.decrypt(inner)
+        s = Session.responder(self.ident, self.addr, self.rng, self.spks[spk_id],    # 5.
+                              self.opks[opk_id] if opk_id is not None else None, ik_a, ek,
+                              sender_addr, (spk_id, opk_id))
+        pt = s.decrypt(inner)                                                       # 6.
         if opk_id is not None: del self.opks[opk_id]
-        self.sessions[key] = s
+        self.remembered = (self.remembered + [(spk_id, ek)])[-self.MAX_REMEMBERED:]
+        self.sessions.append(s)
         return s, pt
 
-# ---------------- vector check ----------------
+# ---------------- vector files ----------------
 def load_vectors(path):
     v, sect = {"inputs": {}, "outputs": {}}, None
     for line in open(path):
@@ -320,64 +473,234 @@ def load_vectors(path):
         k, val = (x.strip() for x in line.split("=", 1)); v[sect][k] = bytes.fromhex(val)
     return v["inputs"], v["outputs"]
 
+class Checker:
+    """PASS/FAIL printing shared by the four scripts."""
+    def __init__(self, outputs=None, err_types=(ProtoError,)):
+        self.O, self.fails, self.n, self.err_types = outputs or {}, 0, 0, err_types
+    def _res(self, ok, line, detail=""):
+        self.n += 1; self.fails += not ok
+        print(f"{'PASS' if ok else 'FAIL'} {line}" + ("" if ok else detail))
+    def vec(self, name, got):
+        want = self.O.get(name)
+        self._res(got == want, name, f"\n  got  {got.hex() if isinstance(got, bytes) else got}"
+                                     f"\n  want {want.hex() if isinstance(want, bytes) else want}")
+    def eq(self, label, got, want):
+        show = lambda x: x.hex() if isinstance(x, (bytes, bytearray)) else repr(x)
+        self._res(got == want, label, f"\n  got  {show(got)}\n  want {show(want)}")
+    def true(self, label, cond): self._res(bool(cond), label)
+    def err(self, label, want, fn):
+        """fn must raise one of err_types; want None accepts any error text."""
+        try: fn()
+        except self.err_types as e:
+            ok = want is None or str(e) == want
+            self._res(ok, f"negative: {label} -> {e}", f" (want {want})"); return
+        self._res(False, f"negative: {label}", ": accepted")
+    def done(self):
+        print(f"{self.n - self.fails}/{self.n} checks passed")
+        print("ALL PASS" if self.fails == 0 else f"{self.fails} FAILURE(S)")
+        return 1 if self.fails else 0
+
+# byte-string helpers for the negative checks
+def flip(b, i, bit=1): return b[:i] + bytes([b[i] ^ bit]) + b[i + 1:]
+def setb(b, i, v): return b[:i] + bytes([v]) + b[i + 1:]
+def put(b, i, s): return b[:i] + s + b[i + len(s):]
+U_EQ_P = P.to_bytes(32, "little")                       # u = p: bit 255 clear, not < p
+def noncanonical_variants(key):
+    """The two non-canonical encodings the checks use: key with bit 255 set, and u = p."""
+    assert is_canonical_x25519(key)
+    return [("bit 255 set", setb(key, 31, key[31] | 0x80)), ("u = p", U_EQ_P)]
+
 def main():
     I, O = load_vectors(VEC)
-    fails = 0
-    def check(name, got):
-        nonlocal fails
-        ok = got == O.get(name)
-        fails += not ok
-        print(f"{'PASS' if ok else 'FAIL'} {name}" + ("" if ok else f"\n  got  {got.hex()}\n  want {O.get(name, b'').hex()}"))
-    def check_pt(name, got, want):
-        nonlocal fails
-        ok = got == want; fails += not ok
-        print(f"{'PASS' if ok else 'FAIL'} {name}")
+    c = Checker(O)
+    for name, ok in xchacha_selftest(): c.true(name, ok)
 
     alice = Identity(I["alice_identity_seed"]); bob = Identity(I["bob_identity_seed"])
-    alice_rng = RNG([I["alice_ephemeral_secret"], I["alice_ratchet_secret_1"], I["alice_ratchet_secret_2"]])
-    bob_rng = RNG([I["bob_ratchet_secret_1"]])
-    bob_dev = Device(bob, bob_rng, 1, 1, I["bob_signed_prekey_secret"], {1: I["bob_one_time_prekey_secret"]})
+    A_ACCT, B_ACCT = b"alice", b"bob"
+    a_addr, b_addr = address(A_ACCT, 1), address(B_ACCT, 1)
+    alice_draws = [I["alice_ephemeral_secret"], I["alice_ratchet_secret_1"], I["alice_nonce_0"],
+                   I["alice_nonce_1"], I["alice_ratchet_secret_2"]]
+    bob_draws = [I["bob_signed_prekey_secret"], I["bob_one_time_prekey_secret"], I["bob_ratchet_secret_1"],
+                 I["bob_nonce_2"]]
+    fresh_bob = lambda: Device(bob, RNG(bob_draws), B_ACCT, 1)
+    alice_rng = RNG(alice_draws)
+    bob_dev = fresh_bob()
 
-    bundle_bytes = bob_dev.bundle(); check("bundle", bundle_bytes)
+    bundle_bytes = bob_dev.bundle(); c.vec("bundle", bundle_bytes)
     bundle = decode_bundle(O["bundle"], expected_ik=bob.enc)   # verify the *stored* bundle strictly
-    a = Session.initiator(alice, alice_rng, bundle)
-    check("x3dh_shared_secret", a.SK); check("x3dh_associated_data", a.AD)
-    check("alice_root_key_1", a.RK); check("alice_sending_chain_key_1", a.CKs)
-    m0 = a.encrypt(I["plaintext_0"]); check("message_0", m0)
-    m1 = a.encrypt(I["plaintext_1"]); check("message_1", m1)
+    a = Session.initiator(alice, a_addr, alice_rng, bundle, B_ACCT)
+    c.vec("x3dh_shared_secret", a.SK); c.vec("x3dh_associated_data", a.AD)
+    c.vec("alice_root_key_1", a.RK); c.vec("alice_sending_chain_key_1", a.CKs)
+    # the first DHs draw comes before the nonces (§5.5): Alice's remaining draws are nonce 0, nonce 1, ratchet 2
+    m0 = a.encrypt(I["plaintext_0"]); c.vec("message_0", m0)
+    m1 = a.encrypt(I["plaintext_1"]); c.vec("message_1", m1)
 
-    # Bob decrypts from the *stored* vector bytes
-    bs, p0 = bob_dev.receive(O["message_0"])
-    check_pt("decrypt message_0 as Bob", p0, I["plaintext_0"])
-    check("bob_root_key_1", bs.RK)
-    check("bob_receiving_chain_key_1", bs.CKr)
-    bs2, p1 = bob_dev.receive(O["message_1"])          # repeat prekey message -> same session
-    check_pt("decrypt message_1 as Bob (repeat prekey msg, same session)", p1, I["plaintext_1"])
-    assert bs2 is bs and 1 not in bob_dev.opks
-    m2 = bs.encrypt(I["plaintext_2"]); check("message_2", m2)
+    # Bob decrypts from the *stored* vector bytes, from alice/1
+    bs, p0 = bob_dev.receive(O["message_0"], a_addr)
+    c.eq("decrypt message_0 as Bob (new session)", p0, I["plaintext_0"])
+    c.vec("bob_root_key_1", bs.RK)
+    c.vec("bob_receiving_chain_key_1", bs.CKr)
+    c.eq("Bob's AD equals Alice's", bs.AD, O["x3dh_associated_data"])
+    c.true("one-time prekey 1 deleted, base key remembered with spk id 1",
+           1 not in bob_dev.opks and bob_dev.remembered == [(1, O["message_0"][33:65])])
+    bob_after_m0 = bob_dev.state()
 
+    # altered prefixes of message_1 on the device that owns its session: never accepted,
+    # nothing changes (§4.4, §5.6)
+    M1 = O["message_1"]
+    carol = Identity(bytes(range(0xC0, 0xE0)))
+    neg_ik = setb(M1[1:33], 31, M1[32] ^ 0x80)            # -A: another valid key with the same X25519 form
+    other_ek = x25519_pub(clamp(bytes(range(0x20, 0x40))))
+    for desc, alt in [("IK_A -> -IK_A", put(M1, 1, neg_ik)),
+                      ("IK_A -> another identity", put(M1, 1, carol.enc)),
+                      ("EK_A -> another canonical key", put(M1, 33, other_ek)),
+                      ("signed prekey id 1 -> 2", put(M1, 65, u32(2))),
+                      ("one-time prekey id 1 -> 2", put(M1, 70, u32(2))),
+                      ("one-time prekey flag 1 -> 0, id 0", put(M1, 69, b"\x00" + u32(0)))]:
+        c.err(f"message_1 with {desc}, on the session's own device", None,
+              lambda alt=alt: bob_dev.receive(alt, a_addr))
+        c.true(f"  ... Bob's device unchanged", bob_dev.state() == bob_after_m0)
+
+    bs2, p1 = bob_dev.receive(O["message_1"], a_addr)          # repeat prekey message -> same session
+    c.eq("decrypt message_1 as Bob (repeat prekey msg, same session)", p1, I["plaintext_1"])
+    c.true("repeat used the same session, no new session", bs2 is bs and len(bob_dev.sessions) == 1)
+    m2 = bs.encrypt(I["plaintext_2"]); c.vec("message_2", m2)
+
+    # non-canonical ratchet key in message_2, before Alice decrypts it: decode error, nothing changes
+    a_before = a.state()
+    for vdesc, bad in noncanonical_variants(O["message_2"][1:33]):
+        c.err(f"message_2 ratchet key {vdesc}", "non-canonical key", lambda bad=bad: a.decrypt(put(O["message_2"], 1, bad)))
+    c.true("Alice's session unchanged by the rejected copies", a.state() == a_before)
     p2 = a.decrypt(O["message_2"])
-    check_pt("decrypt message_2 as Alice", p2, I["plaintext_2"])
-    check("alice_root_key_2", a.RK)
-    check_pt("Alice pending cleared after reply", a.pending is None, True)
+    c.eq("decrypt message_2 as Alice", p2, I["plaintext_2"])
+    c.vec("alice_root_key_2", a.RK)
+    c.true("Alice pending cleared after reply", a.pending is False)
+    c.true("every scripted draw used, in the §8 order", alice_rng.draws == [] and bob_dev.rng.draws == [])
 
-    # a few negative checks of the strictness the spec asks for
-    flip = lambda b, i: b[:i] + bytes([b[i] ^ 1]) + b[i + 1:]
-    for desc, fn in [
-        ("bundle trailing byte", lambda: decode_bundle(O["bundle"] + b"\0")),
-        ("bundle truncated", lambda: decode_bundle(O["bundle"][:-1])),
-        ("bundle bad sig (R flipped)", lambda: decode_bundle(flip(O["bundle"], 73))),
-        ("bundle bad sig (S flipped)", lambda: decode_bundle(flip(O["bundle"], 105))),
-        ("bundle S >= l", lambda: decode_bundle(O["bundle"][:105] + (int.from_bytes(O["bundle"][105:137], "little") + L).to_bytes(32, "little") + O["bundle"][137:])),
-        ("bundle small-order IK", lambda: decode_bundle(b"\x03" + (1).to_bytes(32, "little") + O["bundle"][33:])),
-        ("bundle flag 2", lambda: decode_bundle(O["bundle"][:137] + b"\x02" + O["bundle"][138:])),
-        ("message_0 prefix altered", lambda: Device(bob, RNG([I["bob_ratchet_secret_1"]]), 1, 1, I["bob_signed_prekey_secret"], {1: I["bob_one_time_prekey_secret"]}).receive(flip(O["message_0"], 40))),
-        ("replay message_2", lambda: a.decrypt(O["message_2"])),
+    # ---- §3.2/§5.6 remembered base keys ----
+    c.err("message_0 again while its session is held (repeat -> duplicate)", "duplicate message",
+          lambda: bob_dev.receive(O["message_0"], a_addr))
+    held = bob_dev.sessions; bob_dev.sessions = []            # the session is gone (archive drop, pruning)
+    c.err("message_0 after its session is gone (base key remembered)", "repeated prekey message",
+          lambda: bob_dev.receive(O["message_0"], a_addr))
+    c.err("message_1 after its session is gone", "repeated prekey message",
+          lambda: bob_dev.receive(O["message_1"], a_addr))
+    bob_dev.sessions = held
+
+    # ---- §5.1: both addresses are in AD ----
+    for desc, addr in [("mallory/1", address(b"mallory", 1)), ("alice/2", address(A_ACCT, 2)),
+                       ("bob/1 (the recipient's own address)", b_addr)]:
+        d = fresh_bob(); before = d.state()
+        c.err(f"message_0 presented as from {desc}", "decryption failed", lambda d=d, addr=addr: d.receive(O["message_0"], addr))
+        c.true(f"  ... no one-time prekey spent, no base key remembered, no session", d.state() == before)
+    d = fresh_bob()
+    c.err("message_0 from mallory/1 first", "decryption failed", lambda: d.receive(O["message_0"], address(b"mallory", 1)))
+    c.eq("  ... then from alice/1 it still opens", d.receive(O["message_0"], a_addr)[1], I["plaintext_0"])
+    c.eq("AD differs with the sender address (direct)",
+         session_ad(alice.enc, bob.enc, address(b"mallory", 1), b_addr, O["message_0"][33:65], 1, 1) != a.AD, True)
+
+    # ---- §4.4/§5.1: altering any prefix field makes a new session fail to decrypt ----
+    M0 = O["message_0"]
+    c.eq("-IK_A is a valid identity key with the same X25519 form as IK_A (only AD tells them apart)",
+         (valid_point(neg_ik) is not None, remote_identity(neg_ik) == alice.x_pub, neg_ik != alice.enc), (True, True, True))
+    def twin_bob():   # a device whose signed prekey id 2 and one-time prekey id 2 hold the keys of id 1
+        d = fresh_bob(); d.spks[2] = d.spks[1]; d.sigs[2] = d.sigs[1]; d.opks[2] = d.opks[1]; return d
+    for desc, alt, mk in [
+            ("IK_A -> -IK_A (same SK, only AD differs)", put(M0, 1, neg_ik), fresh_bob),
+            ("IK_A -> another identity", put(M0, 1, carol.enc), fresh_bob),
+            ("EK_A -> another canonical key", put(M0, 33, other_ek), fresh_bob),
+            ("signed prekey id 1 -> 2, id 2 holding the same key (only AD differs)", put(M0, 65, u32(2)), twin_bob),
+            ("one-time prekey id 1 -> 2, id 2 holding the same key (only AD differs)", put(M0, 70, u32(2)), twin_bob),
+            ("one-time prekey flag 1 -> 0, id 0", put(M0, 69, b"\x00" + u32(0)), fresh_bob)]:
+        d = mk(); before = d.state()
+        c.err(f"message_0 with {desc}", "decryption failed", lambda d=d, alt=alt: d.receive(alt, a_addr))
+        c.true("  ... nothing spent or remembered; the genuine message_0 still opens",
+               d.state() == before and d.receive(M0, a_addr)[1] == I["plaintext_0"])
+    c.err("message_0 naming an unknown signed prekey id 2", "unknown prekey", lambda: fresh_bob().receive(put(M0, 65, u32(2)), a_addr))
+
+    # ---- §2.3: a non-canonical X25519 key is rejected in every field parsed ----
+    B = O["bundle"]
+    for field, off in [("bundle signed prekey", 41), ("bundle one-time prekey", 142)]:
+        for vdesc, bad in noncanonical_variants(B[off:off + 32]):
+            c.err(f"{field} {vdesc}", "non-canonical key", lambda off=off, bad=bad: decode_bundle(put(B, off, bad)))
+    for field, off in [("prekey message base key", 33), ("prekey message embedded ratchet key", 75)]:
+        for vdesc, bad in noncanonical_variants(M0[off:off + 32]):
+            d = fresh_bob(); before = d.state()
+            c.err(f"{field} {vdesc}", "non-canonical key", lambda d=d, off=off, bad=bad: d.receive(put(M0, off, bad), a_addr))
+            c.true("  ... nothing changes", d.state() == before)
+    for vdesc, bad in noncanonical_variants(bs.DHr):
+        c.err(f"ratchet message routed to Bob, ratchet key {vdesc}", "non-canonical key",
+              lambda bad=bad: decode_ratchet_msg(put(O["message_2"], 1, bad)))
+    # why: the X25519 function itself ignores bit 255 and reduces u mod p
+    ek0 = M0[33:65]
+    c.true("(X25519 masks bit 255: DH(spk, EK_A | 2^255) = DH(spk, EK_A), so only §2.3 tells them apart)",
+           DH(clamp(I["bob_signed_prekey_secret"]), setb(ek0, 31, ek0[31] | 0x80)) == DH(clamp(I["bob_signed_prekey_secret"]), ek0))
+    c.true("(u = p + 9 is non-canonical though X25519 reads it as the base point u = 9)",
+           not is_canonical_x25519((P + 9).to_bytes(32, "little")) and
+           DH(clamp(I["bob_signed_prekey_secret"]), (P + 9).to_bytes(32, "little")) == x25519_pub(clamp(I["bob_signed_prekey_secret"])))
+    c.true("u = p − 1 is canonical", is_canonical_x25519((P - 1).to_bytes(32, "little")))
+    c.err("... but small order: a DH with it fails", "non-contributory DH",
+          lambda: DH(clamp(I["bob_signed_prekey_secret"]), (P - 1).to_bytes(32, "little")))
+    c.err("bundle with a small-order (canonical) signed prekey is refused at the DH", "non-contributory DH",
+          lambda: x3dh_initiator(alice, clamp(I["alice_ephemeral_secret"]),
+                                 dict(bundle, spk=bytes(32))))
+
+    # ---- §3.1: torsion-free identity keys ----
+    T = torsion_point(); Apt = valid_point(alice.enc)
+    AT = pt_encode(pt_add(Apt, T))
+    c.true("T has order 8", pt_eq(pt_mul(8, T), IDENT) and not pt_eq(pt_mul(4, T), IDENT))
+    c.true("A+T is a canonical encoding of a point that is not of small order",
+           pt_decode(AT) is not None and pt_encode(pt_decode(AT)) == AT and not small_order(pt_decode(AT)))
+    c.true("A+T is rejected as an identity key (not torsion-free)", valid_point(AT) is None)
+    c.err("bundle whose identity key is IK_B + T", "invalid identity key", lambda: decode_bundle(put(B, 1, pt_encode(pt_add(valid_point(bob.enc), T)))))
+    c.err("prekey message whose initiator identity is IK_A + T", "invalid identity key", lambda: fresh_bob().receive(put(M0, 1, AT), a_addr))
+    # why (§3.1): a signature under A+T verifies under the cofactored equation but not the
+    # cofactorless one (unless k ≡ 0 mod 8)
+    a_scalar = int.from_bytes(clamp(hashlib.sha512(alice.seed).digest()[:32]), "little")
+    msg = b"torsion demo"
+    for ctr in range(16):
+        r = int.from_bytes(hashlib.sha512(b"r%d" % ctr).digest(), "little") % L
+        Rb = pt_encode(pt_mul(r, B_PT))
+        k = int.from_bytes(hashlib.sha512(Rb + AT + msg).digest(), "little") % L
+        if k % 8: break
+    S = (r + k * a_scalar) % L
+    lhs, rhs = pt_mul(S, B_PT), pt_add(pt_decode(Rb), pt_mul(k, pt_decode(AT)))
+    c.true("(a signature for A+T: the cofactored equation holds, the cofactorless one does not)",
+           pt_eq(pt_mul(8, lhs), pt_mul(8, rhs)) and not pt_eq(lhs, rhs))
+
+    # ---- the v1 strictness checks, on v2 bytes ----
+    for desc, want, fn in [
+        ("bundle trailing byte", "trailing bytes", lambda: decode_bundle(B + b"\0")),
+        ("bundle truncated", "truncated", lambda: decode_bundle(B[:-1])),
+        ("bundle v1 tag 0x03", "unknown tag", lambda: decode_bundle(setb(B, 0, 0x03))),
+        ("bundle bad sig (R flipped)", "invalid signature", lambda: decode_bundle(flip(B, 73))),
+        ("bundle bad sig (S flipped)", "invalid signature", lambda: decode_bundle(flip(B, 105))),
+        ("bundle S >= l", "invalid signature", lambda: decode_bundle(put(B, 105, (int.from_bytes(B[105:137], "little") + L).to_bytes(32, "little")))),
+        ("bundle small-order IK", "invalid identity key", lambda: decode_bundle(put(B, 1, (1).to_bytes(32, "little")))),
+        ("bundle non-canonical IK (y + p)", "invalid identity key", lambda: decode_bundle(put(B, 1, (1 + P).to_bytes(32, "little")))),
+        ("bundle flag 2", "malformed", lambda: decode_bundle(setb(B, 137, 2))),
+        ("bundle of another identity than expected", "identity mismatch", lambda: decode_bundle(B, expected_ik=alice.enc)),
+        ("prekey message, flag 0 with id 1", "malformed", lambda: decode_prekey_msg(setb(M0, 69, 0))),
+        ("prekey message, v1 tag 0x02", "unknown tag", lambda: decode_prekey_msg(setb(M0, 0, 0x02))),
+        ("prekey message, embedded message v1 tag 0x01", "unknown tag", lambda: decode_prekey_msg(setb(M0, 74, 0x01))),
+        ("prekey message, embedded message truncated to 68 bytes", "truncated", lambda: decode_prekey_msg(M0[:74 + 68])),
+        ("ratchet message of 68 bytes", "truncated", lambda: decode_ratchet_msg(O["message_2"][:68])),
+        ("ratchet message of 68 bytes, v1 tag 0x01", "unknown tag", lambda: decode_ratchet_msg(setb(O["message_2"][:68], 0, 0x01))),
+        ("ratchet message, empty", "truncated", lambda: decode_ratchet_msg(b"")),
+        ("message_0 from alice/1 expecting another identity", "identity mismatch",
+         lambda: fresh_bob().receive(M0, a_addr, expected_ik=carol.enc)),
+        ("message_0 ciphertext flipped", "decryption failed", lambda: fresh_bob().receive(flip(M0, 130), a_addr)),
+        ("message_0 header nonce flipped (the nonce is the AEAD nonce and in AAD)", "decryption failed",
+         lambda: fresh_bob().receive(flip(M0, 120), a_addr)),
+        ("replay message_2", "duplicate message", lambda: a.decrypt(O["message_2"])),
     ]:
-        try: fn(); print(f"FAIL negative: {desc} accepted"); fails += 1
-        except ProtoError as e: print(f"PASS negative: {desc} -> {e}")
-    print("ALL PASS" if fails == 0 else f"{fails} FAILURE(S)")
-    return 1 if fails else 0
+        c.err(desc, want, fn)
+    # the nonce is used as the AEAD nonce, not only authenticated: re-seal with another nonce
+    mk0 = KDF_CK(O["alice_sending_chain_key_1"])[0]
+    H0 = M0[74:127]; ct0 = M0[127:]
+    c.eq("message_0's ciphertext is AEAD(MK_0, header nonce, AD ‖ H)", AEAD_OpenN(mk0, H0[41:53], O["x3dh_associated_data"] + H0, ct0), I["plaintext_0"])
+    c.err("... and does not open under the zero nonce", "decryption failed", lambda: AEAD_Open(mk0, O["x3dh_associated_data"] + H0, ct0))
+    return c.done()
 
 if __name__ == "__main__":
     sys.exit(main())

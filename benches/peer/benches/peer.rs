@@ -25,28 +25,37 @@ use chacha20::ChaCha20Rng;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::{
-    IdentityKeyPair, PreKeyBundle, PreKeyMessage, PreKeyStore, RATCHET_MESSAGE_OVERHEAD,
-    RatchetMessage, Responder, Session,
+    AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore,
+    RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder, Session,
 };
 use vodozemac::olm::{Account, OlmMessage, Session as OlmSession, SessionConfig};
 
 /// A ratchetbox pair where Bob has replied once and Alice has decrypted it.
 fn ratchetbox_pair(rng: &mut ChaCha20Rng) -> (Session, Session) {
-    let alice = IdentityKeyPair::generate(rng);
-    let bob = IdentityKeyPair::generate(rng);
-    let mut store = PreKeyStore::generate(rng, &bob, 1);
+    let device = |rng: &mut ChaCha20Rng, name: &[u8]| LocalDevice {
+        account: AccountId::new(name).expect("account id"),
+        device_id: 1,
+        identity: IdentityKeyPair::generate(rng),
+    };
+    let alice = device(rng, b"alice");
+    let bob = device(rng, b"bob");
+    let mut store = PreKeyStore::generate(rng, &bob.identity, 1);
     let one_time = store
         .generate_one_time_prekeys(rng, 1)
         .expect("one-time prekey");
-    let bundle = PreKeyBundle::from_store(bob.public_key(), &store, Some(one_time[0].0))
+    let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, Some(one_time[0].0))
         .verify()
         .expect("valid bundle");
-    let mut a = Session::initiate(rng, &alice, &bundle).expect("initiate");
-    let first = a.encrypt(b"hello").expect("encrypt");
+    let mut a = Session::initiate(rng, &alice, &bob.account, &bundle).expect("initiate");
+    let first = a.encrypt(rng, b"hello").expect("encrypt");
     let (mut b, _) = Responder::new(&bob, &mut store)
-        .accept(rng, &PreKeyMessage::parse(&first).expect("parse"))
+        .accept(
+            rng,
+            &alice.address(),
+            &PreKeyMessage::parse(&first).expect("parse"),
+        )
         .expect("accept");
-    let reply = b.encrypt(b"hi").expect("encrypt");
+    let reply = b.encrypt(rng, b"hi").expect("encrypt");
     assert_eq!(a.decrypt(rng, &reply).expect("decrypt"), b"hi");
     assert!(!a.is_awaiting_reply());
     (a, b)
@@ -87,7 +96,7 @@ fn ratchetbox_send(
     wire: &mut [u8],
     out: &mut [u8],
 ) -> usize {
-    let n = from.encrypt_into(plaintext, wire).expect("encrypt");
+    let n = from.encrypt_into(rng, plaintext, wire).expect("encrypt");
     let message = RatchetMessage::parse(&wire[..n]).expect("parse");
     to.decrypt_into(rng, &message, out).expect("decrypt")
 }
@@ -163,7 +172,9 @@ fn alternating(c: &mut Criterion, rng: &mut ChaCha20Rng) {
         } else {
             (&mut b, &mut a)
         };
-        let n = from.encrypt_into(&plaintext, &mut wire).expect("encrypt");
+        let n = from
+            .encrypt_into(rng, &plaintext, &mut wire)
+            .expect("encrypt");
         let message = RatchetMessage::parse(&wire[..n]).expect("parse");
         let key = message.header().ratchet_key;
         assert_ne!(Some(key), last_key, "not a DH ratchet step");

@@ -1,4 +1,7 @@
 //! This device's own identity: account, device id and identity key pair.
+//!
+//! Every session is bound to the two devices' addresses (SPEC.md §5.1), so the
+//! session constructors take the local device, not just its key pair.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -16,6 +19,17 @@ const LOCAL_DEVICE_TAG: u8 = 0x4C;
 const LOCAL_DEVICE_VERSION: u8 = 1;
 
 /// This device: its account, device id and the account's identity key pair.
+///
+/// ```
+/// use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice};
+/// let phone = LocalDevice {
+///     account: AccountId::new(b"alice")?,
+///     device_id: 1,
+///     identity: IdentityKeyPair::generate(&mut ratchetbox::os_rng()),
+/// };
+/// assert_eq!(phone.address().device_id(), 1);
+/// # Ok::<(), ratchetbox::DecodeError>(())
+/// ```
 pub struct LocalDevice {
     /// The account.
     pub account: AccountId,
