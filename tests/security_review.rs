@@ -174,17 +174,13 @@ fn every_wire_x25519_key_with_bit_255_set_is_rejected_and_changes_nothing() {
         None,
     )
     .unwrap();
-    let policy = ServerPolicy {
-        require_token: false,
-        ..ServerPolicy::default()
-    };
-    let ValidatedEnvelope::Multi(parts) =
-        sealed::validate(&multi, &policy, &|_: &[u8]| None).unwrap()
-    else {
-        panic!("multi");
-    };
     let mut split = vec![0u8; multi.len()];
-    let split_len = parts.parts().next().unwrap().write_to(&mut split).unwrap();
+    let split_len = validated_multi(&multi)
+        .parts()
+        .next()
+        .unwrap()
+        .write_to(&mut split)
+        .unwrap();
     split.truncate(split_len);
     let me = Recipient {
         identity: &bob,
@@ -206,7 +202,7 @@ fn every_wire_x25519_key_with_bit_255_set_is_rejected_and_changes_nothing() {
             other => panic!("opened an envelope with a non-canonical E: {other:?}"),
         }
         if envelope[0] != 0x26 {
-            let e = sealed::validate(&altered, &policy, &|_: &[u8]| None).unwrap_err();
+            let e = sealed::validate(&altered, &no_token(), &|_: &[u8]| None).unwrap_err();
             assert!(malformed(&e), "{e:?}");
         }
     }
@@ -453,6 +449,22 @@ fn every_bit_of_the_prekey_prefix_is_authenticated() {
 // 2. One key per multi-recipient entry
 // ---------------------------------------------------------------------------
 
+/// A server policy that does not require delivery tokens.
+fn no_token() -> ServerPolicy {
+    ServerPolicy {
+        require_token: false,
+        ..ServerPolicy::default()
+    }
+}
+
+/// The server's view of a multi-recipient envelope, to split it.
+fn validated_multi(envelope: &[u8]) -> sealed::ValidatedMulti<'_> {
+    match sealed::validate(envelope, &no_token(), &|_: &[u8]| None).unwrap() {
+        ValidatedEnvelope::Multi(multi) => multi,
+        ValidatedEnvelope::Single(_) => panic!("a multi-recipient envelope"),
+    }
+}
+
 struct Sealing {
     trust: TrustStore,
     alice: IdentityKeyPair,
@@ -520,15 +532,7 @@ fn entries_for_devices_of_one_account_never_share_a_key_and_nonce() {
         }
     }
     // Each device still opens its own part, and only its own.
-    let policy = ServerPolicy {
-        require_token: false,
-        ..ServerPolicy::default()
-    };
-    let ValidatedEnvelope::Multi(multi) =
-        sealed::validate(&envelope, &policy, &|_: &[u8]| None).unwrap()
-    else {
-        panic!("a multi-recipient envelope");
-    };
+    let multi = validated_multi(&envelope);
     let mut buffer = vec![0u8; envelope.len()];
     for part in multi
         .parts()

@@ -178,11 +178,13 @@ def link_request(rng):
 
 def parse_link_request(code):
     """§14.2: returns (LK, S)."""
+    # In byte order: tag, LK (present, then canonical), S, nothing after.
     if len(code) < 1: raise DevError("truncated")
     if code[0] != 0x62: raise DevError("unknown format")
+    if len(code) < 33: raise DevError("truncated")
+    if not is_canonical_x25519(code[1:33]): raise DevError("malformed")
     if len(code) < 65: raise DevError("truncated")
     if len(code) > 65: raise DevError("trailing bytes")
-    if not is_canonical_x25519(code[1:33]): raise DevError("malformed")
     return code[1:33], code[33:65]
 
 def provisioning_key(dh, S, L, E): return HKDF(L + E, dh + S, PROVISIONING_INFO, 32)
@@ -352,6 +354,11 @@ def main():
     c.true("lk and S erased after success", nd.l is None and nd.S is None)
     c.err("payload replay", "already completed", lambda: nd.accept(PP))
     c.err("link request trailing", "trailing bytes", lambda: parse_link_request(LR + b"\0"))
+    bad_lk = LR[:32] + bytes([LR[32] | 0x80]) + LR[33:]
+    c.err("link request: non-canonical LK comes before trailing bytes (byte order)", "malformed",
+          lambda: parse_link_request(bad_lk + b"\0"))
+    c.err("link request: non-canonical LK comes before a short secret (byte order)", "malformed",
+          lambda: parse_link_request(bad_lk[:40]))
     c.err("link request truncated", "truncated", lambda: parse_link_request(LR[:-1]))
     c.err("link request of the v1 length (33 bytes)", "truncated", lambda: parse_link_request(LR[:33]))
     c.err("link request empty", "truncated", lambda: parse_link_request(b""))

@@ -202,7 +202,8 @@ def verify_strict(pk, msg, sig):
     try:  # cross-check with the library's (OpenSSL) verifier on keys that pass §3.1
         Ed25519PublicKey.from_public_bytes(pk).verify(sig, msg); lib = True
     except InvalidSignature: lib = False
-    assert ok == lib or not ok, "pure-Python strict verifier accepts what the library rejects"
+    # strict rejects a superset of what OpenSSL rejects (e.g. small-order R), never less
+    assert lib or not ok, "pure-Python strict verifier accepts what the library rejects"
     return ok
 
 def ed_to_x25519_pub(enc):
@@ -415,6 +416,18 @@ class Session:
         self.skipped += keys
         if len(self.skipped) > self.MAX_STORED: self.skipped = self.skipped[-self.MAX_STORED:]
 
+def encode_session(s):
+    """§6.3 stored session (encoder only: used to check the sizes §6.3 states)."""
+    out = (b"\x53\x02" + u32(s.MAX_SKIP) + u32(s.MAX_STORED) + u8(0 if s.role == "initiator" else 1) +
+           s.me.enc + s.remote_ik + s.local_addr + s.remote_addr + s.base_key + s.RK + s.DHs[0] +
+           s.CKs + u32(s.Ns) + u32(s.PN))
+    out += (b"\x01" + s.DHr + s.CKr + u32(s.Nr)) if s.CKr is not None else b"\x00"
+    out += u8(len(s.prev)) + b"".join(s.prev)
+    spk_id, opk_id = s.hs
+    out += u32(spk_id) + (b"\x01" + u32(opk_id) if opk_id is not None else b"\x00" + u32(0))
+    out += u8(int(s.pending)) + u32(len(s.skipped)) + b"".join(dh + u32(n) + mk for (dh, n), mk in s.skipped)
+    return out
+
 class Device:
     """Responder side: a prekey store (§3.2) with remembered base keys, and §5.6's rules."""
     MAX_REMEMBERED = 1000
@@ -531,6 +544,7 @@ def main():
     a = Session.initiator(alice, a_addr, alice_rng, bundle, B_ACCT)
     c.vec("x3dh_shared_secret", a.SK); c.vec("x3dh_associated_data", a.AD)
     c.vec("alice_root_key_1", a.RK); c.vec("alice_sending_chain_key_1", a.CKs)
+    c.eq("§6.3: a fresh initiator session between alice/1 and bob/1 is 245 bytes", len(encode_session(a)), 245)
     # the first DHs draw comes before the nonces (§5.5): Alice's remaining draws are nonce 0, nonce 1, ratchet 2
     m0 = a.encrypt(I["plaintext_0"]); c.vec("message_0", m0)
     m1 = a.encrypt(I["plaintext_1"]); c.vec("message_1", m1)
@@ -541,6 +555,8 @@ def main():
     c.vec("bob_root_key_1", bs.RK)
     c.vec("bob_receiving_chain_key_1", bs.CKr)
     c.eq("Bob's AD equals Alice's", bs.AD, O["x3dh_associated_data"])
+    c.eq("§6.3: a responder session after its first message is 295 bytes plus its two addresses",
+         len(encode_session(bs)), 295 + len(a_addr) + len(b_addr))
     c.true("one-time prekey 1 deleted, base key remembered with spk id 1",
            1 not in bob_dev.opks and bob_dev.remembered == [(1, O["message_0"][33:65])])
     bob_after_m0 = bob_dev.state()
@@ -629,7 +645,7 @@ def main():
             c.err(f"{field} {vdesc}", "non-canonical key", lambda d=d, off=off, bad=bad: d.receive(put(M0, off, bad), a_addr))
             c.true("  ... nothing changes", d.state() == before)
     for vdesc, bad in noncanonical_variants(bs.DHr):
-        c.err(f"ratchet message routed to Bob, ratchet key {vdesc}", "non-canonical key",
+        c.err(f"ratchet message (decoder), ratchet key {vdesc}", "non-canonical key",
               lambda bad=bad: decode_ratchet_msg(put(O["message_2"], 1, bad)))
     # why: the X25519 function itself ignores bit 255 and reduces u mod p
     ek0 = M0[33:65]
