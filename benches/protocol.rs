@@ -6,12 +6,17 @@
 //!   open, the random message nonce, X25519 DH and keygen, HKDF, SHA-256,
 //!   Ed25519 sign and strict verify, and what accepting a received Ed25519 key
 //!   costs: decompression with the canonical and small-order checks and the
-//!   Montgomery form, and the torsion check).
+//!   Montgomery form, and the torsion check), and ML-KEM-768 key generation,
+//!   encapsulation, decapsulation and the encapsulation-key check, with the
+//!   SHA-256 of a ciphertext and of an encapsulation key that the session AD
+//!   binds.
 //! - `ratchet/*`: steady-state encrypt, decrypt and both, per size; an
 //!   alternating exchange (every message a DH ratchet step); a message 1000
 //!   positions ahead.
-//! - `handshake/*`: bundle verification, initiator, responder (with its first
-//!   decrypt), full establishment.
+//! - `handshake/*`: the hybrid (PQXDH) handshake: bundle decoding (with the
+//!   KEM key check) and verification (two signatures), initiator, responder
+//!   (with its first decrypt), full establishment, and the responder's first
+//!   reply (its deferred sending ratchet step).
 //! - `state/*`: session encode and decode with 0 and 1000 skipped keys.
 //! - `envelope/*`: sealing and opening a single-recipient envelope, sealing for
 //!   10, 100 and 1000 devices, and the server's `validate` and split.
@@ -27,10 +32,11 @@ use std::time::{Duration, Instant};
 use chacha20::ChaCha20Rng;
 use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use ed25519_dalek::{Signer, SigningKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use libcrux_ml_kem::mlkem768;
 use ratchetbox::devices::{SessionManager, SessionRecord};
 use ratchetbox::provisioning::{LinkRequest, provision};
 use ratchetbox::rand_core::Rng;
@@ -84,13 +90,12 @@ fn session_pair(rng: &mut ChaCha20Rng, config: SessionConfig) -> Pair {
     let (mut bob, _) = Responder::new(&bob_device, &mut store)
         .with_config(config)
         .accept(
-            rng,
             &alice_device.address(),
             &PreKeyMessage::parse(&first).unwrap(),
         )
         .unwrap();
     let reply = bob.encrypt(rng, b"hi").unwrap();
-    alice.decrypt(rng, &reply).unwrap();
+    alice.decrypt(&reply).unwrap();
     Pair { alice, bob }
 }
 
@@ -219,6 +224,42 @@ fn floor(c: &mut Criterion) {
     g.bench_function("ed25519_torsion_check", |b| {
         b.iter(|| black_box(black_box(point).is_torsion_free()))
     });
+    // ML-KEM-768 on the primitive, as the handshake uses it: key pairs from
+    // 64-byte seeds, encapsulation with 32 random bytes.
+    let kem = mlkem768::generate_key_pair([0x21; 64]);
+    g.bench_function("ml_kem_768_keygen", |b| {
+        b.iter(|| black_box(mlkem768::generate_key_pair(black_box([0x21; 64]))))
+    });
+    g.bench_function("ml_kem_768_encaps", |b| {
+        b.iter(|| {
+            black_box(mlkem768::encapsulate(
+                kem.public_key(),
+                black_box([0x22; 32]),
+            ))
+        })
+    });
+    let (ciphertext, _) = mlkem768::encapsulate(kem.public_key(), [0x22; 32]);
+    g.bench_function("ml_kem_768_decaps", |b| {
+        b.iter(|| {
+            black_box(mlkem768::decapsulate(
+                kem.private_key(),
+                black_box(&ciphertext),
+            ))
+        })
+    });
+    g.bench_function("ml_kem_768_key_check", |b| {
+        b.iter(|| black_box(mlkem768::validate_public_key(black_box(kem.public_key()))))
+    });
+    // What the session AD hashes: the ciphertext, and `0x0A ‖ ek` (once per
+    // verified bundle or loaded key).
+    let ciphertext_bytes = [0x33u8; 1088];
+    g.bench_function("sha256_1088B", |b| {
+        b.iter(|| black_box(Sha256::digest(black_box(&ciphertext_bytes))))
+    });
+    let encoded_key = [0x34u8; 1185];
+    g.bench_function("sha256_1185B", |b| {
+        b.iter(|| black_box(Sha256::digest(black_box(&encoded_key))))
+    });
     g.finish();
 }
 
@@ -258,7 +299,7 @@ fn ratchet(c: &mut Criterion) {
                 let start = Instant::now();
                 for m in &messages {
                     let parsed = RatchetMessage::parse(m).unwrap();
-                    black_box(pair.bob.decrypt_into(&mut rng, &parsed, &mut out).unwrap());
+                    black_box(pair.bob.decrypt_into(&parsed, &mut out).unwrap());
                 }
                 start.elapsed()
             })
@@ -272,7 +313,7 @@ fn ratchet(c: &mut Criterion) {
                     .encrypt_into(&mut rng, &plaintext, &mut wire)
                     .unwrap();
                 let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
-                black_box(pair.bob.decrypt_into(&mut rng, &parsed, &mut out).unwrap())
+                black_box(pair.bob.decrypt_into(&parsed, &mut out).unwrap())
             })
         });
     }
@@ -296,7 +337,7 @@ fn ratchet(c: &mut Criterion) {
                 .encrypt_into(&mut rng, &plaintext, &mut wire)
                 .unwrap();
             let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
-            black_box(receiver.decrypt_into(&mut rng, &parsed, &mut out).unwrap())
+            black_box(receiver.decrypt_into(&parsed, &mut out).unwrap())
         })
     });
 
@@ -312,7 +353,7 @@ fn ratchet(c: &mut Criterion) {
             || Session::decode(&bob_before).unwrap(),
             |mut bob| {
                 let parsed = RatchetMessage::parse(&ahead).unwrap();
-                bob.decrypt_into(&mut rng, &parsed, &mut out).unwrap();
+                bob.decrypt_into(&parsed, &mut out).unwrap();
                 bob
             },
             BatchSize::SmallInput,
@@ -321,18 +362,62 @@ fn ratchet(c: &mut Criterion) {
     g.finish();
 }
 
+/// The handshake's fixtures: Alice, Bob (his stored prekeys with one
+/// one-time prekey, and the bundle for it), Alice's first message (256 B) and
+/// Bob's stored session right after accepting it.
+struct Handshake {
+    alice: LocalDevice,
+    bob: LocalDevice,
+    store_blob: Vec<u8>,
+    bundle: PreKeyBundle,
+    verified: VerifiedBundle,
+    first: Vec<u8>,
+    bob_blob: Vec<u8>,
+}
+
+fn handshake_fixture(rng: &mut ChaCha20Rng) -> Handshake {
+    let alice = device(rng, b"alice");
+    let bob = device(rng, b"bob");
+    let mut store = PreKeyStore::generate(rng, &bob.identity, 1);
+    let ids = store.generate_one_time_prekeys(rng, 1).unwrap();
+    let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, Some(ids[0].0));
+    let verified = bundle.clone().verify().unwrap();
+    let mut session = Session::initiate(rng, &alice, &bob.account, &verified).unwrap();
+    let first = session.encrypt(rng, &[0x5a; 256]).unwrap();
+    // The stored prekeys still hold the one-time prekey; a copy accepts.
+    let store_blob = store.encode().to_vec();
+    let (bob_session, _) = Responder::new(&bob, &mut store)
+        .accept(&alice.address(), &PreKeyMessage::parse(&first).unwrap())
+        .unwrap();
+    Handshake {
+        store_blob,
+        bob_blob: bob_session.encode().to_vec(),
+        alice,
+        bob,
+        bundle,
+        verified,
+        first,
+    }
+}
+
 fn handshake(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::from_seed([8; 32]);
     let mut g = c.benchmark_group("handshake");
-    let alice = device(&mut rng, b"alice");
-    let bob = device(&mut rng, b"bob");
-    let mut store = PreKeyStore::generate(&mut rng, &bob.identity, 1);
-    let ids = store.generate_one_time_prekeys(&mut rng, 1).unwrap();
-    let store_blob = store.encode();
-    let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, Some(ids[0].0));
+    let Handshake {
+        alice,
+        bob,
+        store_blob,
+        bundle,
+        verified,
+        first,
+        bob_blob,
+    } = handshake_fixture(&mut rng);
     let from = alice.address();
-    let verified: VerifiedBundle = bundle.clone().verify().unwrap();
+    let bundle_bytes = bundle.encode();
 
+    g.bench_function("decode_bundle", |b| {
+        b.iter(|| PreKeyBundle::decode(black_box(&bundle_bytes)).unwrap())
+    });
     g.bench_function("verify_bundle", |b| {
         b.iter_batched(
             || bundle.clone(),
@@ -343,17 +428,24 @@ fn handshake(c: &mut Criterion) {
     g.bench_function("initiator", |b| {
         b.iter(|| Session::initiate(&mut rng, &alice, &bob.account, &verified).unwrap())
     });
-    let mut session = Session::initiate(&mut rng, &alice, &bob.account, &verified).unwrap();
-    let first = session.encrypt(&mut rng, &[0x5a; 256]).unwrap();
     g.bench_function("responder_with_first_decrypt", |b| {
         b.iter_batched(
             || PreKeyStore::decode(&store_blob).unwrap(),
             |mut store| {
                 let message = PreKeyMessage::parse(&first).unwrap();
                 Responder::new(&bob, &mut store)
-                    .accept(&mut rng, &from, &message)
+                    .accept(&from, &message)
                     .unwrap()
             },
+            BatchSize::SmallInput,
+        )
+    });
+    // Bob's first reply: the sending half of his first ratchet step (deferred
+    // from the accept) and the message.
+    g.bench_function("responder_first_reply", |b| {
+        b.iter_batched(
+            || Session::decode(&bob_blob).unwrap(),
+            |mut session| session.encrypt(&mut rng, &[0x5a; 256]).unwrap(),
             BatchSize::SmallInput,
         )
     });
@@ -366,7 +458,7 @@ fn handshake(c: &mut Criterion) {
                 let first = a.encrypt(&mut rng, &[0x5a; 256]).unwrap();
                 let message = PreKeyMessage::parse(&first).unwrap();
                 Responder::new(&bob, &mut store)
-                    .accept(&mut rng, &from, &message)
+                    .accept(&from, &message)
                     .unwrap()
             },
             BatchSize::SmallInput,
@@ -384,7 +476,7 @@ fn state(c: &mut Criterion) {
         for _ in 0..=skipped {
             last = pair.alice.encrypt(&mut rng, b"x").unwrap();
         }
-        pair.bob.decrypt(&mut rng, &last).unwrap();
+        pair.bob.decrypt(&last).unwrap();
         assert_eq!(pair.bob.skipped_key_count(), skipped);
         let blob = pair.bob.encode();
         g.bench_function(format!("encode/{skipped}_skipped"), |b| {
@@ -657,18 +749,18 @@ fn devices(c: &mut Criterion) {
         .iter()
         .find(|o| o.address == bob1.local().address())
         .unwrap();
-    bob1.decrypt(&mut rng, &phone.local().address(), &to_bob1.message)
+    bob1.decrypt(&phone.local().address(), &to_bob1.message)
         .unwrap();
     let reply = bob1.encrypt(&mut rng, &alice, b"hey", &[1], &[1]).unwrap();
     phone
-        .decrypt(&mut rng, &bob1.local().address(), &reply[0].message)
+        .decrypt(&bob1.local().address(), &reply[0].message)
         .unwrap();
     let to_desktop = first
         .iter()
         .find(|o| o.address == desktop.local().address())
         .unwrap();
     desktop
-        .decrypt(&mut rng, &phone.local().address(), &to_desktop.message)
+        .decrypt(&phone.local().address(), &to_desktop.message)
         .unwrap();
 
     g.bench_function("fanout_encrypt_3_devices/256B", |b| {
@@ -693,7 +785,7 @@ fn devices(c: &mut Criterion) {
                 .collect();
             let start = Instant::now();
             for m in &messages {
-                black_box(phone.decrypt(&mut rng, &from, m).unwrap());
+                black_box(phone.decrypt(&from, m).unwrap());
             }
             start.elapsed()
         })
@@ -750,4 +842,22 @@ criterion_group! {
     config = config();
     targets = floor, ratchet, handshake, state, envelope, group, devices
 }
-criterion_main!(benches);
+
+#[path = "protocol/paired.rs"]
+mod paired;
+
+fn main() {
+    benches();
+    // Then the paired ratios (about a minute): with no filter, or with the
+    // filter `paired` (which matches no criterion bench), so
+    // `cargo bench --bench protocol -- paired` runs only them.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let listing = std::env::args().any(|a| a == "--list" || a == "--test");
+    if !listing && (filters.is_empty() || filters == ["paired"]) {
+        paired::run();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -28,7 +28,8 @@ def fmt(ns):
 f = {name: median(f"floor/{name}") for name in [
     "kdf_ck", "random_nonce", "random_nonce_os", "x25519_dh", "x25519_keygen", "hkdf_32",
     "hkdf_64", "sha256_200B", "ed25519_sign", "ed25519_verify_strict", "ed25519_key_checks",
-    "ed25519_torsion_check"]}
+    "ed25519_torsion_check", "ml_kem_768_keygen", "ml_kem_768_encaps", "ml_kem_768_decaps",
+    "ml_kem_768_key_check", "sha256_1088B", "sha256_1185B"]}
 # Accepting one received Ed25519 key (identity, certificate or group key).
 key_in = f["ed25519_key_checks"] + f["ed25519_torsion_check"]
 rows = []  # (measure, median, floor, ratio text, target)
@@ -46,18 +47,27 @@ rows.append(("alternating DH-ratchet step, 256 B", median("ratchet/alternating_s
              f["x25519_keygen"] + 2 * f["x25519_dh"] + 2 * f["hkdf_64"], "≤ 1.1× (keygen + 2 DH + 2 KDF_RK)"))
 rows.append(("decrypt 1000 ahead, 256 B", median("ratchet/decrypt_1000_ahead/256B"),
              1001 * f["kdf_ck"] + open256, "floor: 1001 KDF_CK + open"))
-rows.append(("bundle verification", median("handshake/verify_bundle"), f["ed25519_verify_strict"], ""))
+# The hybrid handshake (PQXDH). Floors are the classical work plus the KEM
+# operation and the SHA-256 of the ciphertext (and of the KEM key) the AD binds.
+rows.append(("bundle decoding (identity key + KEM key checks)", median("handshake/decode_bundle"),
+             key_in + f["ml_kem_768_key_check"], "floor: received Ed25519 key + ML-KEM key check"))
+verify_floor = 2 * f["ed25519_verify_strict"] + f["sha256_1185B"]
+rows.append(("bundle verification (two signatures)", median("handshake/verify_bundle"), verify_floor,
+             "floor: 2 verify + SHA-256 of the KEM key"))
 init_floor = (2 * f["x25519_keygen"] + 5 * f["x25519_dh"] + f["hkdf_32"] + f["hkdf_64"]
-              + f["sha256_200B"])
-rows.append(("X3DH initiator (session ready)", median("handshake/initiator"), init_floor,
-             "≤ 1.1× (2 keygen + 5 DH + 2 HKDF + AD hash)"))
-resp_floor = (f["x25519_keygen"] + 6 * f["x25519_dh"] + f["hkdf_32"] + 2 * f["hkdf_64"]
-              + f["sha256_200B"] + key_in + f["kdf_ck"] + open256)
-rows.append(("X3DH responder + first decrypt", median("handshake/responder_with_first_decrypt"),
-             resp_floor, "≤ 1.1× (keygen + 6 DH + 3 HKDF + AD hash + identity key checks + KDF_CK + open)"))
-rows.append(("full establishment", median("handshake/establishment"),
-             f["ed25519_verify_strict"] + init_floor + resp_floor + f["kdf_ck"] + seal256
-             + f["random_nonce"], ""))
+              + f["sha256_200B"] + f["ml_kem_768_encaps"] + f["sha256_1088B"])
+rows.append(("PQXDH initiator (session ready)", median("handshake/initiator"), init_floor,
+             "≤ 1.1× (2 keygen + 5 DH + 2 HKDF + AD hash + encaps + SHA-256 of CT)"))
+resp_floor = (5 * f["x25519_dh"] + f["hkdf_32"] + f["hkdf_64"] + f["sha256_200B"] + key_in
+              + f["kdf_ck"] + open256 + f["ml_kem_768_decaps"] + f["sha256_1088B"])
+rows.append(("PQXDH responder + first decrypt", median("handshake/responder_with_first_decrypt"),
+             resp_floor, "≤ 1.1× (5 DH + 2 HKDF + AD hash + identity key checks + KDF_CK + open + decaps + SHA-256 of CT)"))
+reply_floor = f["x25519_keygen"] + f["x25519_dh"] + f["hkdf_64"] + f["kdf_ck"] + seal256 + f["random_nonce"]
+rows.append(("responder's first reply, 256 B (deferred sending step)", median("handshake/responder_first_reply"),
+             reply_floor, "floor: keygen + DH + KDF_RK + KDF_CK + seal + nonce"))
+establishment_floor = verify_floor + init_floor + resp_floor + f["kdf_ck"] + seal256 + f["random_nonce"]
+rows.append(("full PQ establishment (verify, initiate, encrypt, accept)", median("handshake/establishment"),
+             establishment_floor, ""))
 for n in ["0", "1000"]:
     rows.append((f"session encode, {n} skipped", median(f"state/encode/{n}_skipped"), None, ""))
     rows.append((f"session decode, {n} skipped", median(f"state/decode/{n}_skipped"), None, ""))
@@ -104,6 +114,18 @@ print("|---|---|---|---|---|")
 for name, value, floor, target in rows:
     ratio = f"{value / floor:.2f}×" if floor else "–"
     print(f"| {name} | {fmt(value)} | {fmt(floor) if floor else '–'} | {ratio} | {target} |")
+paired = os.path.join(os.path.dirname(os.path.normpath(root)), "paired-ratios.json")
+if os.path.exists(paired):
+    with open(paired) as handle:
+        pairs = json.load(handle)
+    print()
+    print("Paired ratios (benches/protocol/paired.rs): each operation and its floor timed back")
+    print("to back in 400 short rounds; the median of the per-round ratios, and the medians of")
+    print("both sides. Steadier than the ratio of two criterion medians on a drifting machine.\n")
+    print("| measure | paired ratio | operation | floor |")
+    print("|---|---|---|---|")
+    for name, (ratio, op, fl) in pairs.items():
+        print(f"| {name} | {ratio:.3f}× | {fmt(op * 1e9)} | {fmt(fl * 1e9)} |")
 print()
 print("| floor primitive | median |")
 print("|---|---|")

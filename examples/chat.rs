@@ -1,16 +1,20 @@
 //! Alice and Bob chat end to end through an untrusted server.
 //!
 //! The "server" is two small in-memory structs: a prekey directory that stores
-//! each device's published bundle parts and hands out one one-time prekey per
-//! request, and a mailbox that queues opaque byte strings per recipient. Every
+//! each device's published bundle parts and hands out one one-time prekey and
+//! one one-time KEM prekey per request (the last-resort KEM prekey once those
+//! run out), and a mailbox that queues opaque byte strings per recipient. Every
 //! message is printed twice, side by side: what the server sees (recipient,
 //! message kind, length, first bytes) and what the receiving endpoint reads.
 //!
 //! It walks through:
-//! 1. bundle publication (identity, signed prekey, one-time prekeys; the
-//!    bundle travels in its wire form and Alice verifies its signature);
-//! 2. session setup with X3DH (Alice's first message is a prekey message; Bob
-//!    accepts it and spends the one-time prekey it names);
+//! 1. bundle publication (identity, signed prekey, signed ML-KEM-768
+//!    last-resort prekey, one-time prekeys and signed one-time KEM prekeys;
+//!    the bundle travels in its wire form and Alice verifies both signatures);
+//! 2. session setup with the hybrid PQXDH handshake (X25519 and ML-KEM-768:
+//!    Alice's first message is a prekey message carrying a KEM ciphertext; Bob
+//!    accepts it and spends the one-time prekey and one-time KEM prekey it
+//!    names);
 //! 3. a conversation in both directions (Double Ratchet);
 //! 4. out-of-order delivery (3 messages delivered as 3, 1, 2);
 //! 5. a tampered message rejected with a typed error, leaving the session
@@ -27,8 +31,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::error::Error as StdError;
 
 use ratchetbox::{
-    AccountId, DeviceId, Error, HEADER_LEN, IdentityKey, IdentityKeyPair, LocalDevice, Message,
-    PreKeyBundle, PreKeyId, PreKeyStore, PublicKey, Responder, Session,
+    AccountId, BundleKemPreKey, DeviceId, Error, HEADER_LEN, IdentityKey, IdentityKeyPair,
+    KEM_PUBLIC_KEY_LEN, KemPreKey, KemPreKeyKind, LocalDevice, Message, PreKeyBundle, PreKeyId,
+    PreKeyStore, PublicKey, Responder, Session,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn StdError>>;
@@ -40,7 +45,19 @@ struct PublishedKeys {
     signed_prekey_id: PreKeyId,
     signed_prekey: PublicKey,
     signed_prekey_signature: [u8; 64],
+    /// Used while no one-time KEM prekey is left.
+    last_resort_kem_prekey: BundleKemPreKey,
+    one_time_kem_prekeys: VecDeque<BundleKemPreKey>,
     one_time_prekeys: VecDeque<(PreKeyId, PublicKey)>,
+}
+
+/// The public part of a KEM prekey, as a device uploads it.
+fn published_kem(key: &KemPreKey) -> BundleKemPreKey {
+    BundleKemPreKey {
+        id: key.id(),
+        key: key.public_key().clone(),
+        signature: *key.signature(),
+    }
 }
 
 /// The server's prekey directory: one set of published keys per user.
@@ -54,8 +71,9 @@ impl Directory {
         self.users.insert(user, keys);
     }
 
-    /// An encoded bundle for `user`, with one one-time prekey (removed from the
-    /// directory so that no one else gets it) while any are left.
+    /// An encoded bundle for `user`, with one one-time prekey and one one-time
+    /// KEM prekey (each removed from the directory so that no one else gets
+    /// it) while any are left, else the last-resort KEM prekey.
     fn fetch_bundle(&mut self, user: &str) -> Result<Vec<u8>> {
         let keys = self
             .users
@@ -67,15 +85,19 @@ impl Directory {
             keys.signed_prekey_id,
             keys.signed_prekey,
             keys.signed_prekey_signature,
+            keys.one_time_kem_prekeys
+                .pop_front()
+                .unwrap_or_else(|| keys.last_resort_kem_prekey.clone()),
             keys.one_time_prekeys.pop_front(),
         );
         Ok(bundle.encode())
     }
 
-    fn one_time_prekeys_left(&self, user: &str) -> usize {
-        self.users
-            .get(user)
-            .map_or(0, |keys| keys.one_time_prekeys.len())
+    /// One-time prekeys and one-time KEM prekeys left for `user`.
+    fn one_time_prekeys_left(&self, user: &str) -> (usize, usize) {
+        self.users.get(user).map_or((0, 0), |keys| {
+            (keys.one_time_prekeys.len(), keys.one_time_kem_prekeys.len())
+        })
     }
 }
 
@@ -135,13 +157,8 @@ fn show(to: &str, wire: &[u8], endpoint_view: &str) {
 }
 
 /// The recipient decrypts one message from its mailbox; prints both views.
-fn deliver(
-    rng: &mut impl ratchetbox::rand_core::CryptoRng,
-    session: &mut Session,
-    wire: &[u8],
-    to: &str,
-) -> Result<()> {
-    let plaintext = session.decrypt(rng, wire)?;
+fn deliver(session: &mut Session, wire: &[u8], to: &str) -> Result<()> {
+    let plaintext = session.decrypt(wire)?;
     show(
         to,
         wire,
@@ -175,9 +192,20 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         device_id: bob_device,
         identity: IdentityKeyPair::generate(&mut rng),
     };
+    // The store holds the signed prekey and a signed last-resort ML-KEM-768
+    // prekey; Bob adds one-time prekeys of both kinds (each KEM one signed).
     let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, bob_device);
     let one_time = bob_prekeys.generate_one_time_prekeys(&mut rng, 5)?;
+    let one_time_kem = bob_prekeys.generate_one_time_kem_prekeys(&mut rng, &bob.identity, 5)?;
     let spk = bob_prekeys.signed_prekey();
+    let last_resort = bob_prekeys.last_resort_kem_prekey();
+    let mut one_time_kem_prekeys = VecDeque::new();
+    for id in one_time_kem {
+        let (key, _) = bob_prekeys
+            .find_kem_prekey(id)
+            .ok_or("a KEM prekey just generated")?;
+        one_time_kem_prekeys.push_back(published_kem(key));
+    }
     directory.publish(
         "bob",
         PublishedKeys {
@@ -186,39 +214,55 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             signed_prekey_id: spk.id(),
             signed_prekey: *spk.public_key(),
             signed_prekey_signature: *spk.signature(),
+            last_resort_kem_prekey: published_kem(last_resort),
+            one_time_kem_prekeys,
             one_time_prekeys: one_time.into_iter().collect(),
         },
     );
+    let (left, kem_left) = directory.one_time_prekeys_left("bob");
     println!(
-        "bob uploads identity {:?}, device {bob_device}, signed prekey #{}, {} one-time prekeys",
+        "bob uploads identity {:?}, device {bob_device}, signed prekey #{}, last-resort KEM prekey #{}, \
+         {left} one-time prekeys, {kem_left} one-time KEM prekeys ({KEM_PUBLIC_KEY_LEN}-byte ML-KEM-768 keys)",
         bob.identity.public_key(),
         spk.id(),
-        directory.one_time_prekeys_left("bob"),
+        last_resort.id(),
     );
 
     let wire_bundle = directory.fetch_bundle("bob")?;
+    let (left, kem_left) = directory.one_time_prekeys_left("bob");
     println!(
-        "server -> alice: bundle len={} bytes={} (one-time prekeys left on server: {})",
+        "server -> alice: bundle len={} bytes={} (left on server: {left} one-time prekeys, \
+         {kem_left} one-time KEM prekeys)",
         wire_bundle.len(),
         hex_prefix(&wire_bundle, 8),
-        directory.one_time_prekeys_left("bob"),
     );
     let bundle = PreKeyBundle::decode(&wire_bundle)?.verify()?;
     println!(
-        "alice decodes and verifies it: identity {:?}, device {}, signature ok",
+        "alice decodes and verifies it: identity {:?}, device {}, KEM prekey #{}, both signatures ok",
         bundle.identity_key(),
         bundle.device_id(),
+        bundle.kem_prekey().0,
     );
-    // A server that swaps in its own signed prekey is caught by the signature.
-    let mut forged = wire_bundle.clone();
-    forged[1 + 32 + 4 + 4] ^= 0x01; // first byte of the signed prekey
-    match PreKeyBundle::decode(&forged)?.verify() {
-        Err(e @ Error::InvalidSignature) => println!("a bundle with a swapped signed prekey: {e}"),
-        other => return Err(format!("forged bundle not rejected: {other:?}").into()),
+    // A server that swaps in its own signed prekey or KEM prekey is caught by
+    // the signatures.
+    let mut swapped_signed = wire_bundle.clone();
+    swapped_signed[1 + 32 + 4 + 4] ^= 0x01; // first byte of the signed prekey
+    let mut swapped_kem = wire_bundle.clone();
+    // The KEM key (from byte 141) ends with its 32-byte seed rho, which any
+    // value fits: the altered key still decodes.
+    swapped_kem[141 + KEM_PUBLIC_KEY_LEN - 32] ^= 0x01;
+    for (what, forged) in [
+        ("signed prekey", swapped_signed),
+        ("KEM prekey", swapped_kem),
+    ] {
+        match PreKeyBundle::decode(&forged)?.verify() {
+            Err(e @ Error::InvalidSignature) => println!("a bundle with a swapped {what}: {e}"),
+            other => return Err(format!("forged bundle not rejected: {other:?}").into()),
+        }
     }
 
     // ---------------------------------------------------------------------
-    section("2. Alice starts a session (X3DH); Bob accepts it");
+    section("2. Alice starts a session (PQXDH: X25519 + ML-KEM-768); Bob accepts it");
     // Alice asked the directory for "bob": that is the peer account; the
     // bundle names the device.
     let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
@@ -233,22 +277,43 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let Message::PreKey(first) = Message::parse(&wire)? else {
         return Err("expected a prekey message".into());
     };
-    let before = bob_prekeys.one_time_prekey_count();
+    let kem_kind = bob_prekeys
+        .find_kem_prekey(first.kem_prekey_id())
+        .map(|(_, kind)| kind);
+    let before = (
+        bob_prekeys.one_time_prekey_count(),
+        bob_prekeys.one_time_kem_prekey_count(),
+    );
     // The server tells Bob which device the message came from.
     let (mut bob_session, plaintext) =
-        Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &alice.address(), &first)?;
+        Responder::new(&bob, &mut bob_prekeys).accept(&alice.address(), &first)?;
     show(
         "bob",
         &wire,
         &format!("bob reads {:?}", String::from_utf8_lossy(&plaintext)),
     );
     println!(
-        "bob accepted it with signed prekey #{} and one-time prekey #{}; his one-time prekeys: {before} -> {}",
+        "bob accepted it with signed prekey #{}, {} KEM prekey #{} (ciphertext {} bytes) and one-time prekey #{}",
         first.signed_prekey_id(),
+        match kem_kind {
+            Some(KemPreKeyKind::OneTime) => "one-time",
+            Some(KemPreKeyKind::LastResort) => "last-resort",
+            None => "unknown",
+        },
+        first.kem_prekey_id(),
+        first.kem_ciphertext().len(),
         first
             .one_time_prekey_id()
             .map_or_else(|| "-".to_string(), |id| id.to_string()),
+    );
+    println!(
+        "both are spent: his one-time prekeys {} -> {}, one-time KEM prekeys {} -> {} \
+         (the last-resort KEM prekey #{} stays)",
+        before.0,
         bob_prekeys.one_time_prekey_count(),
+        before.1,
+        bob_prekeys.one_time_kem_prekey_count(),
+        bob_prekeys.last_resort_kem_prekey().id(),
     );
     println!(
         "bob's session names alice's identity as the peer: {}",
@@ -261,26 +326,29 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         "alice",
         bob_session.encrypt(&mut rng, b"Hey Alice! Got your message.")?,
     );
+    let awaiting_len = alice_session.encode().len();
     for wire in mailbox.take_all("alice") {
-        deliver(&mut rng, &mut alice_session, &wire, "alice")?;
+        deliver(&mut alice_session, &wire, "alice")?;
     }
     println!(
-        "alice got a reply (awaiting reply: {}), so she now sends ratchet messages",
-        alice_session.is_awaiting_reply()
+        "alice got a reply (awaiting reply: {}), so she now sends ratchet messages; her stored \
+         session drops the KEM ciphertext it repeated: {awaiting_len} -> {} bytes",
+        alice_session.is_awaiting_reply(),
+        alice_session.encode().len(),
     );
     mailbox.post(
         "bob",
         alice_session.encrypt(&mut rng, b"Great. Lunch tomorrow?")?,
     );
     for wire in mailbox.take_all("bob") {
-        deliver(&mut rng, &mut bob_session, &wire, "bob")?;
+        deliver(&mut bob_session, &wire, "bob")?;
     }
     mailbox.post(
         "alice",
         bob_session.encrypt(&mut rng, b"Sure, noon works.")?,
     );
     for wire in mailbox.take_all("alice") {
-        deliver(&mut rng, &mut alice_session, &wire, "alice")?;
+        deliver(&mut alice_session, &wire, "alice")?;
     }
 
     // ---------------------------------------------------------------------
@@ -295,7 +363,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut queued = mailbox.take_all("bob");
     queued.rotate_right(1); // 1,2,3 -> 3,1,2
     for wire in &queued {
-        deliver(&mut rng, &mut bob_session, wire, "bob")?;
+        deliver(&mut bob_session, wire, "bob")?;
         println!(
             "    bob holds {} skipped message key(s)",
             bob_session.skipped_key_count()
@@ -309,7 +377,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut tampered = genuine.clone();
     tampered[HEADER_LEN] ^= 0x01; // first ciphertext byte of a ratchet message
     let state_before = bob_session.encode();
-    match bob_session.decrypt(&mut rng, &tampered) {
+    match bob_session.decrypt(&tampered) {
         Err(e @ Error::DecryptionFailed) => {
             show(
                 "bob",
@@ -328,7 +396,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     if !unchanged {
         return Err("a failed decrypt changed the session".into());
     }
-    deliver(&mut rng, &mut bob_session, &genuine, "bob")?;
+    deliver(&mut bob_session, &genuine, "bob")?;
 
     // ---------------------------------------------------------------------
     section("6. Bob saves and restores his session mid-conversation");
@@ -350,18 +418,18 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         *bob_session.encode() == *saved,
     );
     for wire in mailbox.take_all("bob") {
-        deliver(&mut rng, &mut bob_session, &wire, "bob")?;
+        deliver(&mut bob_session, &wire, "bob")?;
     }
     mailbox.post(
         "alice",
         bob_session.encrypt(&mut rng, b"Yes, but I'm still here.")?,
     );
     for wire in mailbox.take_all("alice") {
-        deliver(&mut rng, &mut alice_session, &wire, "alice")?;
+        deliver(&mut alice_session, &wire, "alice")?;
     }
     mailbox.post("bob", alice_session.encrypt(&mut rng, b"Good. Bye!")?);
     for wire in mailbox.take_all("bob") {
-        deliver(&mut rng, &mut bob_session, &wire, "bob")?;
+        deliver(&mut bob_session, &wire, "bob")?;
     }
     Ok(())
 }

@@ -5,7 +5,9 @@
 //! and splits sealed envelopes; it never holds a key that opens one. Each
 //! message is one multi-recipient sealed envelope: one part per device of the
 //! recipient plus one per other device of the sender, so Alice's devices stay
-//! in sync.
+//! in sync. Every bundle carries a one-time prekey and a signed one-time
+//! ML-KEM-768 prekey, so each session starts with the hybrid PQXDH handshake
+//! and spends one of each.
 //!
 //! It walks through:
 //! 1. Alice's phone links her desktop (link request, sealed identity,
@@ -87,7 +89,8 @@ impl Server {
         devices.map(DeviceAddress::device_id).collect()
     }
 
-    /// Hands out a bundle (and so a one-time prekey) once.
+    /// Hands out a bundle (and so a one-time prekey and a one-time KEM prekey)
+    /// once.
     fn fetch_bundle(&mut self, address: &DeviceAddress) -> Result<PreKeyBundle> {
         let bundles = self.bundles.get_mut(address);
         let wire = bundles
@@ -158,8 +161,8 @@ struct World<R> {
 }
 
 impl<R: CryptoRng> World<R> {
-    /// A new device uploads one bundle per one-time prekey and gets its sender
-    /// certificate.
+    /// A new device uploads one bundle per one-time prekey (each with a
+    /// one-time KEM prekey of its own) and gets its sender certificate.
     fn register(
         &mut self,
         name: &'static str,
@@ -170,8 +173,14 @@ impl<R: CryptoRng> World<R> {
         let mut store = MemoryStore::new(prekeys);
         let prekeys = store.prekeys_mut();
         let one_time = prekeys.generate_one_time_prekeys(&mut self.rng, ONE_TIME_PREKEYS)?;
-        let bundle = |id| PreKeyBundle::from_store(identity.public_key(), store.prekeys(), id);
-        let bundles = one_time.iter().map(|(id, _)| bundle(Some(*id)).encode());
+        let one_time_kem =
+            prekeys.generate_one_time_kem_prekeys(&mut self.rng, &identity, ONE_TIME_PREKEYS)?;
+        let bundle = |id, kem| {
+            let prekeys = store.prekeys();
+            PreKeyBundle::from_store_with_kem(identity.public_key(), prekeys, Some(id), Some(kem))
+        };
+        let pairs = one_time.iter().zip(&one_time_kem);
+        let bundles = pairs.map(|((id, _), kem)| bundle(*id, *kem).encode());
         let device_id = store.prekeys().device_id();
         let address = DeviceAddress::new(account, device_id);
         self.server.bundles.insert(address, bundles.collect());
@@ -262,8 +271,7 @@ impl<R: CryptoRng> World<R> {
         for device in receivers {
             let mailbox = self.server.mailboxes.get_mut(&device.address());
             let part = mailbox.and_then(VecDeque::pop_front).ok_or("no part")?;
-            let rng = &mut self.rng;
-            let (sender, got) = device.manager.open_sealed(rng, &part, &self.trust, NOW)?;
+            let (sender, got) = device.manager.open_sealed(&part, &self.trust, NOW)?;
             let (name, session) = (device.name, got.session);
             println!("  {name:<15} <- {sender:<8} reads it ({session:?} session)");
             check!(sender == from.address() && got.plaintext == text.as_bytes());
@@ -307,8 +315,10 @@ fn save(rng: &mut impl CryptoRng, device: Device) -> Saved {
     let sealed_store = storage::seal(rng, &key, STORE_SLOT, &store);
     let sessions = store.session_addresses().count();
     let prekeys = store.prekeys().one_time_prekey_count();
+    let kem_prekeys = store.prekeys().one_time_kem_prekey_count();
     println!(
-        "  {:<15} device {} bytes, store {} bytes ({sessions} sessions, {prekeys} one-time prekeys)",
+        "  {:<15} device {} bytes, store {} bytes ({sessions} sessions, {prekeys} one-time prekeys, \
+         {kem_prekeys} one-time KEM prekeys)",
         device.name,
         identity.len(),
         sealed_store.len(),

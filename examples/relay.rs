@@ -15,8 +15,10 @@
 //! 1. setup: root → server certificate; Alice (2 devices, one identity), Bob
 //!    (2 devices, one identity) and Carol register and get sender certificates;
 //! 2. a single-recipient envelope from Alice to Bob's device 1 carrying the
-//!    prekey message of a real [`Session`]; Bob opens it, learns and checks
-//!    the sender, accepts the session and replies the same way;
+//!    prekey message of a real [`Session`] (the hybrid PQXDH handshake, from a
+//!    bundle with a one-time prekey and a one-time ML-KEM-768 prekey); Bob
+//!    opens it, learns and checks the sender, accepts the session and replies
+//!    the same way;
 //! 3. forgeries: a wrong or missing token and truncated envelopes (rejected by
 //!    the server); a flipped bit, a stolen certificate and an expired one
 //!    (passed by the server, which cannot tell, and rejected by Bob);
@@ -413,10 +415,12 @@ fn main() -> Result<()> {
     section("2. Alice -> bob/1: one sealed envelope carrying a session message");
     let mut bob1_prekeys = PreKeyStore::generate(&mut rng, &bob1.identity, bob1.id);
     let one_time = bob1_prekeys.generate_one_time_prekeys(&mut rng, 1)?;
-    let bundle = PreKeyBundle::from_store(
+    let one_time_kem = bob1_prekeys.generate_one_time_kem_prekeys(&mut rng, &bob1.identity, 1)?;
+    let bundle = PreKeyBundle::from_store_with_kem(
         bob1.identity.public_key(),
         &bob1_prekeys,
         one_time.first().map(|(id, _)| *id),
+        one_time_kem.first().copied(),
     );
     // Alice checks the bundle against the identity the directory lists for bob/1.
     let bundle = PreKeyBundle::decode(&bundle.encode())?
@@ -469,10 +473,13 @@ fn main() -> Result<()> {
     let bob1_local = bob1.local()?;
     let (mut bob_session, plaintext) = Responder::new(&bob1_local, &mut bob1_prekeys)
         .expect_initiator(&opened.sender.identity_key)
-        .accept(&mut rng, &from, &first)?;
+        .accept(&from, &first)?;
     println!(
-        "bob/1 accepts the session (one-time prekeys left: {})",
-        bob1_prekeys.one_time_prekey_count()
+        "bob/1 accepts the session (PQXDH with ML-KEM-768 prekey #{}; one-time prekeys left: {}, \
+         one-time KEM prekeys left: {})",
+        first.kem_prekey_id(),
+        bob1_prekeys.one_time_prekey_count(),
+        bob1_prekeys.one_time_kem_prekey_count()
     );
     println!("  {:<60} | recipient sees", "server sees");
     row(
@@ -507,7 +514,7 @@ fn main() -> Result<()> {
     {
         return Err("reply is not from the session's peer".into());
     }
-    let plaintext = alice_session.decrypt(&mut rng, &opened.message)?;
+    let plaintext = alice_session.decrypt(&opened.message)?;
     row(
         &delivery.server_saw,
         &format!(
@@ -719,10 +726,7 @@ fn main() -> Result<()> {
         let payload = if device.name() == "bob/1" {
             // The payload is the 1:1 session's next message: a ratchet
             // message now, since Alice has had Bob's reply.
-            format!(
-                "+ session {}",
-                text(&bob_session.decrypt(&mut rng, &opened.payload)?)
-            )
+            format!("+ session {}", text(&bob_session.decrypt(&opened.payload)?))
         } else if opened.payload.is_empty() {
             "(no payload)".to_string()
         } else {

@@ -4,18 +4,33 @@
 use alloc::vec::Vec;
 
 use crate::codec::{Reader, Writer};
+use crate::crypto::kem::{KEM_PUBLIC_KEY_LEN, KemPublicKey};
 use crate::crypto::{KEY_LEN, PublicKey, SIGNATURE_LEN};
 use crate::error::{DecodeError, Error};
 use crate::identity::{DeviceId, IdentityKey};
-use crate::prekey::{PreKeyId, PreKeyStore};
+use crate::prekey::{KemPreKeyKind, PreKeyId, PreKeyStore};
 
 /// Format tag of an encoded bundle, protocol version 2 (SPEC.md §4.1).
 pub(crate) const BUNDLE_TAG: u8 = 0x06;
 
-/// Encoded size of a bundle without a one-time prekey.
-pub const BUNDLE_LEN_WITHOUT_ONE_TIME: usize = 1 + KEY_LEN + 4 + 4 + KEY_LEN + SIGNATURE_LEN + 1;
+/// Encoded size of a bundle without a one-time prekey (its KEM prekey is
+/// 1184 bytes, with a 4-byte id and a 64-byte signature).
+pub const BUNDLE_LEN_WITHOUT_ONE_TIME: usize =
+    1 + KEY_LEN + 4 + 4 + KEY_LEN + SIGNATURE_LEN + 4 + KEM_PUBLIC_KEY_LEN + SIGNATURE_LEN + 1;
 /// Encoded size of a bundle with a one-time prekey.
 pub const BUNDLE_LEN_WITH_ONE_TIME: usize = BUNDLE_LEN_WITHOUT_ONE_TIME + 4 + KEY_LEN;
+
+/// A signed ML-KEM-768 prekey as a bundle carries it: its id, the
+/// encapsulation key and the identity's signature over `0x0A ‖ key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleKemPreKey {
+    /// The KEM prekey id.
+    pub id: PreKeyId,
+    /// The encapsulation key (validated when decoded).
+    pub key: KemPublicKey,
+    /// The identity's signature over `0x0A ‖ key`.
+    pub signature: [u8; SIGNATURE_LEN],
+}
 
 /// A prekey bundle as published, not yet verified. Only
 /// [`verify`](Self::verify) turns it into something a session can start from.
@@ -26,17 +41,21 @@ pub struct PreKeyBundle {
     signed_prekey_id: PreKeyId,
     signed_prekey: PublicKey,
     signed_prekey_signature: [u8; SIGNATURE_LEN],
+    kem_prekey: BundleKemPreKey,
     one_time_prekey: Option<(PreKeyId, PublicKey)>,
 }
 
 impl PreKeyBundle {
-    /// Assembles a bundle from published parts (what a server does).
+    /// Assembles a bundle from published parts (what a server does): the
+    /// KEM prekey is one of the device's one-time KEM prekeys while any is
+    /// left, else its last-resort KEM prekey.
     pub fn new(
         identity_key: IdentityKey,
         device_id: DeviceId,
         signed_prekey_id: PreKeyId,
         signed_prekey: PublicKey,
         signed_prekey_signature: [u8; SIGNATURE_LEN],
+        kem_prekey: BundleKemPreKey,
         one_time_prekey: Option<(PreKeyId, PublicKey)>,
     ) -> Self {
         Self {
@@ -45,27 +64,71 @@ impl PreKeyBundle {
             signed_prekey_id,
             signed_prekey,
             signed_prekey_signature,
+            kem_prekey,
             one_time_prekey,
         }
     }
 
-    /// The bundle for a device's current signed prekey and, if given and still
-    /// held, one of its one-time prekeys.
+    /// The bundle for a device's current signed prekey, its last-resort KEM
+    /// prekey and, if given and still held, one of its one-time prekeys.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(bundle.kem_prekey().id, store.last_resort_kem_prekey().id());
+    /// ```
     pub fn from_store(
         identity_key: &IdentityKey,
         store: &PreKeyStore,
         one_time_prekey_id: Option<PreKeyId>,
     ) -> Self {
+        Self::from_store_with_kem(identity_key, store, one_time_prekey_id, None)
+    }
+
+    /// [`from_store`](Self::from_store) with the one-time KEM prekey
+    /// `one_time_kem_prekey_id` if the store still holds it (else the
+    /// last-resort one).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let kem = store.generate_one_time_kem_prekeys(&mut rng, &bob, 1)?;
+    /// let bundle = PreKeyBundle::from_store_with_kem(bob.public_key(), &store, None, Some(kem[0]));
+    /// assert_eq!(bundle.kem_prekey().id, kem[0]);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    pub fn from_store_with_kem(
+        identity_key: &IdentityKey,
+        store: &PreKeyStore,
+        one_time_prekey_id: Option<PreKeyId>,
+        one_time_kem_prekey_id: Option<PreKeyId>,
+    ) -> Self {
         let spk = store.signed_prekey();
         let one_time_prekey = one_time_prekey_id
             .and_then(|id| store.find_one_time_prekey(id))
             .map(|k| (k.id(), *k.public_key()));
+        // Only an unused one-time KEM prekey; anything else gets the current
+        // last-resort one (never a retired one).
+        let kem = one_time_kem_prekey_id
+            .and_then(|id| store.find_kem_prekey(id))
+            .filter(|(_, kind)| *kind == KemPreKeyKind::OneTime)
+            .map_or(store.last_resort_kem_prekey(), |(key, _)| key);
         Self::new(
             *identity_key,
             store.device_id(),
             spk.id(),
             *spk.public_key(),
             *spk.signature(),
+            BundleKemPreKey {
+                id: kem.id(),
+                key: kem.public_key().clone(),
+                signature: *kem.signature(),
+            },
             one_time_prekey,
         )
     }
@@ -100,8 +163,13 @@ impl PreKeyBundle {
         self.one_time_prekey.as_ref().map(|(id, k)| (*id, k))
     }
 
-    /// Checks the signed prekey's signature strictly against the bundle's
-    /// identity key.
+    /// The KEM prekey (one-time or last resort; the bundle does not say which).
+    pub fn kem_prekey(&self) -> &BundleKemPreKey {
+        &self.kem_prekey
+    }
+
+    /// Checks the signed prekey's and the KEM prekey's signatures strictly
+    /// against the bundle's identity key.
     ///
     /// This proves the bundle is self-consistent, not that the identity is the
     /// one you meant: use [`verify_for`](Self::verify_for) when you know whom to expect.
@@ -118,13 +186,23 @@ impl PreKeyBundle {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidSignature`] if the signature fails strict verification.
+    /// [`Error::InvalidSignature`] if either signature fails strict
+    /// verification (the bundle is forged or corrupted: fetch it again, and
+    /// do not start a session from it).
     pub fn verify(self) -> Result<VerifiedBundle, Error> {
         self.identity_key.verify(
             &self.signed_prekey.signed_encoding(),
             &self.signed_prekey_signature,
         )?;
-        Ok(VerifiedBundle(self))
+        self.identity_key.verify(
+            &self.kem_prekey.key.signed_encoding(),
+            &self.kem_prekey.signature,
+        )?;
+        let kem_digest = self.kem_prekey.key.digest();
+        Ok(VerifiedBundle {
+            bundle: self,
+            kem_digest,
+        })
     }
 
     /// Like [`verify`](Self::verify), and also checks that the bundle's identity
@@ -147,7 +225,10 @@ impl PreKeyBundle {
             .u32(self.device_id)
             .u32(self.signed_prekey_id)
             .bytes(self.signed_prekey.as_bytes())
-            .bytes(&self.signed_prekey_signature);
+            .bytes(&self.signed_prekey_signature)
+            .u32(self.kem_prekey.id)
+            .bytes(self.kem_prekey.key.as_bytes())
+            .bytes(&self.kem_prekey.signature);
         match &self.one_time_prekey {
             Some((id, key)) => {
                 w.flag(true).u32(*id).bytes(key.as_bytes());
@@ -164,7 +245,8 @@ impl PreKeyBundle {
     ///
     /// # Errors
     /// A [`DecodeError`] for a wrong tag, invalid identity key, non-canonical
-    /// prekey, bad flag, truncation or trailing bytes.
+    /// prekey, invalid KEM key (FIPS 203 modulus check), bad flag, truncation
+    /// or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(BUNDLE_TAG)?;
@@ -173,6 +255,11 @@ impl PreKeyBundle {
         let signed_prekey_id = r.u32("signed prekey id")?;
         let signed_prekey = r.public_key("signed prekey")?;
         let signed_prekey_signature = r.array("signed prekey signature")?;
+        let kem_prekey = BundleKemPreKey {
+            id: r.u32("KEM prekey id")?,
+            key: KemPublicKey::from_bytes(&r.array("KEM prekey")?)?,
+            signature: r.array("KEM prekey signature")?,
+        };
         let one_time_prekey = if r.flag("one-time prekey flag")? {
             let id = r.u32("one-time prekey id")?;
             Some((id, r.public_key("one-time prekey")?))
@@ -186,35 +273,50 @@ impl PreKeyBundle {
             signed_prekey_id,
             signed_prekey,
             signed_prekey_signature,
+            kem_prekey,
             one_time_prekey,
         })
     }
 }
 
-/// A bundle whose signed prekey signature has been strictly verified. The only
-/// way to get one is [`PreKeyBundle::verify`]; only this type starts a session.
+/// A bundle whose signed prekey and KEM prekey signatures have both been
+/// strictly verified. The only way to get one is [`PreKeyBundle::verify`];
+/// only this type starts a session.
 #[derive(Clone, Debug)]
-pub struct VerifiedBundle(PreKeyBundle);
+pub struct VerifiedBundle {
+    bundle: PreKeyBundle,
+    /// `SHA-256(EncodeKEM(KEM prekey))`, the key's part of the session AD.
+    kem_digest: [u8; 32],
+}
 
 impl VerifiedBundle {
     /// The verified identity key.
     pub fn identity_key(&self) -> &IdentityKey {
-        &self.0.identity_key
+        &self.bundle.identity_key
     }
 
     /// The device the bundle belongs to.
     pub fn device_id(&self) -> DeviceId {
-        self.0.device_id
+        self.bundle.device_id
     }
 
     /// The signed prekey's id and key.
     pub fn signed_prekey(&self) -> (PreKeyId, &PublicKey) {
-        (self.0.signed_prekey_id, &self.0.signed_prekey)
+        (self.bundle.signed_prekey_id, &self.bundle.signed_prekey)
+    }
+
+    /// The verified KEM prekey's id and encapsulation key.
+    pub fn kem_prekey(&self) -> (PreKeyId, &KemPublicKey) {
+        (self.bundle.kem_prekey.id, &self.bundle.kem_prekey.key)
+    }
+
+    pub(crate) fn kem_digest(&self) -> &[u8; 32] {
+        &self.kem_digest
     }
 
     /// The one-time prekey's id and key, if the bundle has one.
     pub fn one_time_prekey(&self) -> Option<(PreKeyId, &PublicKey)> {
-        self.0.one_time_prekey()
+        self.bundle.one_time_prekey()
     }
 }
 
@@ -260,6 +362,21 @@ mod tests {
         bytes[1 + 32 + 8] ^= 1; // signed prekey
         let tampered = PreKeyBundle::decode(&bytes).expect("still well formed");
         assert_eq!(tampered.verify().err(), Some(Error::InvalidSignature));
+        // The KEM prekey's signature is checked too.
+        let mut bytes = b.encode();
+        let kem_signature = 1 + 32 + 8 + 32 + 64 + 4 + KEM_PUBLIC_KEY_LEN;
+        bytes[kem_signature] ^= 1;
+        let tampered = PreKeyBundle::decode(&bytes).expect("still well formed");
+        assert_eq!(tampered.verify().err(), Some(Error::InvalidSignature));
+        // A KEM key failing the modulus check does not decode.
+        let mut bytes = b.encode();
+        let kem_key = 1 + 32 + 8 + 32 + 64 + 4;
+        bytes[kem_key] = 0xff;
+        bytes[kem_key + 1] |= 0x0f;
+        assert_eq!(
+            PreKeyBundle::decode(&bytes),
+            Err(DecodeError::InvalidKemKey)
+        );
     }
 
     #[test]

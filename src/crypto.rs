@@ -18,15 +18,23 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{DecodeError, Error};
 
+pub(crate) mod kem;
+
 /// Domain-separation labels and fixed protocol constants (SPEC.md §2).
 pub mod labels {
-    /// HKDF `info` for the X3DH shared secret.
-    pub const X3DH_INFO: &[u8] = b"ratchetbox v2 X3DH";
+    /// HKDF `info` for the hybrid (PQXDH) shared secret: the curve, the hash
+    /// and the KEM, as the PQXDH specification asks.
+    pub const PQXDH_INFO: &[u8] = b"ratchetbox v2 PQXDH X25519 SHA-256 ML-KEM-768";
+    /// Type byte of the ML-KEM-768 key encoding that KEM prekey signatures
+    /// cover (distinct from [`X25519_KEY_TYPE`], so no signed X25519 prekey
+    /// encoding is ever a signed KEM prekey encoding).
+    pub const ML_KEM_768_KEY_TYPE: u8 = 0x0A;
     /// Prefix of the hashed session associated data (SPEC.md §5.1).
     pub const SESSION_AD: &[u8] = b"ratchetbox v2 session";
     /// HKDF `info` for the Double Ratchet root KDF (KDF_RK).
     pub const ROOT_INFO: &[u8] = b"ratchetbox v2 root ratchet";
-    /// The 32 `0xFF` bytes prepended to the X3DH input key material (X3DH spec §2.2).
+    /// The 32 `0xFF` bytes prepended to the handshake's input key material
+    /// (X3DH §2.2, PQXDH §2.2).
     pub const X3DH_PREFIX: [u8; 32] = [0xFF; 32];
     /// HMAC input that derives a message key from a chain key (KDF_CK).
     pub const CHAIN_MESSAGE_KEY: u8 = 0x01;

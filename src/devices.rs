@@ -67,7 +67,7 @@ use crate::trust::{IdentityChange, TrustRecord};
 /// alice.process_bundle(&mut rng, &bob_id, bundle)?;
 /// let outgoing = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?;
 ///
-/// let received = bob.decrypt(&mut rng, &alice.local().address(), &outgoing[0].message)?;
+/// let received = bob.decrypt(&alice.local().address(), &outgoing[0].message)?;
 /// assert_eq!(received.plaintext, b"hi Bob");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

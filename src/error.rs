@@ -40,6 +40,8 @@ pub enum DecodeError {
     /// An Ed25519 key (identity, server or signing key) is not the canonical
     /// encoding of a torsion-free curve point of large order.
     InvalidIdentityKey,
+    /// An ML-KEM-768 encapsulation key fails the FIPS 203 modulus check.
+    InvalidKemKey,
     /// An X25519 public key is not in canonical form (bit 255 set, or a
     /// u-coordinate not below `2^255 − 19`).
     NonCanonicalKey {
@@ -76,6 +78,7 @@ impl fmt::Display for DecodeError {
             }
             Self::InvalidFlag { field } => write!(f, "invalid presence flag for {field}"),
             Self::InvalidIdentityKey => f.write_str("identity key is not a valid Ed25519 point"),
+            Self::InvalidKemKey => f.write_str("ML-KEM encapsulation key is not valid"),
             Self::NonCanonicalKey { field } => {
                 write!(f, "{field} is not a canonical X25519 public key")
             }
@@ -99,6 +102,12 @@ pub enum Error {
     NonContributoryDh,
     /// A prekey message names a signed prekey this device does not hold.
     UnknownSignedPreKey {
+        /// The id named.
+        id: u32,
+    },
+    /// A prekey message names a KEM prekey this device does not hold (a
+    /// one-time one never issued or already used, or an expired last-resort one).
+    UnknownKemPreKey {
         /// The id named.
         id: u32,
     },
@@ -189,6 +198,9 @@ impl fmt::Display for Error {
                 f.write_str("Diffie-Hellman output is all zeros (small-order public key)")
             }
             Self::UnknownSignedPreKey { id } => write!(f, "unknown signed prekey id {id}"),
+            Self::UnknownKemPreKey { id } => {
+                write!(f, "unknown or already used KEM prekey id {id}")
+            }
             Self::UnknownOneTimePreKey { id } => {
                 write!(f, "unknown or already used one-time prekey id {id}")
             }

@@ -94,8 +94,8 @@ struct SessionFixture {
     plaintexts: Vec<Vec<u8>>,
 }
 
-/// Bob's identity and prekeys with one unused one-time prekey, and prekey
-/// messages for it.
+/// Bob's identity and prekeys (unused one-time prekeys of both kinds and the
+/// last-resort KEM prekey), and prekey messages for them.
 struct ResponderFixture {
     identity_seed: [u8; 32],
     store: Vec<u8>,
@@ -118,18 +118,25 @@ fn responder_fixture() -> Option<&'static ResponderFixture> {
             let bob_account = AccountId::new(b"bob").ok()?;
             let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
             let ids = store.generate_one_time_prekeys(&mut rng, 2).ok()?;
+            let kem_ids = store
+                .generate_one_time_kem_prekeys(&mut rng, &bob, 1)
+                .ok()?;
             let plaintexts: Vec<Vec<u8>> = [&b"first"[..], b"", b"third message"]
                 .iter()
                 .map(|p| p.to_vec())
                 .collect();
             let mut messages = Vec::new();
-            for (one_time, plaintext) in [Some(ids[0].0), None, Some(ids[1].0)]
-                .iter()
-                .zip(&plaintexts)
-            {
-                let bundle = PreKeyBundle::from_store(bob.public_key(), &store, *one_time)
-                    .verify()
-                    .ok()?;
+            // A one-time KEM prekey, then the last-resort one twice.
+            let keys = [
+                (Some(ids[0].0), Some(kem_ids[0])),
+                (None, None),
+                (Some(ids[1].0), None),
+            ];
+            for ((one_time, kem), plaintext) in keys.iter().zip(&plaintexts) {
+                let bundle =
+                    PreKeyBundle::from_store_with_kem(bob.public_key(), &store, *one_time, *kem)
+                        .verify()
+                        .ok()?;
                 let mut session =
                     Session::initiate(&mut rng, &alice, &bob_account, &bundle).ok()?;
                 messages.push(session.encrypt(&mut rng, plaintext).ok()?);
@@ -166,11 +173,11 @@ fn session_fixture() -> Option<&'static SessionFixture> {
                 .ok()?;
             let first = PreKeyMessage::parse(&sent[0]).ok()?;
             let (mut b, _) = Responder::new(&bob, &mut store)
-                .accept(&mut rng, &alice.address(), &first)
+                .accept(&alice.address(), &first)
                 .ok()?;
-            b.decrypt(&mut rng, &sent[2]).ok()?; // message 1 stays skipped
+            b.decrypt(&sent[2]).ok()?; // message 1 stays skipped
             let reply = b.encrypt(&mut rng, b"reply").ok()?;
-            a.decrypt(&mut rng, &reply).ok()?;
+            a.decrypt(&reply).ok()?;
             let mut later: Vec<Vec<u8>> = plaintexts[3..]
                 .iter()
                 .map(|p| a.encrypt(&mut rng, p))
@@ -196,8 +203,7 @@ pub fn session_decrypt(data: &[u8]) {
     let Ok(mut session) = Session::decode(&fixture.session) else {
         return;
     };
-    let mut rng = rng(3);
-    match session.decrypt(&mut rng, data) {
+    match session.decrypt(data) {
         Ok(plaintext) => assert!(
             fixture.plaintexts.contains(&plaintext),
             "decrypted something that was never sent"
@@ -210,10 +216,20 @@ pub fn session_decrypt(data: &[u8]) {
     }
 }
 
+/// The fixture responder: Bob's device and his prekey store, decoded afresh.
+fn fixture_responder(fixture: &ResponderFixture) -> Option<(LocalDevice, PreKeyStore)> {
+    let bob = LocalDevice {
+        account: AccountId::new(b"bob").ok()?,
+        device_id: 1,
+        identity: IdentityKeyPair::from_seed(&fixture.identity_seed),
+    };
+    Some((bob, PreKeyStore::decode(&fixture.store).ok()?))
+}
+
 /// Arbitrary bytes handed to a responder as a prekey message: either a known
-/// plaintext comes out, exactly the named one-time prekey is spent and the
-/// base key is remembered (so the same message is then a repeat), or the
-/// prekey store is unchanged.
+/// plaintext comes out, exactly the named one-time prekeys are spent (a
+/// last-resort KEM prekey stays) and the base key is remembered (so the same
+/// message is then a repeat), or the prekey store is unchanged.
 pub fn responder_accept(data: &[u8]) {
     let Some(fixture) = responder_fixture() else {
         return;
@@ -221,31 +237,70 @@ pub fn responder_accept(data: &[u8]) {
     let Ok(message) = PreKeyMessage::parse(data) else {
         return;
     };
-    let (Ok(account), Some(alice)) = (AccountId::new(b"bob"), address(b"alice")) else {
+    let (Some((bob, mut store)), Some(alice)) = (fixture_responder(fixture), address(b"alice"))
+    else {
         return;
     };
-    let bob = LocalDevice {
-        account,
-        device_id: 1,
-        identity: IdentityKeyPair::from_seed(&fixture.identity_seed),
-    };
-    let Ok(mut store) = PreKeyStore::decode(&fixture.store) else {
-        return;
-    };
-    let before = store.one_time_prekey_count();
-    let mut rng = rng(4);
-    match Responder::new(&bob, &mut store).accept(&mut rng, &alice, &message) {
+    let before = (
+        store.one_time_prekey_count(),
+        store.one_time_kem_prekey_count(),
+    );
+    let kind = store
+        .find_kem_prekey(message.kem_prekey_id())
+        .map(|(_, kind)| kind);
+    match Responder::new(&bob, &mut store).accept(&alice, &message) {
         Ok((_, plaintext)) => {
             assert!(fixture.plaintexts.contains(&plaintext));
             let spent = usize::from(message.one_time_prekey_id().is_some());
-            assert_eq!(store.one_time_prekey_count(), before - spent);
+            let kem_spent = usize::from(kind == Some(crate::KemPreKeyKind::OneTime));
+            assert_eq!(
+                (
+                    store.one_time_prekey_count(),
+                    store.one_time_kem_prekey_count()
+                ),
+                (before.0 - spent, before.1 - kem_spent)
+            );
+            assert!(store.find_kem_prekey(message.kem_prekey_id()).is_some() == (kem_spent == 0));
             assert!(store.has_accepted_base_key(message.base_key()));
             assert!(matches!(
-                Responder::new(&bob, &mut store).accept(&mut rng, &alice, &message),
+                Responder::new(&bob, &mut store).accept(&alice, &message),
                 Err(crate::Error::RepeatedPreKeyMessage { .. })
             ));
         }
         Err(_) => assert_eq!(&store.encode()[..], &fixture.store[..]),
+    }
+}
+
+/// A genuine prekey message with its KEM ciphertext replaced by fuzzer bytes
+/// (missing bytes keep the original's): it decrypts only with the original
+/// ciphertext; anything else is implicit rejection, which surfaces as
+/// [`crate::Error::DecryptionFailed`] with the prekey store unchanged.
+pub fn responder_kem_ciphertext(data: &[u8]) {
+    const AT: usize = 73;
+    let Some(fixture) = responder_fixture() else {
+        return;
+    };
+    let (Some((bob, mut store)), Some(alice)) = (fixture_responder(fixture), address(b"alice"))
+    else {
+        return;
+    };
+    let (pick, ciphertext) = data.split_first().unwrap_or((&0, &[]));
+    let original = &fixture.messages[usize::from(*pick) % fixture.messages.len()];
+    let mut wire = original.clone();
+    let len = ciphertext.len().min(crate::KEM_CIPHERTEXT_LEN);
+    wire[AT..AT + len].copy_from_slice(&ciphertext[..len]);
+    let parsed = PreKeyMessage::parse(&wire);
+    assert!(parsed.is_ok(), "any 1088 bytes are a ciphertext");
+    let Ok(message) = parsed else {
+        return;
+    };
+    match Responder::new(&bob, &mut store).accept(&alice, &message) {
+        Ok(_) => assert_eq!(&wire, original, "a substituted ciphertext decrypted"),
+        Err(e) => {
+            assert_ne!(&wire, original, "the genuine message failed: {e}");
+            assert_eq!(e, crate::Error::DecryptionFailed);
+            assert_eq!(&store.encode()[..], &fixture.store[..]);
+        }
     }
 }
 
@@ -268,14 +323,10 @@ fn pair_fixture() -> Option<&'static (Vec<u8>, Vec<u8>)> {
             let first = a.encrypt(&mut rng, b"hello").ok()?;
             let (mut b, _) = Responder::new(&bob, &mut store)
                 .with_config(config)
-                .accept(
-                    &mut rng,
-                    &alice.address(),
-                    &PreKeyMessage::parse(&first).ok()?,
-                )
+                .accept(&alice.address(), &PreKeyMessage::parse(&first).ok()?)
                 .ok()?;
             let reply = b.encrypt(&mut rng, b"hi").ok()?;
-            a.decrypt(&mut rng, &reply).ok()?;
+            a.decrypt(&reply).ok()?;
             Some((a.encode().to_vec(), b.encode().to_vec()))
         })
         .as_ref()
@@ -342,7 +393,7 @@ pub fn session_interaction(data: &[u8]) {
                     &mut alice
                 };
                 let before = receiver.encode();
-                match receiver.decrypt(&mut rng, &wire) {
+                match receiver.decrypt(&wire) {
                     Ok(plaintext) => {
                         assert!(!tampered, "a tampered message decrypted");
                         assert!(!flight[index].decrypted, "a message decrypted twice");
@@ -640,10 +691,14 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
         seeds.push(("bundle", bundle.encode()));
     }
     if let Some(f) = responder_fixture() {
-        for m in &f.messages {
+        for (i, m) in f.messages.iter().enumerate() {
             seeds.push(("prekey_message", m.clone()));
             seeds.push(("responder_accept", m.clone()));
+            let mut genuine = alloc::vec![i as u8];
+            genuine.extend_from_slice(&m[73..73 + crate::KEM_CIPHERTEXT_LEN]);
+            seeds.push(("responder_kem_ciphertext", genuine));
         }
+        seeds.push(("responder_kem_ciphertext", alloc::vec![0, 1, 2, 3]));
     }
     if let Some(f) = session_fixture() {
         seeds.push(("session_state", f.session.clone()));
@@ -681,8 +736,8 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 pub use devices::{
-    device_store, link_accept, link_request, manager_decrypt, prekey_row, safety_scannable,
-    sealed_state, session_record, trust_record,
+    device_store, kem_prekey_row, link_accept, link_request, manager_decrypt, prekey_row,
+    safety_scannable, sealed_state, session_record, trust_record,
 };
 
 /// Runs the named target on `data`; `false` if there is no such target.
@@ -696,6 +751,8 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "prekey_state" => prekey_state,
         "session_decrypt" => session_decrypt,
         "responder_accept" => responder_accept,
+        "responder_kem_ciphertext" => responder_kem_ciphertext,
+        "kem_prekey_row" => kem_prekey_row,
         "session_interaction" => session_interaction,
         "sender_certificate" => sender_certificate,
         "envelope_validate" => envelope_validate,

@@ -5,6 +5,7 @@
 //! Holds no keys.
 
 use crate::codec::Reader;
+use crate::crypto::kem::KEM_CIPHERTEXT_LEN;
 use crate::crypto::{KEY_LEN, NONCE_LEN, PublicKey, TAG_LEN};
 use crate::error::DecodeError;
 use crate::identity::IdentityKey;
@@ -20,8 +21,10 @@ pub(crate) const PREKEY_MESSAGE_TAG: u8 = 0x05;
 pub const HEADER_LEN: usize = 1 + KEY_LEN + 4 + 4 + NONCE_LEN;
 /// Bytes a ratchet message adds to its plaintext: header plus AEAD tag.
 pub const RATCHET_MESSAGE_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
-/// Length of the prekey message fields in front of the embedded ratchet message.
-pub const PREKEY_PREFIX_LEN: usize = 1 + KEY_LEN + KEY_LEN + 4 + 1 + 4;
+/// Length of the prekey message fields in front of the embedded ratchet message
+/// (tag, identity key, base key, signed prekey id, KEM prekey id, the 1088-byte
+/// ML-KEM ciphertext, one-time prekey flag and id).
+pub const PREKEY_PREFIX_LEN: usize = 1 + KEY_LEN + KEY_LEN + 4 + 4 + KEM_CIPHERTEXT_LEN + 1 + 4;
 /// Bytes a prekey message adds to its plaintext.
 pub const PREKEY_MESSAGE_OVERHEAD: usize = PREKEY_PREFIX_LEN + RATCHET_MESSAGE_OVERHEAD;
 
@@ -127,14 +130,30 @@ impl<'a> RatchetMessage<'a> {
     }
 }
 
-/// A parsed, borrowed prekey message: the X3DH fields and the first ratchet message.
-#[derive(Clone, Copy, Debug)]
+/// A parsed, borrowed prekey message: the hybrid handshake's fields and the
+/// first ratchet message.
+#[derive(Clone, Copy)]
 pub struct PreKeyMessage<'a> {
     identity_key: IdentityKey,
     base_key: PublicKey,
     signed_prekey_id: PreKeyId,
+    kem_prekey_id: PreKeyId,
+    kem_ciphertext: &'a [u8; KEM_CIPHERTEXT_LEN],
     one_time_prekey_id: Option<PreKeyId>,
     message: RatchetMessage<'a>,
+}
+
+impl core::fmt::Debug for PreKeyMessage<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreKeyMessage")
+            .field("identity_key", &self.identity_key)
+            .field("base_key", &self.base_key)
+            .field("signed_prekey_id", &self.signed_prekey_id)
+            .field("kem_prekey_id", &self.kem_prekey_id)
+            .field("one_time_prekey_id", &self.one_time_prekey_id)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> PreKeyMessage<'a> {
@@ -149,6 +168,13 @@ impl<'a> PreKeyMessage<'a> {
         let identity_key = IdentityKey::from_bytes(&r.array("initiator identity key")?)?;
         let base_key = r.public_key("base key")?;
         let signed_prekey_id = r.u32("signed prekey id")?;
+        let kem_prekey_id = r.u32("KEM prekey id")?;
+        let kem_ciphertext = r
+            .take(KEM_CIPHERTEXT_LEN, "KEM ciphertext")?
+            .try_into()
+            .map_err(|_| DecodeError::Truncated {
+                field: "KEM ciphertext",
+            })?;
         let has_one_time = r.flag("one-time prekey flag")?;
         let id = r.u32("one-time prekey id")?;
         let one_time_prekey_id = match (has_one_time, id) {
@@ -166,6 +192,8 @@ impl<'a> PreKeyMessage<'a> {
             identity_key,
             base_key,
             signed_prekey_id,
+            kem_prekey_id,
+            kem_ciphertext,
             one_time_prekey_id,
             message,
         })
@@ -192,26 +220,49 @@ impl<'a> PreKeyMessage<'a> {
         self.one_time_prekey_id
     }
 
+    /// The KEM prekey the initiator encapsulated to.
+    pub fn kem_prekey_id(&self) -> PreKeyId {
+        self.kem_prekey_id
+    }
+
+    /// The ML-KEM-768 ciphertext (any 1088 bytes parse: one not made for the
+    /// named KEM prekey makes the first message fail to decrypt).
+    pub fn kem_ciphertext(&self) -> &'a [u8; KEM_CIPHERTEXT_LEN] {
+        self.kem_ciphertext
+    }
+
     /// The embedded ratchet message.
     pub fn message(&self) -> &RatchetMessage<'a> {
         &self.message
     }
 }
 
-/// Writes the prekey message fields in front of an embedded ratchet message.
-pub(crate) fn encode_prekey_prefix(
-    out: &mut [u8; PREKEY_PREFIX_LEN],
-    identity_key: &IdentityKey,
-    base_key: &PublicKey,
-    signed_prekey_id: PreKeyId,
-    one_time_prekey_id: Option<PreKeyId>,
-) {
-    out[0] = PREKEY_MESSAGE_TAG;
-    out[1..33].copy_from_slice(&identity_key.to_bytes());
-    out[33..65].copy_from_slice(base_key.as_bytes());
-    out[65..69].copy_from_slice(&signed_prekey_id.to_be_bytes());
-    out[69] = u8::from(one_time_prekey_id.is_some());
-    out[70..74].copy_from_slice(&one_time_prekey_id.unwrap_or(0).to_be_bytes());
+/// The prekey message fields in front of an embedded ratchet message.
+pub(crate) struct PreKeyPrefix<'a> {
+    pub(crate) identity_key: &'a IdentityKey,
+    pub(crate) base_key: &'a PublicKey,
+    pub(crate) signed_prekey_id: PreKeyId,
+    pub(crate) kem_prekey_id: PreKeyId,
+    pub(crate) kem_ciphertext: &'a [u8; KEM_CIPHERTEXT_LEN],
+    pub(crate) one_time_prekey_id: Option<PreKeyId>,
+}
+
+impl PreKeyPrefix<'_> {
+    /// Writes the prefix into the first [`PREKEY_PREFIX_LEN`] bytes of `out`
+    /// (which the caller sized).
+    pub(crate) fn encode_into(&self, out: &mut [u8]) {
+        const KEM_AT: usize = 73;
+        const ONE_TIME_AT: usize = KEM_AT + KEM_CIPHERTEXT_LEN;
+        out[0] = PREKEY_MESSAGE_TAG;
+        out[1..33].copy_from_slice(&self.identity_key.to_bytes());
+        out[33..65].copy_from_slice(self.base_key.as_bytes());
+        out[65..69].copy_from_slice(&self.signed_prekey_id.to_be_bytes());
+        out[69..KEM_AT].copy_from_slice(&self.kem_prekey_id.to_be_bytes());
+        out[KEM_AT..ONE_TIME_AT].copy_from_slice(self.kem_ciphertext);
+        out[ONE_TIME_AT] = u8::from(self.one_time_prekey_id.is_some());
+        out[ONE_TIME_AT + 1..PREKEY_PREFIX_LEN]
+            .copy_from_slice(&self.one_time_prekey_id.unwrap_or(0).to_be_bytes());
+    }
 }
 
 /// Either kind of incoming session message, told apart by its first byte.

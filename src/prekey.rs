@@ -1,9 +1,15 @@
-//! Signed and one-time prekeys, and the per-device store that holds them.
+//! Signed and one-time prekeys, X25519 and ML-KEM-768, and the per-device
+//! store that holds them.
 //!
-//! A device publishes its current signed prekey and a batch of one-time prekeys.
-//! When it rotates the signed prekey, the old one is *retired*, not deleted:
-//! initiators that fetched the old bundle can still reach the device until the
-//! caller expires retired keys after a grace period of its choosing.
+//! A device publishes its current signed prekey, its last-resort KEM prekey,
+//! and batches of one-time prekeys of both kinds. When it rotates the signed
+//! prekey, the last-resort KEM prekey rotates with it, and the old pair is
+//! *retired*, not deleted: initiators that fetched an old bundle can still
+//! reach the device until the caller expires retired keys after a grace
+//! period of its choosing.
+
+mod kem;
+mod state;
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -23,8 +29,15 @@ pub type PreKeyId = u32;
 /// decoder will accept; 10 000 keys is far beyond any server's upload batch.
 pub const MAX_ONE_TIME_PREKEYS: usize = 10_000;
 
-/// Most retired signed prekeys kept for their grace period. Rotating more often
-/// than this within one grace period drops the oldest retired key.
+/// Most one-time KEM prekeys a store holds. Each is a 64-byte seed expanded
+/// into a 3.6 KB key pair when the store is decoded (one ML-KEM key generation
+/// each); a server hands out one per new session, and apps upload them in
+/// batches of about a hundred.
+pub const MAX_ONE_TIME_KEM_PREKEYS: usize = 1000;
+
+/// Most retired signed prekeys (each with its last-resort KEM prekey) kept
+/// for their grace period. Rotating more often than this within one grace
+/// period drops the oldest retired pair.
 pub const MAX_RETIRED_SIGNED_PREKEYS: usize = 4;
 
 /// Most base keys of accepted prekey messages a store remembers, oldest
@@ -35,11 +48,13 @@ pub const MAX_RETIRED_SIGNED_PREKEYS: usize = 4;
 /// signed prekey's lifetime and grace period is far beyond any real device;
 /// beyond it, only a replay of one of the oldest first messages that named no
 /// one-time prekey could create a session again. Entries go with their signed
-/// prekey, since a message naming an expired prekey is refused anyway.
+/// prekey, since a message naming an expired prekey is refused anyway. This
+/// is also what detects a replay of a prekey message that used the reusable
+/// last-resort KEM prekey (libsignal keeps the same triple for it).
 pub const MAX_ACCEPTED_BASE_KEYS: usize = 1000;
 
-const PREKEY_STATE_TAG: u8 = 0x50;
-const PREKEY_STATE_VERSION: u8 = 2;
+pub use kem::KemPreKey;
+
 const SIGNED_PREKEY_TAG: u8 = 0x51;
 const ONE_TIME_PREKEY_TAG: u8 = 0x52;
 
@@ -185,34 +200,52 @@ impl core::fmt::Debug for OneTimePreKey {
     }
 }
 
-struct RetiredSignedPreKey {
-    key: SignedPreKey,
+/// A retired signed prekey and the last-resort KEM prekey retired with it.
+struct RetiredPreKeys {
+    signed: SignedPreKey,
+    last_resort: KemPreKey,
     retired_at: u64,
 }
 
-/// A prekey message this device accepted: the signed prekey it named and the
+/// A prekey message this device accepted: the prekeys it named and the
 /// initiator's base key, which names the session it created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct AcceptedBaseKey {
     signed_prekey_id: PreKeyId,
+    kem_prekey_id: PreKeyId,
     base_key: PublicKey,
 }
 
-/// One device's prekeys: the current signed prekey, retired signed prekeys in
-/// their grace period, unused one-time prekeys, and the base keys of the prekey
-/// messages accepted under them (bounded by [`MAX_ACCEPTED_BASE_KEYS`]).
+/// Whether a KEM prekey is spent by the message that uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KemPreKeyKind {
+    /// Used by one session, then deleted.
+    OneTime,
+    /// Reused while no one-time KEM prekey is left; rotates with the signed
+    /// prekey.
+    LastResort,
+}
+
+/// One device's prekeys: the current signed prekey and last-resort KEM
+/// prekey, the retired pairs in their grace period, unused one-time prekeys
+/// of both kinds, and the base keys of the prekey messages accepted under them
+/// (bounded by [`MAX_ACCEPTED_BASE_KEYS`]).
 pub struct PreKeyStore {
     device_id: DeviceId,
     signed: SignedPreKey,
-    retired: Vec<RetiredSignedPreKey>,
+    last_resort: KemPreKey,
+    retired: Vec<RetiredPreKeys>,
     one_time: BTreeMap<PreKeyId, OneTimePreKey>,
     next_one_time_id: PreKeyId,
+    one_time_kem: BTreeMap<PreKeyId, KemPreKey>,
+    /// One id space for last-resort and one-time KEM prekeys.
+    next_kem_id: PreKeyId,
     accepted: VecDeque<AcceptedBaseKey>,
 }
 
 impl PreKeyStore {
-    /// Creates a store for `device_id` with a fresh signed prekey (id 1) and no
-    /// one-time prekeys.
+    /// Creates a store for `device_id` with a fresh signed prekey (id 1), a
+    /// fresh last-resort KEM prekey (KEM id 1) and no one-time prekeys.
     ///
     /// ```
     /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
@@ -221,6 +254,8 @@ impl PreKeyStore {
     /// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// let published = store.generate_one_time_prekeys(&mut rng, 10)?;
     /// assert_eq!(published.len(), 10);
+    /// let kem = store.generate_one_time_kem_prekeys(&mut rng, &bob, 5)?;
+    /// assert_eq!(kem.len(), 5);
     /// # Ok::<(), ratchetbox::Error>(())
     /// ```
     pub fn generate<R: CryptoRng + ?Sized>(
@@ -228,12 +263,17 @@ impl PreKeyStore {
         identity: &IdentityKeyPair,
         device_id: DeviceId,
     ) -> Self {
+        let signed = SignedPreKey::generate(rng, identity, 1);
+        let last_resort = KemPreKey::generate(rng, identity, 1);
         Self {
             device_id,
-            signed: SignedPreKey::generate(rng, identity, 1),
+            signed,
+            last_resort,
             retired: Vec::new(),
             one_time: BTreeMap::new(),
             next_one_time_id: 1,
+            one_time_kem: BTreeMap::new(),
+            next_kem_id: 2,
             accepted: VecDeque::new(),
         }
     }
@@ -246,6 +286,11 @@ impl PreKeyStore {
     /// The current signed prekey.
     pub fn signed_prekey(&self) -> &SignedPreKey {
         &self.signed
+    }
+
+    /// The current last-resort KEM prekey.
+    pub fn last_resort_kem_prekey(&self) -> &KemPreKey {
+        &self.last_resort
     }
 
     /// Generates `count` one-time prekeys and returns their ids and public keys,
@@ -264,14 +309,9 @@ impl PreKeyStore {
                 max: MAX_ONE_TIME_PREKEYS,
             });
         }
-        let count_u32 = u32::try_from(count).map_err(|_| Error::PreKeyIdsExhausted)?;
-        if self.next_one_time_id.checked_add(count_u32).is_none() {
-            return Err(Error::PreKeyIdsExhausted);
-        }
+        let first = take_ids(&mut self.next_one_time_id, count)?;
         let mut published = Vec::with_capacity(count);
-        for _ in 0..count {
-            let id = self.next_one_time_id;
-            self.next_one_time_id += 1;
+        for id in first..first + count as u32 {
             let key_pair = DhKeyPair::generate(rng);
             published.push((id, *key_pair.public()));
             self.one_time.insert(id, OneTimePreKey { id, key_pair });
@@ -279,13 +319,41 @@ impl PreKeyStore {
         Ok(published)
     }
 
-    /// Replaces the signed prekey with a fresh one. The old key is retired at
-    /// `now` (seconds, any epoch the caller uses consistently) and keeps working
-    /// until [`expire_retired_signed_prekeys`](Self::expire_retired_signed_prekeys)
+    /// Generates `count` one-time KEM prekeys, each signed by `identity`, and
+    /// returns their ids (ready to upload with
+    /// [`find_kem_prekey`](Self::find_kem_prekey)'s public keys and signatures).
+    ///
+    /// # Errors
+    /// [`Error::TooManyPreKeys`] beyond [`MAX_ONE_TIME_KEM_PREKEYS`];
+    /// [`Error::PreKeyIdsExhausted`] when ids run out.
+    pub fn generate_one_time_kem_prekeys<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        identity: &IdentityKeyPair,
+        count: usize,
+    ) -> Result<Vec<PreKeyId>, Error> {
+        if self.one_time_kem.len().saturating_add(count) > MAX_ONE_TIME_KEM_PREKEYS {
+            return Err(Error::TooManyPreKeys {
+                max: MAX_ONE_TIME_KEM_PREKEYS,
+            });
+        }
+        let first = take_ids(&mut self.next_kem_id, count)?;
+        let ids: Vec<PreKeyId> = (first..first + count as u32).collect();
+        for &id in &ids {
+            self.one_time_kem
+                .insert(id, KemPreKey::generate(rng, identity, id));
+        }
+        Ok(ids)
+    }
+
+    /// Replaces the signed prekey and the last-resort KEM prekey with fresh
+    /// ones. The old pair is retired at `now` (seconds, any epoch the caller
+    /// uses consistently) and keeps working until
+    /// [`expire_retired_signed_prekeys`](Self::expire_retired_signed_prekeys)
     /// removes it.
     ///
     /// # Errors
-    /// [`Error::PreKeyIdsExhausted`] when signed prekey ids run out.
+    /// [`Error::PreKeyIdsExhausted`] when prekey ids run out.
     pub fn rotate_signed_prekey<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -297,27 +365,33 @@ impl PreKeyStore {
             .id
             .checked_add(1)
             .ok_or(Error::PreKeyIdsExhausted)?;
-        let fresh = SignedPreKey::generate(rng, identity, id);
-        let old = core::mem::replace(&mut self.signed, fresh);
+        let kem_id = take_ids(&mut self.next_kem_id, 1)?;
+        let signed =
+            core::mem::replace(&mut self.signed, SignedPreKey::generate(rng, identity, id));
+        let last_resort = core::mem::replace(
+            &mut self.last_resort,
+            KemPreKey::generate(rng, identity, kem_id),
+        );
         if self.retired.len() == MAX_RETIRED_SIGNED_PREKEYS {
             let dropped = self.retired.remove(0);
-            self.forget_base_keys_of(dropped.key.id);
+            self.forget_base_keys_of(dropped.signed.id);
         }
-        self.retired.push(RetiredSignedPreKey {
-            key: old,
+        self.retired.push(RetiredPreKeys {
+            signed,
+            last_resort,
             retired_at: now,
         });
         Ok(&self.signed)
     }
 
-    /// Deletes retired signed prekeys retired at least `grace` seconds before
+    /// Deletes retired prekey pairs retired at least `grace` seconds before
     /// `now`. Returns how many were deleted.
     pub fn expire_retired_signed_prekeys(&mut self, now: u64, grace: u64) -> usize {
         let before = self.retired.len();
         self.retired
             .retain(|r| r.retired_at.saturating_add(grace) > now);
         let current = self.signed.id;
-        let retired: Vec<PreKeyId> = self.retired.iter().map(|r| r.key.id).collect();
+        let retired: Vec<PreKeyId> = self.retired.iter().map(|r| r.signed.id).collect();
         self.accepted
             .retain(|a| a.signed_prekey_id == current || retired.contains(&a.signed_prekey_id));
         before - self.retired.len()
@@ -335,28 +409,33 @@ impl PreKeyStore {
     }
 
     /// Records that a prekey message was accepted: deletes the one-time prekey
-    /// it named (if any) and remembers its base key, dropping the oldest beyond
-    /// [`MAX_ACCEPTED_BASE_KEYS`]. Call it only after the message decrypted.
-    /// Returns `false`, changing nothing, if the one-time prekey is already
+    /// and the one-time KEM prekey it named (a last-resort KEM prekey stays)
+    /// and remembers its base key with its prekey ids, dropping the oldest
+    /// beyond [`MAX_ACCEPTED_BASE_KEYS`]. Call it only after the message
+    /// decrypted. Returns `false`, changing nothing, if a named prekey is
     /// gone or the base key is already recorded (two operations raced).
     pub fn record_accepted(
         &mut self,
         signed_prekey_id: PreKeyId,
+        kem_prekey_id: PreKeyId,
         one_time_prekey_id: Option<PreKeyId>,
         base_key: &PublicKey,
     ) -> bool {
         let one_time_held = one_time_prekey_id.is_none_or(|id| self.one_time.contains_key(&id));
-        if !one_time_held || self.has_accepted_base_key(base_key) {
+        let kem_held = self.find_kem_prekey(kem_prekey_id).is_some();
+        if !one_time_held || !kem_held || self.has_accepted_base_key(base_key) {
             return false;
         }
         if let Some(id) = one_time_prekey_id {
             self.one_time.remove(&id);
         }
+        self.one_time_kem.remove(&kem_prekey_id);
         if self.accepted.len() == MAX_ACCEPTED_BASE_KEYS {
             self.accepted.pop_front();
         }
         self.accepted.push_back(AcceptedBaseKey {
             signed_prekey_id,
+            kem_prekey_id,
             base_key: *base_key,
         });
         true
@@ -372,7 +451,19 @@ impl PreKeyStore {
         if self.signed.id == id {
             return Some(&self.signed);
         }
-        self.retired.iter().map(|r| &r.key).find(|k| k.id == id)
+        self.retired.iter().map(|r| &r.signed).find(|k| k.id == id)
+    }
+
+    /// Looks a KEM prekey up by id: an unused one-time one, or the current or
+    /// a retired last-resort one.
+    pub fn find_kem_prekey(&self, id: PreKeyId) -> Option<(&KemPreKey, KemPreKeyKind)> {
+        if let Some(key) = self.one_time_kem.get(&id) {
+            return Some((key, KemPreKeyKind::OneTime));
+        }
+        core::iter::once(&self.last_resort)
+            .chain(self.retired.iter().map(|r| &r.last_resort))
+            .find(|k| k.id() == id)
+            .map(|k| (k, KemPreKeyKind::LastResort))
     }
 
     /// Looks a one-time prekey up by id, without removing it.
@@ -396,116 +487,27 @@ impl PreKeyStore {
         self.one_time.keys().copied()
     }
 
-    /// Encodes the store for persistence (SPEC.md §6.2). Holds secrets: store it
-    /// encrypted.
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let per_signed = 4 + KEY_LEN + SIGNATURE_LEN;
-        let mut w = Writer::with_capacity(
-            16 + per_signed * (1 + self.retired.len())
-                + 12 * self.retired.len()
-                + (4 + KEY_LEN) * (self.one_time.len() + self.accepted.len()),
-        );
-        w.u8(PREKEY_STATE_TAG)
-            .u8(PREKEY_STATE_VERSION)
-            .u32(self.device_id);
-        encode_signed(&mut w, &self.signed);
-        w.u8(self.retired.len() as u8);
-        for r in &self.retired {
-            encode_signed(&mut w, &r.key);
-            w.u64(r.retired_at);
-        }
-        w.u32(self.next_one_time_id).u32(self.one_time.len() as u32);
-        for key in self.one_time.values() {
-            w.u32(key.id).bytes(key.key_pair.secret_bytes());
-        }
-        w.u32(self.accepted.len() as u32);
-        for accepted in &self.accepted {
-            w.u32(accepted.signed_prekey_id)
-                .bytes(accepted.base_key.as_bytes());
-        }
-        Zeroizing::new(w.into_vec())
+    /// How many one-time KEM prekeys remain.
+    pub fn one_time_kem_prekey_count(&self) -> usize {
+        self.one_time_kem.len()
     }
 
-    /// Decodes what [`encode`](Self::encode) produced. Public keys are recomputed
-    /// from the secrets rather than trusted from storage.
-    ///
-    /// # Errors
-    /// A [`DecodeError`] for any malformed, truncated, over-limit or inconsistent blob.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        r.tag(PREKEY_STATE_TAG)?;
-        let version = r.u8("version")?;
-        if version != PREKEY_STATE_VERSION {
-            return Err(DecodeError::UnsupportedVersion { found: version });
-        }
-        let device_id = r.u32("device id")?;
-        let signed = decode_signed(&mut r)?;
-        let retired_count = usize::from(r.u8("retired count")?);
-        if retired_count > MAX_RETIRED_SIGNED_PREKEYS {
-            return Err(DecodeError::LimitExceeded {
-                field: "retired signed prekeys",
-                max: MAX_RETIRED_SIGNED_PREKEYS as u64,
-                found: retired_count as u64,
-            });
-        }
-        let mut retired = Vec::with_capacity(retired_count);
-        for _ in 0..retired_count {
-            let key = decode_signed(&mut r)?;
-            let retired_at = r.u64("retired at")?;
-            retired.push(RetiredSignedPreKey { key, retired_at });
-        }
-        let next_one_time_id = r.u32("next one-time prekey id")?;
-        let count = r.count_u32("one-time prekey count", MAX_ONE_TIME_PREKEYS)?;
-        let mut one_time = BTreeMap::new();
-        let mut previous: Option<PreKeyId> = None;
-        for _ in 0..count {
-            let id = r.u32("one-time prekey id")?;
-            // Ids are strictly increasing and below the next id to issue.
-            if previous.is_some_and(|p| p >= id) || id >= next_one_time_id {
-                return Err(DecodeError::InvalidValue {
-                    field: "one-time prekey id",
-                });
-            }
-            previous = Some(id);
-            let secret = Zeroizing::new(r.array::<KEY_LEN>("one-time prekey secret")?);
-            let key_pair = stored_key_pair(*secret, "one-time prekey secret")?;
-            one_time.insert(id, OneTimePreKey { id, key_pair });
-        }
-        let accepted_count = r.count_u32("accepted base key count", MAX_ACCEPTED_BASE_KEYS)?;
-        let mut accepted = VecDeque::with_capacity(accepted_count);
-        let mut seen = alloc::collections::BTreeSet::new();
-        for _ in 0..accepted_count {
-            let signed_prekey_id = r.u32("accepted signed prekey id")?;
-            // Each names a signed prekey the store still holds.
-            if signed_prekey_id != signed.id
-                && !retired.iter().any(|k| k.key.id == signed_prekey_id)
-            {
-                return Err(DecodeError::InvalidValue {
-                    field: "accepted signed prekey id",
-                });
-            }
-            let base_key = r.public_key("accepted base key")?;
-            // Each base key once: `record_accepted` never repeats one.
-            if !seen.insert(*base_key.as_bytes()) {
-                return Err(DecodeError::InvalidValue {
-                    field: "accepted base key",
-                });
-            }
-            accepted.push_back(AcceptedBaseKey {
-                signed_prekey_id,
-                base_key,
-            });
-        }
-        r.finish()?;
-        Ok(Self {
-            device_id,
-            signed,
-            retired,
-            one_time,
-            next_one_time_id,
-            accepted,
-        })
+    /// Ids of the one-time KEM prekeys that remain.
+    pub fn one_time_kem_prekey_ids(&self) -> impl Iterator<Item = PreKeyId> + '_ {
+        self.one_time_kem.keys().copied()
     }
+}
+
+/// Reserves `count` consecutive ids from `next`, returning the first.
+fn take_ids(next: &mut PreKeyId, count: usize) -> Result<PreKeyId, Error> {
+    let count = u32::try_from(count).map_err(|_| Error::PreKeyIdsExhausted)?;
+    let first = *next;
+    *next = first.checked_add(count).ok_or(Error::PreKeyIdsExhausted)?;
+    Ok(first)
+}
+
+fn stored_key_pair(secret: [u8; KEY_LEN], field: &'static str) -> Result<DhKeyPair, DecodeError> {
+    DhKeyPair::from_stored_secret(secret).ok_or(DecodeError::InvalidValue { field })
 }
 
 fn encode_signed(w: &mut Writer, key: &SignedPreKey) {
@@ -525,17 +527,15 @@ fn decode_signed(r: &mut Reader<'_>) -> Result<SignedPreKey, DecodeError> {
     })
 }
 
-fn stored_key_pair(secret: [u8; KEY_LEN], field: &'static str) -> Result<DhKeyPair, DecodeError> {
-    DhKeyPair::from_stored_secret(secret).ok_or(DecodeError::InvalidValue { field })
-}
-
 impl core::fmt::Debug for PreKeyStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PreKeyStore")
             .field("device_id", &self.device_id)
             .field("signed_prekey_id", &self.signed.id)
+            .field("last_resort_kem_prekey_id", &self.last_resort.id())
             .field("retired", &self.retired.len())
             .field("one_time", &self.one_time.len())
+            .field("one_time_kem", &self.one_time_kem.len())
             .field("accepted_base_keys", &self.accepted.len())
             .finish_non_exhaustive()
     }
@@ -610,12 +610,12 @@ mod tests {
             b[..4].copy_from_slice(&i.to_le_bytes());
             PublicKey::from_bytes(b).expect("canonical")
         };
-        assert!(store.record_accepted(1, Some(1), &key(0)));
-        assert!(!store.record_accepted(1, Some(1), &key(1)), "spent");
-        assert!(!store.record_accepted(1, None, &key(0)), "recorded");
+        assert!(store.record_accepted(1, 1, Some(1), &key(0)));
+        assert!(!store.record_accepted(1, 1, Some(1), &key(1)), "spent");
+        assert!(!store.record_accepted(1, 1, None, &key(0)), "recorded");
         assert!(store.find_one_time_prekey(1).is_none());
         for i in 1..=MAX_ACCEPTED_BASE_KEYS as u32 {
-            assert!(store.record_accepted(1, None, &key(i)));
+            assert!(store.record_accepted(1, 1, None, &key(i)));
         }
         assert_eq!(store.accepted_base_key_count(), MAX_ACCEPTED_BASE_KEYS);
         assert!(!store.has_accepted_base_key(&key(0)), "oldest dropped");
@@ -627,9 +627,9 @@ mod tests {
         );
         // A base key listed twice is not a canonical store.
         let mut twice = blob.to_vec();
-        let last = twice.len() - 36;
+        let last = twice.len() - 40;
         let previous: Vec<u8> = twice[last - 32..last].to_vec();
-        twice[last + 4..].copy_from_slice(&previous);
+        twice[last + 8..].copy_from_slice(&previous);
         assert_eq!(
             PreKeyStore::decode(&twice).err(),
             Some(DecodeError::InvalidValue {
@@ -640,10 +640,67 @@ mod tests {
         store
             .rotate_signed_prekey(&mut rng, &id, 10)
             .expect("rotates");
-        assert!(store.record_accepted(2, None, &key(0)));
+        assert!(store.record_accepted(2, 2, None, &key(0)));
         assert_eq!(store.expire_retired_signed_prekeys(100, 10), 1);
         assert_eq!(store.accepted_base_key_count(), 1);
         assert!(store.has_accepted_base_key(&key(0)));
+    }
+
+    #[test]
+    fn kem_prekeys_one_time_and_last_resort() {
+        let (id, mut store) = store();
+        let mut rng = test_rng(6);
+        let ids = store
+            .generate_one_time_kem_prekeys(&mut rng, &id, 2)
+            .expect("fits");
+        assert_eq!(ids, [2, 3], "one id space after the last-resort key (1)");
+        let (one_time, kind) = store.find_kem_prekey(2).expect("held");
+        assert_eq!(kind, KemPreKeyKind::OneTime);
+        assert!(
+            id.public_key()
+                .verify(
+                    &one_time.public_key().signed_encoding(),
+                    one_time.signature()
+                )
+                .is_ok()
+        );
+        assert_eq!(
+            store.find_kem_prekey(1).map(|(_, k)| k),
+            Some(KemPreKeyKind::LastResort)
+        );
+        // A one-time KEM prekey is spent; the last-resort one stays.
+        let key = PublicKey::from_bytes([9; 32]).expect("canonical");
+        assert!(store.record_accepted(1, 2, None, &key));
+        assert!(store.find_kem_prekey(2).is_none());
+        let other = PublicKey::from_bytes([10; 32]).expect("canonical");
+        assert!(store.record_accepted(1, 1, None, &other));
+        assert!(store.find_kem_prekey(1).is_some());
+        assert!(!store.record_accepted(1, 2, None, &PublicKey::from_bytes([11; 32]).expect("ok")));
+        // Rotation retires the last-resort KEM prekey with the signed prekey.
+        store
+            .rotate_signed_prekey(&mut rng, &id, 50)
+            .expect("rotates");
+        assert_eq!(store.last_resort_kem_prekey().id(), 4);
+        assert_eq!(
+            store.find_kem_prekey(1).map(|(_, k)| k),
+            Some(KemPreKeyKind::LastResort)
+        );
+        let blob = store.encode();
+        let back = PreKeyStore::decode(&blob).expect("decodes");
+        assert_eq!(*back.encode(), *blob);
+        assert_eq!(back.one_time_kem_prekey_ids().collect::<Vec<_>>(), [3]);
+        assert_eq!(store.expire_retired_signed_prekeys(100, 10), 1);
+        assert!(store.find_kem_prekey(1).is_none());
+        for len in 0..blob.len() {
+            assert!(PreKeyStore::decode(&blob[..len]).is_err());
+        }
+        // The row form of a KEM prekey.
+        let row = store.last_resort_kem_prekey().encode();
+        assert_eq!(row.len(), 133);
+        assert_eq!(
+            KemPreKey::decode(&row).expect("decodes").public_key(),
+            store.last_resort_kem_prekey().public_key()
+        );
     }
 
     #[test]

@@ -26,18 +26,19 @@ pub(crate) use responder::accept_with_keys;
 
 use crate::account::{AccountId, DeviceAddress};
 use crate::bundle::VerifiedBundle;
+use crate::crypto::kem::KemCiphertext;
 use crate::crypto::{self, DhKeyPair, PublicKey};
 use crate::error::Error;
 use crate::identity::IdentityKey;
 use crate::local::LocalDevice;
 use crate::message::{
-    HEADER_LEN, Header, Message, PREKEY_PREFIX_LEN, PreKeyMessage, RATCHET_MESSAGE_OVERHEAD,
-    RatchetMessage, encode_prekey_prefix,
+    HEADER_LEN, Header, Message, PREKEY_PREFIX_LEN, PreKeyMessage, PreKeyPrefix,
+    RATCHET_MESSAGE_OVERHEAD, RatchetMessage,
 };
 use crate::prekey::PreKeyId;
 use crate::ratchet::keys::{ChainKey, MessageKey, RootKey};
 use crate::ratchet::skipped::{SkippedKey, SkippedKeys};
-use crate::x3dh::{self, AD_LEN, EphemeralKeyPair, SharedSecret};
+use crate::x3dh::{self, AD_LEN, EphemeralKeyPair};
 
 /// Most previous remote ratchet keys remembered, so that a replayed message from
 /// an old chain is reported as a duplicate instead of costing a DH attempt.
@@ -61,19 +62,34 @@ struct SendingChain {
     next_number: u32,
 }
 
+/// The sending side of the ratchet. After a message under a new remote
+/// ratchet key, the receiving half of the DH ratchet step is done at once and
+/// the sending half (a fresh ratchet key, one DH, one KDF_RK) at the next
+/// send (SPEC.md §5.6): receiving stays cheap, and a device that never
+/// replies never pays for it. The step is against the current `DHr`.
+enum Sending {
+    Ready(SendingChain),
+    Due,
+}
+
 struct ReceivingChain {
     ratchet_key: PublicKey,
     chain: ChainKey,
     next_number: u32,
 }
 
-/// The prekeys the handshake used. The initiator repeats them in front of every
-/// message until the responder replies; the responder keeps them so that a
-/// repeated prekey message must match exactly.
+/// The prekeys the handshake used, and digests of its KEM key and ciphertext.
+/// The initiator repeats the prekey fields in front of every message until the
+/// responder replies; the responder keeps them so that a repeated prekey
+/// message must match exactly. With the addresses, identities and base key
+/// they give the session's AD (SPEC.md §5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct HandshakePreKeys {
     signed_prekey_id: PreKeyId,
+    kem_prekey_id: PreKeyId,
     one_time_prekey_id: Option<PreKeyId>,
+    kem_public_digest: [u8; 32],
+    kem_ciphertext_digest: [u8; 32],
 }
 
 /// A Double Ratchet session with one remote device.
@@ -88,12 +104,14 @@ pub struct Session {
     /// The hashed associated data (SPEC.md §5.1), fixed for the session.
     associated_data: [u8; AD_LEN],
     root: RootKey,
-    sending: SendingChain,
+    sending: Sending,
     previous_chain_length: u32,
     receiving: Option<ReceivingChain>,
     previous_ratchet_keys: Vec<PublicKey>,
     handshake_prekeys: HandshakePreKeys,
-    awaiting_reply: bool,
+    /// While the initiator awaits a reply: the KEM ciphertext its prekey
+    /// messages repeat. `None` for a responder, and once a reply decrypted.
+    pending_prekey: Option<KemCiphertext>,
     skipped: SkippedKeys,
 }
 
@@ -129,10 +147,13 @@ impl Session {
             base_key: self.base_key,
             associated_data: self.associated_data,
             root: self.root.duplicate(),
-            sending: SendingChain {
-                ratchet: self.sending.ratchet.duplicate(),
-                chain: self.sending.chain.duplicate(),
-                next_number: self.sending.next_number,
+            sending: match &self.sending {
+                Sending::Ready(s) => Sending::Ready(SendingChain {
+                    ratchet: s.ratchet.duplicate(),
+                    chain: s.chain.duplicate(),
+                    next_number: s.next_number,
+                }),
+                Sending::Due => Sending::Due,
             },
             previous_chain_length: self.previous_chain_length,
             receiving: self.receiving.as_ref().map(|r| ReceivingChain {
@@ -142,7 +163,7 @@ impl Session {
             }),
             previous_ratchet_keys: self.previous_ratchet_keys.clone(),
             handshake_prekeys: self.handshake_prekeys,
-            awaiting_reply: self.awaiting_reply,
+            pending_prekey: self.pending_prekey.clone(),
             skipped: self.skipped.duplicate(),
         }
     }
@@ -207,7 +228,8 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Self, Error> {
         let peer = DeviceAddress::new(*peer, bundle.device_id());
-        let handshake = x3dh::initiate(local, &peer, bundle, EphemeralKeyPair::generate(rng))?;
+        let ephemeral = EphemeralKeyPair::generate(rng);
+        let handshake = x3dh::initiate(rng, local, &peer, bundle, ephemeral)?;
         Self::from_handshake(rng, local, peer, bundle, config, handshake)
     }
 
@@ -235,37 +257,43 @@ impl Session {
             base_key: handshake.base_key,
             associated_data: handshake.associated_data,
             root,
-            sending: SendingChain {
+            sending: Sending::Ready(SendingChain {
                 ratchet,
                 chain,
                 next_number: 0,
-            },
+            }),
             previous_chain_length: 0,
             receiving: None,
             previous_ratchet_keys: Vec::new(),
             handshake_prekeys: HandshakePreKeys {
                 signed_prekey_id: handshake.signed_prekey_id,
+                kem_prekey_id: handshake.kem_prekey_id,
                 one_time_prekey_id: handshake.one_time_prekey_id,
+                kem_public_digest: handshake.kem_public_digest,
+                kem_ciphertext_digest: handshake.kem_ciphertext_digest,
             },
-            awaiting_reply: true,
+            pending_prekey: Some(handshake.kem_ciphertext),
             skipped: SkippedKeys::default(),
         })
     }
 
     /// Builds the responder's session from the X3DH secret and decrypts the first
     /// message in one step; nothing exists unless that message authenticates.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn respond_and_decrypt<R: CryptoRng + ?Sized>(
-        rng: &mut R,
+    pub(crate) fn respond_and_decrypt(
         config: SessionConfig,
         local: &LocalDevice,
         from: &DeviceAddress,
-        signed_prekey: &DhKeyPair,
-        secret: SharedSecret,
-        associated_data: &[u8; AD_LEN],
+        prekeys: &x3dh::ResponderPreKeys<'_>,
+        handshake: x3dh::ResponderOutput,
         message: &PreKeyMessage<'_>,
         out: &mut [u8],
     ) -> Result<(Self, usize), Error> {
+        let x3dh::ResponderOutput {
+            secret,
+            associated_data,
+            kem_ciphertext_digest,
+        } = handshake;
+        let associated_data = &associated_data;
         let inner = message.message();
         let len = check_output(inner, out)?;
         let header = inner.header();
@@ -274,7 +302,7 @@ impl Session {
         check_skip(requested, &config, header.message_number)?;
 
         // Bob's first ratchet key is his signed prekey.
-        let dh = signed_prekey.dh(&header.ratchet_key)?;
+        let dh = prekeys.signed.key_pair().dh(&header.ratchet_key)?;
         let (root, receiving_chain) = RootKey::new(secret.into_bytes()).step(&dh);
         // A fresh store: on failure it is simply dropped (zeroizing its keys).
         let mut skipped = SkippedKeys::default();
@@ -294,7 +322,7 @@ impl Session {
             &mut out[..len],
         )?;
 
-        let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
+        // The sending half of this first DH ratchet step waits for Bob's first send.
         skipped.commit(mark, config.max_skipped_keys() as usize);
         let session = Self {
             config,
@@ -306,7 +334,7 @@ impl Session {
             base_key: *message.base_key(),
             associated_data: *associated_data,
             root,
-            sending,
+            sending: Sending::Due,
             previous_chain_length: 0,
             receiving: Some(ReceivingChain {
                 ratchet_key: header.ratchet_key,
@@ -316,9 +344,12 @@ impl Session {
             previous_ratchet_keys: Vec::new(),
             handshake_prekeys: HandshakePreKeys {
                 signed_prekey_id: message.signed_prekey_id(),
+                kem_prekey_id: message.kem_prekey_id(),
                 one_time_prekey_id: message.one_time_prekey_id(),
+                kem_public_digest: *prekeys.kem.key_pair().public_digest(),
+                kem_ciphertext_digest,
             },
-            awaiting_reply: false,
+            pending_prekey: None,
             skipped,
         };
         Ok((session, len))
@@ -327,7 +358,7 @@ impl Session {
     /// Bytes [`encrypt_into`](Self::encrypt_into) writes for a plaintext of
     /// `plaintext_len` bytes.
     pub fn encrypted_len(&self, plaintext_len: usize) -> usize {
-        let prefix = if self.awaiting_reply {
+        let prefix = if self.pending_prekey.is_some() {
             PREKEY_PREFIX_LEN
         } else {
             0
@@ -352,7 +383,9 @@ impl Session {
     /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
     /// let mut session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
-    /// let mut buffer = [0u8; 256];
+    /// // A prekey message (the session awaits a reply) carries the 1088-byte KEM
+    /// // ciphertext: 1240 bytes for 5 bytes of plaintext.
+    /// let mut buffer = [0u8; 2048];
     /// let written = session.encrypt_into(&mut rng, b"hello", &mut buffer)?;
     /// assert_eq!(written, session.encrypted_len(5));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -371,27 +404,47 @@ impl Session {
     ) -> Result<usize, Error> {
         let needed = self.encrypted_len(plaintext.len());
         crate::error::check_buffer(needed, out)?;
-        let number = self.sending.next_number;
-        if number == u32::MAX {
+        if let Sending::Ready(sending) = &self.sending
+            && sending.next_number == u32::MAX
+        {
             return Err(Error::CounterExhausted);
         }
         let mut offset = 0;
-        if self.awaiting_reply {
-            let pending = &self.handshake_prekeys;
-            let mut prefix = [0u8; PREKEY_PREFIX_LEN];
-            encode_prekey_prefix(
-                &mut prefix,
-                &self.local_identity,
-                &self.base_key,
-                pending.signed_prekey_id,
-                pending.one_time_prekey_id,
-            );
-            out[..PREKEY_PREFIX_LEN].copy_from_slice(&prefix);
+        if let Some(kem_ciphertext) = &self.pending_prekey {
+            let handshake = &self.handshake_prekeys;
+            PreKeyPrefix {
+                identity_key: &self.local_identity,
+                base_key: &self.base_key,
+                signed_prekey_id: handshake.signed_prekey_id,
+                kem_prekey_id: handshake.kem_prekey_id,
+                kem_ciphertext: kem_ciphertext.as_bytes(),
+                one_time_prekey_id: handshake.one_time_prekey_id,
+            }
+            .encode_into(out);
             offset = PREKEY_PREFIX_LEN;
         }
+        let sending = match &mut self.sending {
+            Sending::Ready(sending) => sending,
+            due @ Sending::Due => {
+                // The sending half of the last DH ratchet step (SPEC.md §5.6).
+                let remote = self
+                    .receiving
+                    .as_ref()
+                    .map(|r| r.ratchet_key)
+                    .ok_or(Error::DecryptionFailed)?;
+                let (root, chain) = ratchet_sending(rng, &self.root, &remote)?;
+                self.root = root;
+                *due = Sending::Ready(chain);
+                match due {
+                    Sending::Ready(sending) => sending,
+                    Sending::Due => return Err(Error::DecryptionFailed),
+                }
+            }
+        };
+        let number = sending.next_number;
         let nonce = crypto::random_nonce(rng);
         let header = Header {
-            ratchet_key: *self.sending.ratchet.public(),
+            ratchet_key: *sending.ratchet.public(),
             previous_chain_length: self.previous_chain_length,
             message_number: number,
             nonce,
@@ -401,11 +454,11 @@ impl Session {
         header_out.copy_from_slice(&header);
         let (ciphertext, tag_out) = body.split_at_mut(plaintext.len());
         let aad = build_aad(&self.associated_data, &header);
-        let (message_key, next) = self.sending.chain.step();
+        let (message_key, next) = sending.chain.step();
         let tag = message_key.seal(&nonce, &aad, plaintext, ciphertext)?;
         tag_out.copy_from_slice(&tag);
-        self.sending.chain = next;
-        self.sending.next_number = number + 1;
+        sending.chain = next;
+        sending.next_number = number + 1;
         Ok(needed)
     }
 
@@ -438,8 +491,10 @@ impl Session {
     }
 
     /// Decrypts a ratchet message into `out` and returns the plaintext length.
-    /// Allocates nothing for an in-order message; `rng` is used only when the
-    /// message starts a new DH ratchet step.
+    /// Allocates nothing for an in-order message, and draws no randomness: a
+    /// message under a new ratchet key does the receiving half of the DH
+    /// ratchet step, and the sending half waits for the next
+    /// [`encrypt_into`](Self::encrypt_into).
     ///
     /// On any error the session is unchanged (its encoding is byte-for-byte the
     /// same) and `out` holds no plaintext.
@@ -459,18 +514,18 @@ impl Session {
     /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, None).verify()?;
     /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
     /// # let first = alice_session.encrypt(&mut rng, b"hi")?;
-    /// # let (mut bob_session, _) = Responder::new(&bob, &mut store).accept(&mut rng, &alice.address(), &PreKeyMessage::parse(&first)?)?;
+    /// # let (mut bob_session, _) = Responder::new(&bob, &mut store).accept(&alice.address(), &PreKeyMessage::parse(&first)?)?;
     /// let mut wire = [0u8; 128];
     /// let len = bob_session.encrypt_into(&mut rng, b"reply", &mut wire)?;
     ///
     /// let message = RatchetMessage::parse(&wire[..len])?;
     /// let mut plaintext = [0u8; 64];
-    /// let n = alice_session.decrypt_into(&mut rng, &message, &mut plaintext)?;
+    /// let n = alice_session.decrypt_into(&message, &mut plaintext)?;
     /// assert_eq!(&plaintext[..n], b"reply");
     ///
     /// // The same message again is a replay.
     /// assert_eq!(
-    ///     alice_session.decrypt_into(&mut rng, &message, &mut plaintext),
+    ///     alice_session.decrypt_into(&message, &mut plaintext),
     ///     Err(ratchetbox::Error::DuplicateMessage)
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -483,9 +538,8 @@ impl Session {
     /// - [`Error::NonContributoryDh`] for a small-order ratchet key;
     /// - [`Error::CounterExhausted`] for message number 2^32 − 1;
     /// - [`Error::DecryptionFailed`] for anything that does not authenticate.
-    pub fn decrypt_into<R: CryptoRng + ?Sized>(
+    pub fn decrypt_into(
         &mut self,
-        rng: &mut R,
         message: &RatchetMessage<'_>,
         out: &mut [u8],
     ) -> Result<usize, Error> {
@@ -513,7 +567,7 @@ impl Session {
         {
             return self.decrypt_skipped(header, &aad, message, out);
         }
-        self.decrypt_new_ratchet(rng, header, &aad, message, out)
+        self.decrypt_new_ratchet(header, &aad, message, out)
     }
 
     /// A message on the current receiving chain: the steady-state path. In order,
@@ -553,7 +607,7 @@ impl Session {
         receiving.next_number = to + 1;
         self.skipped
             .commit(mark, self.config.max_skipped_keys() as usize);
-        self.awaiting_reply = false;
+        self.pending_prekey = None;
         Ok(out.len())
     }
 
@@ -576,15 +630,14 @@ impl Session {
             .ok_or(Error::DuplicateMessage)?;
         key.open(&header.nonce, aad, message.ciphertext(), message.tag(), out)?;
         self.skipped.remove(index);
-        self.awaiting_reply = false;
+        self.pending_prekey = None;
         Ok(out.len())
     }
 
     /// A message under a new remote ratchet key: finish the old receiving chain
     /// into skipped keys, step the root twice, and commit only if it decrypts.
-    fn decrypt_new_ratchet<R: CryptoRng + ?Sized>(
+    fn decrypt_new_ratchet(
         &mut self,
-        rng: &mut R,
         header: &Header,
         aad: &[u8],
         message: &RatchetMessage<'_>,
@@ -597,8 +650,8 @@ impl Session {
         check_skip(requested, &self.config, header.message_number)?;
 
         let mark = self.skipped.stage(requested as usize);
-        match self.stage_new_ratchet(rng, header, old_gap, aad, message, out) {
-            Ok((root, sending, chain_after)) => {
+        match self.stage_new_ratchet(header, old_gap, aad, message, out) {
+            Ok((root, chain_after)) => {
                 if let Some(old) = self.receiving.take() {
                     if self.previous_ratchet_keys.len() == MAX_PREVIOUS_RATCHET_KEYS {
                         self.previous_ratchet_keys.remove(0);
@@ -610,12 +663,15 @@ impl Session {
                     chain: chain_after,
                     next_number: header.message_number + 1,
                 });
-                self.previous_chain_length = self.sending.next_number;
-                self.sending = sending;
+                if let Sending::Ready(sending) = &self.sending {
+                    self.previous_chain_length = sending.next_number;
+                }
+                // The sending half of this step waits for the next send.
+                self.sending = Sending::Due;
                 self.root = root;
                 self.skipped
                     .commit(mark, self.config.max_skipped_keys() as usize);
-                self.awaiting_reply = false;
+                self.pending_prekey = None;
                 Ok(out.len())
             }
             Err(e) => {
@@ -627,15 +683,20 @@ impl Session {
 
     /// Everything fallible of a new ratchet step. Changes nothing but the staged
     /// skipped keys, which the caller commits or rolls back.
-    fn stage_new_ratchet<R: CryptoRng + ?Sized>(
+    fn stage_new_ratchet(
         &mut self,
-        rng: &mut R,
         header: &Header,
         old_gap: u32,
         aad: &[u8],
         message: &RatchetMessage<'_>,
         out: &mut [u8],
-    ) -> Result<(RootKey, SendingChain, ChainKey), Error> {
+    ) -> Result<(RootKey, ChainKey), Error> {
+        // Only a key the peer has seen answers a new ratchet key. While the
+        // sending half of the last step is due, this device has sent nothing
+        // under a new key, so an honest peer cannot have moved on yet.
+        let Sending::Ready(own) = &self.sending else {
+            return Err(Error::DecryptionFailed);
+        };
         if let Some(old) = self.receiving.as_ref().filter(|_| old_gap > 0) {
             // Keys old.next_number ..= PN − 1: the rest of the peer's previous chain.
             let last = header.previous_chain_length - 1;
@@ -649,7 +710,7 @@ impl Session {
             self.skipped
                 .push_staged(SkippedKey::new(old.ratchet_key, last, key));
         }
-        let dh = self.sending.ratchet.dh(&header.ratchet_key)?;
+        let dh = own.ratchet.dh(&header.ratchet_key)?;
         let (root, receiving_chain) = self.root.step(&dh);
         let (message_key, chain_after) = advance_chain(
             &receiving_chain,
@@ -659,8 +720,7 @@ impl Session {
             &mut self.skipped,
         );
         message_key.open(&header.nonce, aad, message.ciphertext(), message.tag(), out)?;
-        let (root, sending) = ratchet_sending(rng, &root, &header.ratchet_key)?;
-        Ok((root, sending, chain_after))
+        Ok((root, chain_after))
     }
 
     /// Parses and decrypts either message kind into a new `Vec`.
@@ -673,11 +733,7 @@ impl Session {
     /// # Errors
     /// [`Error::Decode`] for malformed bytes, [`Error::WrongSession`] for a prekey
     /// message of another session, otherwise as [`decrypt_into`](Self::decrypt_into).
-    pub fn decrypt<R: CryptoRng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        bytes: &[u8],
-    ) -> Result<Vec<u8>, Error> {
+    pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Vec<u8>, Error> {
         let message = match Message::parse(bytes)? {
             Message::Ratchet(m) => m,
             Message::PreKey(p) => {
@@ -688,25 +744,32 @@ impl Session {
             }
         };
         let mut out = vec![0u8; message.plaintext_len()];
-        let len = self.decrypt_into(rng, &message, &mut out)?;
+        let len = self.decrypt_into(&message, &mut out)?;
         out.truncate(len);
         Ok(out)
     }
 
     /// Whether `message` is a repeat of the prekey message that created this
-    /// (responder) session: same initiator identity, base key and prekey ids.
+    /// (responder) session: same initiator identity, base key, prekey ids and
+    /// KEM ciphertext.
     pub fn owns_prekey_message(&self, message: &PreKeyMessage<'_>) -> bool {
+        let handshake = &self.handshake_prekeys;
         self.role == Role::Responder
             && self.base_key == *message.base_key()
             && self.remote_identity == *message.identity_key()
-            && self.handshake_prekeys.signed_prekey_id == message.signed_prekey_id()
-            && self.handshake_prekeys.one_time_prekey_id == message.one_time_prekey_id()
+            && handshake.signed_prekey_id == message.signed_prekey_id()
+            && handshake.kem_prekey_id == message.kem_prekey_id()
+            && handshake.one_time_prekey_id == message.one_time_prekey_id()
+            && crypto::ct_eq(
+                &handshake.kem_ciphertext_digest,
+                &crypto::sha256(&[message.kem_ciphertext()]),
+            )
     }
 
     /// True while this initiator session has not yet decrypted a reply, so its
     /// messages are still prekey messages.
     pub fn is_awaiting_reply(&self) -> bool {
-        self.awaiting_reply
+        self.pending_prekey.is_some()
     }
 
     /// This device's identity key.
@@ -808,10 +871,15 @@ impl core::fmt::Debug for Session {
             .field("local_identity", &self.local_identity)
             .field("remote_identity", &self.remote_identity)
             .field("remote_address", &self.remote_address)
-            .field("sending_ratchet_key", self.sending.ratchet.public())
-            .field("sent", &self.sending.next_number)
+            .field(
+                "sending_ratchet_key",
+                &match &self.sending {
+                    Sending::Ready(s) => Some(*s.ratchet.public()),
+                    Sending::Due => None,
+                },
+            )
             .field("skipped_keys", &self.skipped.len())
-            .field("awaiting_reply", &self.awaiting_reply)
+            .field("awaiting_reply", &self.pending_prekey.is_some())
             .finish_non_exhaustive()
     }
 }

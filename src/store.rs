@@ -24,7 +24,7 @@ use crate::devices::SessionRecord;
 use crate::error::DecodeError;
 use crate::group::GroupSession;
 use crate::identity::DeviceId;
-use crate::prekey::{OneTimePreKey, PreKeyId, SignedPreKey};
+use crate::prekey::{KemPreKey, OneTimePreKey, PreKeyId, SignedPreKey};
 use crate::trust::TrustRecord;
 
 /// A store could not read or write.
@@ -82,6 +82,13 @@ pub trait PreKeyStorage {
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
     fn one_time_prekey(&self, id: PreKeyId) -> Result<Option<OneTimePreKey>, StoreError>;
+
+    /// The KEM prekey with this id: an unused one-time one, or a last-resort
+    /// one (current or retired within its grace period).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    fn kem_prekey(&self, id: PreKeyId) -> Result<Option<KemPreKey>, StoreError>;
 
     /// Whether a prekey message with this base key was accepted before
     /// ([`Change::AcceptPreKeyMessage`] recorded it and it was not dropped as
@@ -150,14 +157,17 @@ pub enum Change {
         address: DeviceAddress,
     },
     /// A prekey message created a session that has committed: delete the
-    /// one-time prekey it named (if any) and remember its base key (bounded,
-    /// as [`PreKeyStore::record_accepted`](crate::PreKeyStore::record_accepted)
+    /// one-time prekey and the one-time KEM prekey it named (a last-resort KEM
+    /// prekey stays) and remember its base key (bounded, as
+    /// [`PreKeyStore::record_accepted`](crate::PreKeyStore::record_accepted)
     /// does), so that the message is never accepted as a new session again.
-    /// A store refuses the set ([`StoreError::Conflict`]) if the one-time
-    /// prekey is already gone or the base key already recorded.
+    /// A store refuses the set ([`StoreError::Conflict`]) if a named prekey is
+    /// already gone or the base key already recorded.
     AcceptPreKeyMessage {
         /// The signed prekey it named.
         signed_prekey_id: PreKeyId,
+        /// The KEM prekey it named (spent if it is a one-time one).
+        kem_prekey_id: PreKeyId,
         /// The one-time prekey it named, now spent.
         one_time_prekey_id: Option<PreKeyId>,
         /// The initiator's base key.

@@ -11,7 +11,9 @@
 //! (refused when decoding, protocol v2) in every position a peer controls
 //! (bundle signed and one-time prekeys, prekey-message base key, ratchet keys
 //! in headers, stored state); malleated, non-canonical and forged Ed25519
-//! signatures and weak or non-canonical identity keys; identity substitution,
+//! signatures (over signed and KEM prekeys) and weak or non-canonical identity
+//! keys; tampered, foreign, relabelled and spent ML-KEM prekeys and forged KEM
+//! ciphertexts; a new ratchet key while the sending step is due; identity substitution,
 //! unknown key share and identity misbinding, including a relabelled sender or
 //! recipient device address; replay on current and old chains, of skipped
 //! messages and of consumed prekey messages (remembered by the prekey store in
@@ -30,9 +32,11 @@ use chacha20::ChaCha20Rng;
 use ratchetbox::hazmat;
 use ratchetbox::rand_core::{Rng, SeedableRng};
 use ratchetbox::{
-    AccountId, DecodeError, DeviceAddress, Error, IdentityKey, IdentityKeyPair, LocalDevice,
-    Message, PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyId, PreKeyMessage, PreKeyStore, PublicKey,
-    RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder, Session,
+    AccountId, BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, BundleKemPreKey, DecodeError,
+    DeviceAddress, Error, IdentityKey, IdentityKeyPair, KEM_CIPHERTEXT_LEN, KEM_PUBLIC_KEY_LEN,
+    KemPreKeyKind, KemPublicKey, LocalDevice, Message, PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyId,
+    PreKeyMessage, PreKeyStore, PublicKey, RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder,
+    Session,
 };
 
 type TestRng = ChaCha20Rng;
@@ -44,16 +48,31 @@ const DEFAULT_MAX_SKIP: u32 = 1000;
 const BUNDLE_IDENTITY_AT: usize = 1;
 const BUNDLE_SPK_AT: usize = 1 + 32 + 4 + 4;
 const BUNDLE_SIGNATURE_AT: usize = BUNDLE_SPK_AT + 32;
-const BUNDLE_FLAG_AT: usize = BUNDLE_SIGNATURE_AT + 64;
+const BUNDLE_KEM_ID_AT: usize = BUNDLE_SIGNATURE_AT + 64;
+const BUNDLE_KEM_KEY_AT: usize = BUNDLE_KEM_ID_AT + 4;
+const BUNDLE_KEM_SIGNATURE_AT: usize = BUNDLE_KEM_KEY_AT + KEM_PUBLIC_KEY_LEN;
+const BUNDLE_FLAG_AT: usize = BUNDLE_KEM_SIGNATURE_AT + 64;
 const RATCHET_KEY_AT: usize = 1;
 const PN_AT: usize = 33;
 const N_AT: usize = 37;
 const PREKEY_IDENTITY_AT: usize = 1;
 const PREKEY_BASE_KEY_AT: usize = 33;
 const PREKEY_SIGNED_ID_AT: usize = 65;
-const PREKEY_FLAG_AT: usize = 69;
-const PREKEY_ONE_TIME_ID_AT: usize = 70;
+const PREKEY_KEM_ID_AT: usize = 69;
+const PREKEY_KEM_CIPHERTEXT_AT: usize = 73;
+const PREKEY_FLAG_AT: usize = PREKEY_KEM_CIPHERTEXT_AT + KEM_CIPHERTEXT_LEN;
+const PREKEY_ONE_TIME_ID_AT: usize = PREKEY_FLAG_AT + 1;
 const PREKEY_EMBEDDED_AT: usize = PREKEY_PREFIX_LEN;
+
+// The layouts above, against the crate's own sizes.
+const _: () = {
+    assert!(BUNDLE_KEM_ID_AT == 137 && BUNDLE_KEM_KEY_AT == 141);
+    assert!(BUNDLE_KEM_SIGNATURE_AT == 1325 && BUNDLE_FLAG_AT == 1389);
+    assert!(BUNDLE_FLAG_AT + 1 == BUNDLE_LEN_WITHOUT_ONE_TIME);
+    assert!(BUNDLE_FLAG_AT + 1 + 4 + 32 == BUNDLE_LEN_WITH_ONE_TIME);
+    assert!(PREKEY_FLAG_AT == 1161 && PREKEY_ONE_TIME_ID_AT == 1162);
+    assert!(PREKEY_ONE_TIME_ID_AT + 4 == PREKEY_PREFIX_LEN);
+};
 
 /// The X25519 base point, u = 9.
 const BASE_POINT: [u8; 32] = {
@@ -296,10 +315,10 @@ fn signed_encoding(key: &[u8; 32]) -> [u8; 33] {
 }
 
 /// A decrypt that must fail with `expected`, leaving the session unchanged.
-fn assert_rejected(session: &mut Session, rng: &mut TestRng, wire: &[u8], expected: Error) {
+fn assert_rejected(session: &mut Session, wire: &[u8], expected: Error) {
     let before = session.encode().to_vec();
     let skipped_before = session.skipped_key_count();
-    let result = session.decrypt(rng, wire);
+    let result = session.decrypt(wire);
     assert_eq!(result.as_ref().err(), Some(&expected), "{result:?}");
     assert_eq!(
         *session.encode(),
@@ -312,7 +331,6 @@ fn assert_rejected(session: &mut Session, rng: &mut TestRng, wire: &[u8], expect
 /// An accept by `local` of `wire`, said to come from device `from`, that must
 /// fail with `expected`, leaving the prekey store unchanged.
 fn assert_accept_rejected(
-    rng: &mut TestRng,
     local: &LocalDevice,
     store: &mut PreKeyStore,
     from: &DeviceAddress,
@@ -326,7 +344,7 @@ fn assert_accept_rejected(
     if let Some(initiator) = expected_initiator {
         responder = responder.expect_initiator(initiator);
     }
-    let result = responder.accept(rng, from, &message);
+    let result = responder.accept(from, &message);
     assert_eq!(
         result.as_ref().err(),
         Some(&expected),
@@ -350,8 +368,8 @@ fn device(rng: &mut TestRng, account: &[u8], device_id: u32) -> LocalDevice {
 }
 
 /// Alice (device 1 of "alice") has a session from the bundle of Bob (device
-/// `BOB_DEVICE` of "bob", with one-time prekey 1) and has sent `first`; Bob has
-/// not accepted it yet.
+/// `BOB_DEVICE` of "bob", with one-time prekey 1 and the last-resort KEM
+/// prekey 1) and has sent `first`; Bob has not accepted it yet.
 struct Handshake {
     rng: TestRng,
     alice_device: LocalDevice,
@@ -359,11 +377,19 @@ struct Handshake {
     mallory_id: IdentityKeyPair,
     store: PreKeyStore,
     one_time_ids: Vec<PreKeyId>,
+    /// Bob's one-time KEM prekeys (empty unless asked for).
+    kem_ids: Vec<PreKeyId>,
     alice: Session,
     first: Vec<u8>,
 }
 
 fn handshake(seed: u8) -> Handshake {
+    handshake_with(seed, false)
+}
+
+/// [`handshake`], and with `one_time_kem` Bob also has one-time KEM prekeys 2
+/// and 3, and the bundle names KEM prekey 2.
+fn handshake_with(seed: u8, one_time_kem: bool) -> Handshake {
     let mut rng = rng(seed);
     let alice_device = device(&mut rng, b"alice", 1);
     let bob_device = device(&mut rng, b"bob", BOB_DEVICE);
@@ -375,10 +401,20 @@ fn handshake(seed: u8) -> Handshake {
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    let published = PreKeyBundle::from_store(
+    let kem_ids = if one_time_kem {
+        let ids = store
+            .generate_one_time_kem_prekeys(&mut rng, &bob_device.identity, 2)
+            .unwrap();
+        assert_eq!(ids, [2, 3]);
+        ids
+    } else {
+        Vec::new()
+    };
+    let published = PreKeyBundle::from_store_with_kem(
         bob_device.identity.public_key(),
         &store,
         Some(one_time_ids[0]),
+        kem_ids.first().copied(),
     );
     let bundle = PreKeyBundle::decode(&published.encode())
         .unwrap()
@@ -396,6 +432,7 @@ fn handshake(seed: u8) -> Handshake {
         mallory_id,
         store,
         one_time_ids,
+        kem_ids,
         alice,
         first,
     }
@@ -403,7 +440,8 @@ fn handshake(seed: u8) -> Handshake {
 
 /// A conversation: Alice sent `first` (chain A1), Bob accepted it and replied
 /// (chain B1), Alice decrypted the reply. Now Alice receives on B1 (Nr = 1)
-/// and sends on a fresh chain; Bob receives on A1 (Nr = 1).
+/// and the sending half of her ratchet step is due (her next encrypt starts
+/// chain A2); Bob sends on B1 and receives on A1 (Nr = 1).
 struct Pair {
     rng: TestRng,
     alice_device: LocalDevice,
@@ -429,14 +467,13 @@ fn pair(seed: u8) -> Pair {
     } = handshake(seed);
     let (mut bob, plaintext) = Responder::new(&bob_device, &mut store)
         .accept(
-            &mut rng,
             &alice_device.address(),
             &PreKeyMessage::parse(&first).unwrap(),
         )
         .unwrap();
     assert_eq!(plaintext, b"first message from Alice");
     let reply = bob.encrypt(&mut rng, b"reply from Bob").unwrap();
-    assert_eq!(alice.decrypt(&mut rng, &reply).unwrap(), b"reply from Bob");
+    assert_eq!(alice.decrypt(&reply).unwrap(), b"reply from Bob");
     assert!(!alice.is_awaiting_reply());
     Pair {
         rng,
@@ -451,8 +488,25 @@ fn pair(seed: u8) -> Pair {
     }
 }
 
+/// The bundle form of a store's KEM prekey (its id, key and signature).
+fn bundle_kem(store: &PreKeyStore, id: PreKeyId) -> BundleKemPreKey {
+    let (kem, _) = store.find_kem_prekey(id).unwrap();
+    BundleKemPreKey {
+        id: kem.id(),
+        key: kem.public_key().clone(),
+        signature: *kem.signature(),
+    }
+}
+
+/// A KEM prekey (id 1) signed by `signer`: the last-resort one of a store made
+/// for `signer` from a fixed seed, so the same `signer` gives the same key.
+fn signed_kem(signer: &IdentityKeyPair) -> BundleKemPreKey {
+    let store = PreKeyStore::generate(&mut rng(0xce), signer, BOB_DEVICE);
+    bundle_kem(&store, store.last_resort_kem_prekey().id())
+}
+
 /// A bundle for `identity`'s device whose signed prekey is `spk`, signed by
-/// `signer` over `0x05 ‖ spk`.
+/// `signer` over `0x05 ‖ spk` (and a KEM prekey signed by `signer` too).
 fn bundle_with(
     identity: &IdentityKeyPair,
     signer: &IdentityKeyPair,
@@ -466,14 +520,16 @@ fn bundle_with(
         1,
         PublicKey::from_bytes(spk).unwrap(),
         signature,
+        signed_kem(signer),
         one_time.map(|(id, k)| (id, PublicKey::from_bytes(k).unwrap())),
     )
 }
 
 /// The wire bytes of [`bundle_with`], written by hand (SPEC.md §4.1: `0x06 ‖
-/// identity ‖ device id ‖ signed prekey id ‖ signed prekey ‖ signature ‖ flag
-/// [‖ one-time id ‖ one-time prekey]`), so that keys the constructor cannot
-/// hold (non-canonical ones) can be put on the wire.
+/// identity ‖ device id ‖ signed prekey id ‖ signed prekey ‖ signature ‖ KEM
+/// prekey id ‖ KEM prekey ‖ KEM signature ‖ flag [‖ one-time id ‖ one-time
+/// prekey]`), so that keys the constructor cannot hold (non-canonical ones)
+/// can be put on the wire.
 fn bundle_wire_with(
     identity: &IdentityKeyPair,
     signer: &IdentityKeyPair,
@@ -486,6 +542,11 @@ fn bundle_wire_with(
     wire.extend_from_slice(&1u32.to_be_bytes());
     wire.extend_from_slice(&spk);
     wire.extend_from_slice(&signer.sign(&signed_encoding(&spk)));
+    assert_eq!(wire.len(), BUNDLE_KEM_ID_AT);
+    let kem = signed_kem(signer);
+    wire.extend_from_slice(&kem.id.to_be_bytes());
+    wire.extend_from_slice(kem.key.as_bytes());
+    wire.extend_from_slice(&kem.signature);
     assert_eq!(wire.len(), BUNDLE_FLAG_AT);
     match one_time {
         Some((id, key)) => {
@@ -608,6 +669,7 @@ fn small_order_one_time_prekey_in_bundle_is_non_contributory() {
             store.signed_prekey().id(),
             spk,
             *store.signed_prekey().signature(),
+            bundle_kem(&store, 1),
             Some((5, PublicKey::from_bytes(point).unwrap())),
         );
         let bundle = PreKeyBundle::decode(&bundle.encode())
@@ -628,6 +690,7 @@ fn small_order_one_time_prekey_in_bundle_is_non_contributory() {
         store.signed_prekey().id(),
         spk,
         *store.signed_prekey().signature(),
+        bundle_kem(&store, 1),
         Some((
             5,
             PublicKey::from_bytes(random_public_key(&mut rng)).unwrap(),
@@ -651,7 +714,6 @@ fn small_order_base_key_in_prekey_message_is_non_contributory() {
         let forged = patched(&h.first, PREKEY_BASE_KEY_AT, &point);
         let before = h.store.encode().to_vec();
         let result = Responder::new(&h.bob_device, &mut h.store).accept(
-            &mut h.rng,
             &h.alice_device.address(),
             &PreKeyMessage::parse(&forged).unwrap(),
         );
@@ -680,7 +742,6 @@ fn small_order_base_key_in_prekey_message_is_non_contributory() {
     assert!(
         Responder::new(&h.bob_device, &mut h.store)
             .accept(
-                &mut h.rng,
                 &h.alice_device.address(),
                 &PreKeyMessage::parse(&h.first).unwrap()
             )
@@ -695,7 +756,6 @@ fn small_order_ratchet_key_in_prekey_message_header_is_non_contributory() {
         let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, Some(point), None, None);
         let before = h.store.encode().to_vec();
         let result = Responder::new(&h.bob_device, &mut h.store).accept(
-            &mut h.rng,
             &h.alice_device.address(),
             &PreKeyMessage::parse(&forged).unwrap(),
         );
@@ -724,38 +784,38 @@ fn small_order_ratchet_key_in_message_header_is_non_contributory() {
     let from_alice = p.alice.encrypt(&mut p.rng, b"to Bob").unwrap();
     for (_, point) in SMALL_ORDER_X25519 {
         let forged = forged_header(&from_bob, 0, Some(point), None, None);
-        assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::NonContributoryDh);
+        assert_rejected(&mut p.alice, &forged, Error::NonContributoryDh);
         let forged = forged_header(&from_alice, 0, Some(point), None, None);
-        assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::NonContributoryDh);
+        assert_rejected(&mut p.bob, &forged, Error::NonContributoryDh);
         // Also with PN and N asking for skipped keys (old and new chain): the
         // keys derived before the DH fails must not be kept.
         let forged = forged_header(&from_alice, 0, Some(point), Some(5), Some(3));
-        assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::NonContributoryDh);
+        assert_rejected(&mut p.bob, &forged, Error::NonContributoryDh);
     }
     // Non-canonical ratchet keys are refused while parsing (protocol v2),
     // before the header bounds or any DH.
     let refused = Error::Decode(non_canonical("ratchet key"));
     for (_, point) in NON_CANONICAL_X25519 {
         let forged = forged_header(&from_bob, 0, Some(point), None, None);
-        assert_rejected(&mut p.alice, &mut p.rng, &forged, refused);
+        assert_rejected(&mut p.alice, &forged, refused);
         let forged = forged_header(&from_alice, 0, Some(point), Some(5), Some(3));
-        assert_rejected(&mut p.bob, &mut p.rng, &forged, refused);
+        assert_rejected(&mut p.bob, &forged, refused);
         let forged = forged_header(&from_alice, 0, Some(point), Some(u32::MAX), Some(3));
-        assert_rejected(&mut p.bob, &mut p.rng, &forged, refused);
+        assert_rejected(&mut p.bob, &forged, refused);
     }
     // A fresh initiator (no receiving chain yet) rejects them too.
     let mut h = handshake(7);
     for (_, point) in SMALL_ORDER_X25519 {
         let forged = forged_header(&from_bob, 0, Some(point), None, None);
-        assert_rejected(&mut h.alice, &mut h.rng, &forged, Error::NonContributoryDh);
+        assert_rejected(&mut h.alice, &forged, Error::NonContributoryDh);
     }
     for (_, point) in NON_CANONICAL_X25519 {
         let forged = forged_header(&from_bob, 0, Some(point), None, None);
-        assert_rejected(&mut h.alice, &mut h.rng, &forged, refused);
+        assert_rejected(&mut h.alice, &forged, refused);
     }
     // The genuine messages still decrypt afterwards.
-    assert_eq!(p.alice.decrypt(&mut p.rng, &from_bob).unwrap(), b"to Alice");
-    assert_eq!(p.bob.decrypt(&mut p.rng, &from_alice).unwrap(), b"to Bob");
+    assert_eq!(p.alice.decrypt(&from_bob).unwrap(), b"to Alice");
+    assert_eq!(p.bob.decrypt(&from_alice).unwrap(), b"to Bob");
 }
 
 // ---------------------------------------------------------------------------
@@ -933,6 +993,7 @@ fn identity_key_substituted_in_bundle_is_invalid_signature() {
         spk.id(),
         *spk.public_key(),
         *spk.signature(),
+        bundle_kem(&store, 1),
         None,
     );
     assert_eq!(
@@ -952,6 +1013,7 @@ fn identity_key_substituted_in_bundle_is_invalid_signature() {
         spk.id(),
         one_time,
         *spk.signature(),
+        bundle_kem(&store, 1),
         Some((1, *spk.public_key())),
     );
     assert_eq!(swapped.verify().err(), Some(Error::InvalidSignature));
@@ -995,6 +1057,7 @@ fn signed_prekey_signed_by_wrong_identity_is_invalid_signature() {
         1,
         PublicKey::from_bytes(spk).unwrap(),
         bob.sign(&spk),
+        signed_kem(&bob),
         None,
     );
     assert_eq!(undomained.verify().err(), Some(Error::InvalidSignature));
@@ -1007,6 +1070,7 @@ fn signed_prekey_signed_by_wrong_identity_is_invalid_signature() {
         1,
         PublicKey::from_bytes(spk).unwrap(),
         bob.sign(&other_type),
+        signed_kem(&bob),
         None,
     );
     assert_eq!(wrong_type.verify().err(), Some(Error::InvalidSignature));
@@ -1026,7 +1090,6 @@ fn prekey_message_relabelled_with_mallorys_identity_is_rejected() {
     );
     // DH1 and AD both change: Bob cannot be made to believe Mallory sent it.
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1038,7 +1101,6 @@ fn prekey_message_relabelled_with_mallorys_identity_is_rejected() {
     // and bound to Alice.
     let (bob, plaintext) = Responder::new(&h.bob_device, &mut h.store)
         .accept(
-            &mut h.rng,
             &h.alice_device.address(),
             &PreKeyMessage::parse(&h.first).unwrap(),
         )
@@ -1061,12 +1123,11 @@ fn relabelled_repeat_of_prekey_message_is_wrong_session() {
         !p.bob
             .owns_prekey_message(&PreKeyMessage::parse(&relabelled).unwrap())
     );
-    assert_rejected(&mut p.bob, &mut p.rng, &relabelled, Error::WrongSession);
+    assert_rejected(&mut p.bob, &relabelled, Error::WrongSession);
     // And a fresh accept of it fails. Protocol v2: the store remembers the base
     // key of the accepted message, and the relabelled copy has the same one
     // (v1 found the one-time prekey gone: `UnknownOneTimePreKey { id: 1 }`).
     assert_accept_rejected(
-        &mut p.rng,
         &p.bob_device,
         &mut p.store,
         &p.alice_device.address(),
@@ -1087,7 +1148,6 @@ fn prekey_message_relabelled_with_another_sender_address_is_rejected() {
     let alice_other_device = DeviceAddress::new(h.alice_device.account, 2);
     for from in [mallory, alice_other_device] {
         assert_accept_rejected(
-            &mut h.rng,
             &h.bob_device,
             &mut h.store,
             &from,
@@ -1102,7 +1162,6 @@ fn prekey_message_relabelled_with_another_sender_address_is_rejected() {
     let mut other_bob = LocalDevice::decode(&h.bob_device.encode()).unwrap();
     other_bob.device_id = BOB_DEVICE + 1;
     assert_accept_rejected(
-        &mut h.rng,
         &other_bob,
         &mut h.store,
         &h.alice_device.address(),
@@ -1115,7 +1174,6 @@ fn prekey_message_relabelled_with_another_sender_address_is_rejected() {
     // The genuine delivery still works, and the session names both devices.
     let (bob, _) = Responder::new(&h.bob_device, &mut h.store)
         .accept(
-            &mut h.rng,
             &h.alice_device.address(),
             &PreKeyMessage::parse(&h.first).unwrap(),
         )
@@ -1130,7 +1188,6 @@ fn responder_expecting_another_initiator_is_identity_mismatch() {
     let mut h = handshake(22);
     let mallory = *h.mallory_id.public_key();
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1141,7 +1198,6 @@ fn responder_expecting_another_initiator_is_identity_mismatch() {
     // Relabelled to match the expectation: passes the check, fails to decrypt.
     let relabelled = patched(&h.first, PREKEY_IDENTITY_AT, &mallory.to_bytes());
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1153,7 +1209,6 @@ fn responder_expecting_another_initiator_is_identity_mismatch() {
     let (session, _) = Responder::new(&h.bob_device, &mut h.store)
         .expect_initiator(&alice)
         .accept(
-            &mut h.rng,
             &h.alice_device.address(),
             &PreKeyMessage::parse(&h.first).unwrap(),
         )
@@ -1183,7 +1238,6 @@ fn bobs_prekey_signed_under_mallorys_identity_is_caught() {
         Session::initiate(&mut h.rng, &h.alice_device, &mallory_account, &verified).unwrap();
     let wire = alice.encrypt(&mut h.rng, b"meant for Mallory").unwrap();
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1211,7 +1265,6 @@ fn one_time_prekey_stripped_from_prekey_message_is_rejected() {
         None
     );
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1229,7 +1282,6 @@ fn one_time_prekey_id_swapped_in_prekey_message_is_rejected() {
     let other = h.one_time_ids[1];
     let swapped = patched(&h.first, PREKEY_ONE_TIME_ID_AT, &other.to_be_bytes());
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1241,7 +1293,6 @@ fn one_time_prekey_id_swapped_in_prekey_message_is_rejected() {
     // An id Bob never issued.
     let unknown = patched(&h.first, PREKEY_ONE_TIME_ID_AT, &999u32.to_be_bytes());
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1257,7 +1308,6 @@ fn unknown_signed_prekey_id_in_prekey_message_is_rejected() {
     for id in [0u32, 2, u32::MAX] {
         let forged = patched(&h.first, PREKEY_SIGNED_ID_AT, &id.to_be_bytes());
         assert_accept_rejected(
-            &mut h.rng,
             &h.bob_device,
             &mut h.store,
             &h.alice_device.address(),
@@ -1274,7 +1324,6 @@ fn base_key_replaced_in_prekey_message_is_rejected() {
     let other = random_public_key(&mut h.rng);
     let forged = patched(&h.first, PREKEY_BASE_KEY_AT, &other);
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1294,7 +1343,7 @@ fn prekey_message_of_another_session_is_wrong_session() {
     let mut second =
         Session::initiate(&mut p.rng, &p.alice_device, &p.bob_device.account, &bundle).unwrap();
     let wire = second.encrypt(&mut p.rng, b"second session").unwrap();
-    assert_rejected(&mut p.bob, &mut p.rng, &wire, Error::WrongSession);
+    assert_rejected(&mut p.bob, &wire, Error::WrongSession);
 }
 
 // ---------------------------------------------------------------------------
@@ -1306,13 +1355,13 @@ fn replay_on_current_chain_is_duplicate() {
     let mut p = pair(30);
     let a0 = p.alice.encrypt(&mut p.rng, b"a0").unwrap();
     let a1 = p.alice.encrypt(&mut p.rng, b"a1").unwrap();
-    assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
-    assert_eq!(p.bob.decrypt(&mut p.rng, &a1).unwrap(), b"a1");
-    assert_rejected(&mut p.bob, &mut p.rng, &a1, Error::DuplicateMessage);
-    assert_rejected(&mut p.bob, &mut p.rng, &a0, Error::DuplicateMessage);
+    assert_eq!(p.bob.decrypt(&a0).unwrap(), b"a0");
+    assert_eq!(p.bob.decrypt(&a1).unwrap(), b"a1");
+    assert_rejected(&mut p.bob, &a1, Error::DuplicateMessage);
+    assert_rejected(&mut p.bob, &a0, Error::DuplicateMessage);
     // Alice's side: Bob's reply again.
     let reply = p.reply.clone();
-    assert_rejected(&mut p.alice, &mut p.rng, &reply, Error::DuplicateMessage);
+    assert_rejected(&mut p.alice, &reply, Error::DuplicateMessage);
 }
 
 #[test]
@@ -1320,11 +1369,11 @@ fn replay_of_skipped_message_is_duplicate() {
     let mut p = pair(31);
     let a0 = p.alice.encrypt(&mut p.rng, b"a0").unwrap();
     let a1 = p.alice.encrypt(&mut p.rng, b"a1").unwrap();
-    assert_eq!(p.bob.decrypt(&mut p.rng, &a1).unwrap(), b"a1");
+    assert_eq!(p.bob.decrypt(&a1).unwrap(), b"a1");
     assert_eq!(p.bob.skipped_key_count(), 1);
-    assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
+    assert_eq!(p.bob.decrypt(&a0).unwrap(), b"a0");
     assert_eq!(p.bob.skipped_key_count(), 0);
-    assert_rejected(&mut p.bob, &mut p.rng, &a0, Error::DuplicateMessage);
+    assert_rejected(&mut p.bob, &a0, Error::DuplicateMessage);
 }
 
 #[test]
@@ -1332,29 +1381,28 @@ fn replay_on_old_chain_is_duplicate() {
     let mut p = pair(32);
     // Alice's chain A2.
     let a0 = p.alice.encrypt(&mut p.rng, b"a0").unwrap();
-    assert_eq!(p.bob.decrypt(&mut p.rng, &a0).unwrap(), b"a0");
+    assert_eq!(p.bob.decrypt(&a0).unwrap(), b"a0");
     // Bob replies on B2, Alice answers on A3; Bob now remembers A1 and A2.
     let b = p.bob.encrypt(&mut p.rng, b"b").unwrap();
-    assert_eq!(p.alice.decrypt(&mut p.rng, &b).unwrap(), b"b");
+    assert_eq!(p.alice.decrypt(&b).unwrap(), b"b");
     let a = p.alice.encrypt(&mut p.rng, b"a").unwrap();
-    assert_eq!(p.bob.decrypt(&mut p.rng, &a).unwrap(), b"a");
-    assert_rejected(&mut p.bob, &mut p.rng, &a0, Error::DuplicateMessage);
+    assert_eq!(p.bob.decrypt(&a).unwrap(), b"a");
+    assert_rejected(&mut p.bob, &a0, Error::DuplicateMessage);
     // The very first message (chain A1), as a prekey message and stripped to
     // its ratchet message.
     let first = p.first.clone();
-    assert_rejected(&mut p.bob, &mut p.rng, &first, Error::DuplicateMessage);
+    assert_rejected(&mut p.bob, &first, Error::DuplicateMessage);
     assert_rejected(
         &mut p.bob,
-        &mut p.rng,
         &first[PREKEY_EMBEDDED_AT..],
         Error::DuplicateMessage,
     );
     // Alice: Bob's first reply (chain B1, now old).
     let b2 = p.bob.encrypt(&mut p.rng, b"b2").unwrap();
-    assert_eq!(p.alice.decrypt(&mut p.rng, &b2).unwrap(), b"b2");
+    assert_eq!(p.alice.decrypt(&b2).unwrap(), b"b2");
     let reply = p.reply.clone();
-    assert_rejected(&mut p.alice, &mut p.rng, &reply, Error::DuplicateMessage);
-    assert_rejected(&mut p.alice, &mut p.rng, &b, Error::DuplicateMessage);
+    assert_rejected(&mut p.alice, &reply, Error::DuplicateMessage);
+    assert_rejected(&mut p.alice, &b, Error::DuplicateMessage);
 }
 
 #[test]
@@ -1367,7 +1415,6 @@ fn replay_of_consumed_prekey_message_to_responder_is_repeated_prekey_message() {
     assert!(p.store.has_accepted_base_key(p.bob.base_key()));
     assert_eq!(p.store.accepted_base_key_count(), 1);
     assert_accept_rejected(
-        &mut p.rng,
         &p.bob_device,
         &mut p.store,
         &p.alice_device.address(),
@@ -1378,7 +1425,7 @@ fn replay_of_consumed_prekey_message_to_responder_is_repeated_prekey_message() {
         },
     );
     // Routed to the existing session instead, it is a repeat already seen.
-    assert_rejected(&mut p.bob, &mut p.rng, &first, Error::DuplicateMessage);
+    assert_rejected(&mut p.bob, &first, Error::DuplicateMessage);
 }
 
 #[test]
@@ -1401,14 +1448,12 @@ fn replay_of_prekey_message_without_one_time_prekey_is_caught_by_session() {
     let first = alice.encrypt(&mut rng, b"hi").unwrap();
     let (mut bob, _) = Responder::new(&bob_device, &mut store)
         .accept(
-            &mut rng,
             &alice_device.address(),
             &PreKeyMessage::parse(&first).unwrap(),
         )
         .unwrap();
     assert!(bob.owns_prekey_message(&PreKeyMessage::parse(&first).unwrap()));
     assert_accept_rejected(
-        &mut rng,
         &bob_device,
         &mut store,
         &alice_device.address(),
@@ -1418,7 +1463,7 @@ fn replay_of_prekey_message_without_one_time_prekey_is_caught_by_session() {
             base_key: *bob.base_key(),
         },
     );
-    assert_rejected(&mut bob, &mut rng, &first, Error::DuplicateMessage);
+    assert_rejected(&mut bob, &first, Error::DuplicateMessage);
 }
 
 // ---------------------------------------------------------------------------
@@ -1429,12 +1474,12 @@ fn replay_of_prekey_message_without_one_time_prekey_is_caught_by_session() {
 fn reflected_ratchet_message_is_rejected_by_its_sender() {
     let mut p = pair(40);
     let to_bob = p.alice.encrypt(&mut p.rng, b"to Bob").unwrap();
-    assert_rejected(&mut p.alice, &mut p.rng, &to_bob, Error::DecryptionFailed);
+    assert_rejected(&mut p.alice, &to_bob, Error::DecryptionFailed);
     let to_alice = p.bob.encrypt(&mut p.rng, b"to Alice").unwrap();
-    assert_rejected(&mut p.bob, &mut p.rng, &to_alice, Error::DecryptionFailed);
+    assert_rejected(&mut p.bob, &to_alice, Error::DecryptionFailed);
     // Nothing was consumed: both still reach their intended recipient.
-    assert_eq!(p.bob.decrypt(&mut p.rng, &to_bob).unwrap(), b"to Bob");
-    assert_eq!(p.alice.decrypt(&mut p.rng, &to_alice).unwrap(), b"to Alice");
+    assert_eq!(p.bob.decrypt(&to_bob).unwrap(), b"to Bob");
+    assert_eq!(p.alice.decrypt(&to_alice).unwrap(), b"to Alice");
 }
 
 #[test]
@@ -1442,16 +1487,16 @@ fn reflected_prekey_message_is_rejected_by_its_sender() {
     let mut h = handshake(41);
     let first = h.first.clone();
     // To Alice's session: an initiator owns no prekey message.
-    assert_rejected(&mut h.alice, &mut h.rng, &first, Error::WrongSession);
+    assert_rejected(&mut h.alice, &first, Error::WrongSession);
     // Its embedded ratchet message, to Alice's session (no receiving chain yet).
     assert_rejected(
         &mut h.alice,
-        &mut h.rng,
         &first[PREKEY_EMBEDDED_AT..],
         Error::DecryptionFailed,
     );
-    // To Alice's own Responder, whose prekey ids (signed 1, one-time 1) collide
-    // with Bob's: the handshake runs with Alice's keys and fails to authenticate.
+    // To Alice's own Responder, whose prekey ids (signed 1, KEM 1, one-time 1)
+    // collide with Bob's: the handshake runs with Alice's keys and fails to
+    // authenticate.
     // The transport claims it came from Bob's device, or from Alice's own.
     let mut alice_store = PreKeyStore::generate(&mut h.rng, &h.alice_device.identity, 1);
     alice_store
@@ -1459,7 +1504,6 @@ fn reflected_prekey_message_is_rejected_by_its_sender() {
         .unwrap();
     for from in [h.bob_device.address(), h.alice_device.address()] {
         assert_accept_rejected(
-            &mut h.rng,
             &h.alice_device,
             &mut alice_store,
             &from,
@@ -1482,17 +1526,16 @@ fn message_number_u32_max_is_counter_exhausted() {
     let fresh = random_public_key(&mut p.rng);
     // Current chain (Alice receives on B1; Bob's `from_bob` is on B1 too).
     let forged = forged_header(&from_bob, 0, None, None, Some(u32::MAX));
-    assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::CounterExhausted);
+    assert_rejected(&mut p.alice, &forged, Error::CounterExhausted);
     // New ratchet key, with and without a huge PN.
     for pn in [0, 1, u32::MAX] {
         let forged = forged_header(&from_alice, 0, Some(fresh), Some(pn), Some(u32::MAX));
-        assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::CounterExhausted);
+        assert_rejected(&mut p.bob, &forged, Error::CounterExhausted);
     }
     // Embedded in a prekey message.
     let mut h = handshake(51);
     let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, None, None, Some(u32::MAX));
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1508,10 +1551,10 @@ fn message_number_u32_max_on_old_chain_is_counter_exhausted() {
     let mut p = pair(52);
     // Bob moves from chain A1 to A2: A1 is now a previous ratchet key.
     let a = p.alice.encrypt(&mut p.rng, b"a").unwrap();
-    assert_eq!(p.bob.decrypt(&mut p.rng, &a).unwrap(), b"a");
+    assert_eq!(p.bob.decrypt(&a).unwrap(), b"a");
     let first = p.first.clone();
     let forged = forged_header(&first[PREKEY_EMBEDDED_AT..], 0, None, None, Some(u32::MAX));
-    assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::CounterExhausted);
+    assert_rejected(&mut p.bob, &forged, Error::CounterExhausted);
 }
 
 #[test]
@@ -1524,7 +1567,6 @@ fn message_number_u32_max_minus_one_is_too_many_skipped() {
     let forged = forged_header(&from_bob, 0, None, None, Some(n));
     assert_rejected(
         &mut p.alice,
-        &mut p.rng,
         &forged,
         Error::TooManySkippedMessages {
             requested: u64::from(n) - 1,
@@ -1535,7 +1577,6 @@ fn message_number_u32_max_minus_one_is_too_many_skipped() {
     let forged = forged_header(&from_alice, 0, None, Some(1), Some(n));
     assert_rejected(
         &mut p.bob,
-        &mut p.rng,
         &forged,
         Error::TooManySkippedMessages {
             requested: u64::from(n),
@@ -1547,7 +1588,6 @@ fn message_number_u32_max_minus_one_is_too_many_skipped() {
     let forged = forged_header(&from_alice, 0, None, Some(u32::MAX), Some(n));
     assert_rejected(
         &mut p.bob,
-        &mut p.rng,
         &forged,
         Error::TooManySkippedMessages {
             requested: u64::from(u32::MAX - 1) + u64::from(n),
@@ -1558,7 +1598,6 @@ fn message_number_u32_max_minus_one_is_too_many_skipped() {
     let mut h = handshake(54);
     let forged = forged_header(&h.first, PREKEY_EMBEDDED_AT, None, None, Some(n));
     assert_accept_rejected(
-        &mut h.rng,
         &h.bob_device,
         &mut h.store,
         &h.alice_device.address(),
@@ -1582,7 +1621,6 @@ fn huge_previous_chain_length_on_new_ratchet_key_is_too_many_skipped() {
             let forged = forged_header(&from_alice, 0, key, Some(pn), Some(n));
             assert_rejected(
                 &mut p.bob,
-                &mut p.rng,
                 &forged,
                 Error::TooManySkippedMessages {
                     requested: u64::from(pn - 1) + u64::from(n),
@@ -1592,7 +1630,7 @@ fn huge_previous_chain_length_on_new_ratchet_key_is_too_many_skipped() {
         }
     }
     // The genuine message (N = 0, PN = 1) still decrypts afterwards.
-    assert_eq!(p.bob.decrypt(&mut p.rng, &from_alice).unwrap(), b"x");
+    assert_eq!(p.bob.decrypt(&from_alice).unwrap(), b"x");
 }
 
 #[test]
@@ -1631,7 +1669,7 @@ fn forged_out_of_bounds_headers_derive_nothing_and_are_cheap() {
     for _ in 0..rounds {
         for (to_alice, wire) in &forgeries {
             let session = if *to_alice { &mut p.alice } else { &mut p.bob };
-            let error = session.decrypt(&mut p.rng, wire).unwrap_err();
+            let error = session.decrypt(wire).unwrap_err();
             assert!(
                 matches!(
                     error,
@@ -1665,14 +1703,13 @@ fn forged_in_bounds_header_keeps_no_derived_keys() {
     // is PN − 1): the receiver derives them, the tag fails, and all of them
     // are discarded.
     let forged = forged_header(&from_bob, 0, None, None, Some(DEFAULT_MAX_SKIP + 1));
-    assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::DecryptionFailed);
+    assert_rejected(&mut p.alice, &forged, Error::DecryptionFailed);
     let forged = forged_header(&from_alice, 0, Some(fresh), Some(500), Some(501));
-    assert_rejected(&mut p.bob, &mut p.rng, &forged, Error::DecryptionFailed);
+    assert_rejected(&mut p.bob, &forged, Error::DecryptionFailed);
     // One more is out of bounds.
     let forged = forged_header(&from_bob, 0, None, None, Some(DEFAULT_MAX_SKIP + 2));
     assert_rejected(
         &mut p.alice,
-        &mut p.rng,
         &forged,
         Error::TooManySkippedMessages {
             requested: u64::from(DEFAULT_MAX_SKIP) + 1,
@@ -1691,7 +1728,7 @@ fn any_bit_flip_in_a_ratchet_message_is_rejected_without_state_change() {
         let mut forged = wire.clone();
         forged[bit / 8] ^= 1 << (bit % 8);
         let before = p.alice.encode().to_vec();
-        let error = p.alice.decrypt(&mut p.rng, &forged).unwrap_err();
+        let error = p.alice.decrypt(&forged).unwrap_err();
         let expected = match bit / 8 {
             // The tag: flipping bit 0 of 0x04 gives the prekey tag 0x05, and
             // the bytes are then parsed (and refused) as a prekey message.
@@ -1731,10 +1768,442 @@ fn any_bit_flip_in_a_ratchet_message_is_rejected_without_state_change() {
         assert_eq!(error, expected, "bit {bit}");
         assert_eq!(*p.alice.encode(), before, "bit {bit}");
     }
+    assert_eq!(p.alice.decrypt(&wire).unwrap(), b"authenticated");
+}
+
+#[test]
+fn new_ratchet_key_while_the_sending_step_is_due_is_rejected_before_any_dh() {
+    // Deferred sending ratchet step: a session that has just read a message
+    // under a new ratchet key has sent nothing under a new key of its own, so
+    // an honest peer cannot have moved on. Another new ratchet key is refused
+    // before any DH (a small-order one included) and before deriving the
+    // skipped keys its PN asks for, and changes nothing.
+    let mut p = pair(59);
+    assert_eq!(hazmat::sending_chain_key(&p.alice), None);
+    let mut h = handshake(65);
+    let (mut bob, _) = Responder::new(&h.bob_device, &mut h.store)
+        .accept(
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&h.first).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(hazmat::sending_chain_key(&bob), None);
+    let fresh = random_public_key(&mut p.rng);
+    let keys = SMALL_ORDER_X25519.iter().map(|(_, k)| *k).chain([fresh]);
+    for key in keys {
+        for (pn, n) in [(None, None), (Some(3), Some(2))] {
+            let forged = forged_header(&p.reply, 0, Some(key), pn, n);
+            assert_rejected(&mut p.alice, &forged, Error::DecryptionFailed);
+            let forged = forged_header(&h.first[PREKEY_EMBEDDED_AT..], 0, Some(key), pn, n);
+            assert_rejected(&mut bob, &forged, Error::DecryptionFailed);
+        }
+    }
+    assert_eq!(hazmat::sending_chain_key(&p.alice), None);
+    assert_eq!(hazmat::sending_chain_key(&bob), None);
+    // The step, made at the next encrypt, then works both ways.
+    let a = p.alice.encrypt(&mut p.rng, b"on A2").unwrap();
+    assert!(hazmat::sending_chain_key(&p.alice).is_some());
+    assert_eq!(p.bob.decrypt(&a).unwrap(), b"on A2");
+    let b = bob.encrypt(&mut h.rng, b"on B1").unwrap();
+    assert!(hazmat::sending_chain_key(&bob).is_some());
+    assert_eq!(h.alice.decrypt(&b).unwrap(), b"on B1");
+}
+
+// ---------------------------------------------------------------------------
+// ML-KEM prekeys (PQXDH): signatures, keys, ids, spent keys, ciphertexts
+// ---------------------------------------------------------------------------
+
+#[test]
+fn kem_signature_with_any_flipped_bit_is_rejected() {
+    let (_, _, wire) = genuine_bundle(100);
+    for bit in 0..512 {
+        let mut forged = wire.clone();
+        forged[BUNDLE_KEM_SIGNATURE_AT + bit / 8] ^= 1 << (bit % 8);
+        assert_eq!(
+            bundle_verdict(&forged),
+            Err(Error::InvalidSignature),
+            "bit {bit} of the KEM prekey signature"
+        );
+    }
+    // S + ℓ (the same scalar mod ℓ), S = ℓ, and the all-zero signature.
+    let s: [u8; 32] = wire[BUNDLE_KEM_SIGNATURE_AT + 32..BUNDLE_KEM_SIGNATURE_AT + 64]
+        .try_into()
+        .unwrap();
+    for bad_s in [add_le(&s, &ELL), ELL] {
+        let forged = patched(&wire, BUNDLE_KEM_SIGNATURE_AT + 32, &bad_s);
+        assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+    }
+    let forged = patched(&wire, BUNDLE_KEM_SIGNATURE_AT, &[0u8; 64]);
+    assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+    // The two signatures swapped: each covers only its own key.
+    let spk_signature = wire[BUNDLE_SIGNATURE_AT..BUNDLE_SIGNATURE_AT + 64].to_vec();
+    let kem_signature = wire[BUNDLE_KEM_SIGNATURE_AT..BUNDLE_KEM_SIGNATURE_AT + 64].to_vec();
+    let mut swapped = patched(&wire, BUNDLE_SIGNATURE_AT, &kem_signature);
+    swapped[BUNDLE_KEM_SIGNATURE_AT..BUNDLE_KEM_SIGNATURE_AT + 64].copy_from_slice(&spk_signature);
+    assert_eq!(bundle_verdict(&swapped), Err(Error::InvalidSignature));
+    assert_eq!(bundle_verdict(&wire), Ok(()));
+}
+
+#[test]
+fn kem_prekey_tampered_in_bundle_is_rejected() {
+    let (bob, store, wire) = genuine_bundle(101);
+    let genuine = store.last_resort_kem_prekey().public_key().as_bytes();
     assert_eq!(
-        p.alice.decrypt(&mut p.rng, &wire).unwrap(),
-        b"authenticated"
+        wire[BUNDLE_KEM_KEY_AT..BUNDLE_KEM_KEY_AT + KEM_PUBLIC_KEY_LEN],
+        genuine[..]
     );
+    // The last 32 bytes of an encapsulation key are the seed ρ: any value is
+    // a valid key, so an altered ρ fails only the signature.
+    for at in [KEM_PUBLIC_KEY_LEN - 32, KEM_PUBLIC_KEY_LEN - 1] {
+        let forged = patched(&wire, BUNDLE_KEM_KEY_AT + at, &[genuine[at] ^ 1]);
+        assert!(PreKeyBundle::decode(&forged).is_ok());
+        assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+    }
+    // The first 1152 bytes are 768 coefficients of 12 bits, each below q =
+    // 3329 (FIPS 203 modulus check). Coefficient 0 is byte 0 and the low
+    // nibble of byte 1: q - 1 is in range (and fails the signature); q and
+    // 4095 are not keys at all.
+    let with_coefficient_0 = |c: u16| {
+        let mut key = *genuine;
+        key[0] = c as u8;
+        key[1] = (key[1] & 0xf0) | (c >> 8) as u8;
+        key
+    };
+    let in_range = with_coefficient_0(3328);
+    assert!(KemPublicKey::from_bytes(&in_range).is_ok());
+    let forged = patched(&wire, BUNDLE_KEM_KEY_AT, &in_range[..2]);
+    assert_eq!(bundle_verdict(&forged), Err(Error::InvalidSignature));
+    for c in [3329, 4095] {
+        let key = with_coefficient_0(c);
+        assert_eq!(
+            KemPublicKey::from_bytes(&key),
+            Err(DecodeError::InvalidKemKey),
+            "coefficient {c}"
+        );
+        let forged = patched(&wire, BUNDLE_KEM_KEY_AT, &key[..2]);
+        assert_eq!(
+            PreKeyBundle::decode(&forged),
+            Err(DecodeError::InvalidKemKey)
+        );
+    }
+    // A flip anywhere in the coefficients is one or the other, never a key
+    // that verifies.
+    for byte in (0..KEM_PUBLIC_KEY_LEN - 32).step_by(29) {
+        let mut forged = wire.clone();
+        forged[BUNDLE_KEM_KEY_AT + byte] ^= 1 << (byte % 8);
+        let verdict = bundle_verdict(&forged);
+        assert!(
+            matches!(
+                verdict,
+                Err(Error::InvalidSignature | Error::Decode(DecodeError::InvalidKemKey))
+            ),
+            "byte {byte}: {verdict:?}"
+        );
+    }
+
+    let spk = store.signed_prekey();
+    let with_kem = |kem: BundleKemPreKey| {
+        PreKeyBundle::new(
+            *bob.public_key(),
+            BOB_DEVICE,
+            spk.id(),
+            *spk.public_key(),
+            *spk.signature(),
+            kem,
+            None,
+        )
+    };
+    // Mallory's KEM prekey, validly signed by Mallory, in Bob's bundle.
+    let mallory = IdentityKeyPair::from_seed(&[0x4d; 32]);
+    assert_eq!(
+        with_kem(signed_kem(&mallory)).verify().err(),
+        Some(Error::InvalidSignature)
+    );
+    // Bob's KEM key signed by Bob, but over the bare key or with the X25519
+    // key-type byte (0x05) instead of the ML-KEM one (0x0A).
+    let key = store.last_resort_kem_prekey().public_key();
+    let typed = |type_byte: u8| {
+        let mut m = vec![type_byte];
+        m.extend_from_slice(key.as_bytes());
+        m
+    };
+    for signature in [bob.sign(key.as_bytes()), bob.sign(&typed(0x05))] {
+        let kem = BundleKemPreKey {
+            id: 1,
+            key: key.clone(),
+            signature,
+        };
+        assert_eq!(with_kem(kem).verify().err(), Some(Error::InvalidSignature));
+    }
+    let kem = BundleKemPreKey {
+        id: 1,
+        key: key.clone(),
+        signature: bob.sign(&typed(0x0a)),
+    };
+    assert!(with_kem(kem).verify().is_ok());
+}
+
+#[test]
+fn kem_prekey_id_relabelled_in_bundle_is_caught_by_the_responder() {
+    // A signature covers the KEM key, not its id (as for the signed prekey):
+    // anyone on the path can relabel the id and the bundle still verifies.
+    // Bob then decapsulates with the key of that id, and AD names another id
+    // and key hash: the first message fails, and nothing is spent.
+    let mut h = handshake_with(102, true);
+    let bob_key = h.bob_device.identity.public_key();
+    let spare_one_time = h.one_time_ids[1];
+    let published =
+        PreKeyBundle::from_store_with_kem(bob_key, &h.store, Some(spare_one_time), Some(2))
+            .encode();
+    let from = h.alice_device.address();
+    for (id, expected) in [
+        (3, Error::DecryptionFailed),
+        (1, Error::DecryptionFailed),
+        (99, Error::UnknownKemPreKey { id: 99 }),
+    ] {
+        let relabelled = patched(&published, BUNDLE_KEM_ID_AT, &PreKeyId::to_be_bytes(id));
+        let bundle = PreKeyBundle::decode(&relabelled)
+            .unwrap()
+            .verify_for(bob_key)
+            .unwrap();
+        assert_eq!(bundle.kem_prekey().0, id);
+        let mut alice =
+            Session::initiate(&mut h.rng, &h.alice_device, &h.bob_device.account, &bundle).unwrap();
+        let wire = alice.encrypt(&mut h.rng, b"to a relabelled key").unwrap();
+        assert_eq!(PreKeyMessage::parse(&wire).unwrap().kem_prekey_id(), id);
+        assert_accept_rejected(&h.bob_device, &mut h.store, &from, &wire, None, expected);
+    }
+    assert_eq!(
+        h.store.one_time_kem_prekey_ids().collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(h.store.find_one_time_prekey(spare_one_time).is_some());
+    // Alice's genuine message still gets through and spends only its own key.
+    Responder::new(&h.bob_device, &mut h.store)
+        .accept(&from, &PreKeyMessage::parse(&h.first).unwrap())
+        .unwrap();
+    assert_eq!(h.store.one_time_kem_prekey_ids().collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn kem_prekey_id_swapped_in_prekey_message_is_rejected() {
+    let mut h = handshake_with(103, true);
+    let from = h.alice_device.address();
+    assert_eq!(PreKeyMessage::parse(&h.first).unwrap().kem_prekey_id(), 2);
+    // Another one-time KEM prekey Bob holds, and his last-resort one: the
+    // ciphertext is not for them, and AD names the id. Neither is spent.
+    for id in [3u32, 1] {
+        let swapped = patched(&h.first, PREKEY_KEM_ID_AT, &id.to_be_bytes());
+        assert_accept_rejected(
+            &h.bob_device,
+            &mut h.store,
+            &from,
+            &swapped,
+            None,
+            Error::DecryptionFailed,
+        );
+    }
+    // Ids Bob never issued.
+    for id in [0u32, 4, u32::MAX] {
+        let unknown = patched(&h.first, PREKEY_KEM_ID_AT, &id.to_be_bytes());
+        assert_accept_rejected(
+            &h.bob_device,
+            &mut h.store,
+            &from,
+            &unknown,
+            None,
+            Error::UnknownKemPreKey { id },
+        );
+    }
+    assert_eq!(h.store.one_time_kem_prekey_count(), 2);
+    Responder::new(&h.bob_device, &mut h.store)
+        .accept(&from, &PreKeyMessage::parse(&h.first).unwrap())
+        .unwrap();
+    assert_eq!(h.store.one_time_kem_prekey_ids().collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn spent_one_time_kem_prekey_is_unknown_kem_prekey() {
+    // A server hands the same one-time prekey and one-time KEM prekey to Alice
+    // and to Carol. Alice's message is accepted first and spends both.
+    let mut h = handshake_with(104, true);
+    let bob_key = *h.bob_device.identity.public_key();
+    let carol = device(&mut h.rng, b"carol", 1);
+    let bundle =
+        PreKeyBundle::from_store_with_kem(&bob_key, &h.store, Some(h.one_time_ids[0]), Some(2))
+            .verify()
+            .unwrap();
+    let mut carol_session =
+        Session::initiate(&mut h.rng, &carol, &h.bob_device.account, &bundle).unwrap();
+    let from_carol = carol_session.encrypt(&mut h.rng, b"from Carol").unwrap();
+    let (bob, _) = Responder::new(&h.bob_device, &mut h.store)
+        .accept(
+            &h.alice_device.address(),
+            &PreKeyMessage::parse(&h.first).unwrap(),
+        )
+        .unwrap();
+    assert!(h.store.find_kem_prekey(2).is_none());
+    assert!(h.store.find_one_time_prekey(h.one_time_ids[0]).is_none());
+    assert_eq!(h.store.one_time_kem_prekey_ids().collect::<Vec<_>>(), [3]);
+    // Carol's names the spent KEM prekey: checked after the signed prekey and
+    // before the (also spent) one-time prekey.
+    let to_bob = carol.address();
+    assert_accept_rejected(
+        &h.bob_device,
+        &mut h.store,
+        &to_bob,
+        &from_carol,
+        None,
+        Error::UnknownKemPreKey { id: 2 },
+    );
+    let unknown_signed = patched(&from_carol, PREKEY_SIGNED_ID_AT, &9u32.to_be_bytes());
+    assert_accept_rejected(
+        &h.bob_device,
+        &mut h.store,
+        &to_bob,
+        &unknown_signed,
+        None,
+        Error::UnknownSignedPreKey { id: 9 },
+    );
+    // With a KEM prekey Bob holds, the spent one-time prekey is what is missing.
+    let held_kem = patched(&from_carol, PREKEY_KEM_ID_AT, &3u32.to_be_bytes());
+    assert_accept_rejected(
+        &h.bob_device,
+        &mut h.store,
+        &to_bob,
+        &held_kem,
+        None,
+        Error::UnknownOneTimePreKey {
+            id: h.one_time_ids[0],
+        },
+    );
+    // Alice's message again is a repeat, named before any prekey lookup.
+    assert_accept_rejected(
+        &h.bob_device,
+        &mut h.store,
+        &h.alice_device.address(),
+        &h.first,
+        None,
+        Error::RepeatedPreKeyMessage {
+            base_key: *bob.base_key(),
+        },
+    );
+    // The last-resort KEM prekey is never spent: two sessions through it.
+    for name in [&b"dave"[..], b"erin"] {
+        let initiator = device(&mut h.rng, name, 1);
+        let bundle = PreKeyBundle::from_store(&bob_key, &h.store, None)
+            .verify()
+            .unwrap();
+        assert_eq!(bundle.kem_prekey().0, 1);
+        let mut session =
+            Session::initiate(&mut h.rng, &initiator, &h.bob_device.account, &bundle).unwrap();
+        let wire = session.encrypt(&mut h.rng, b"via the last resort").unwrap();
+        Responder::new(&h.bob_device, &mut h.store)
+            .accept(&initiator.address(), &PreKeyMessage::parse(&wire).unwrap())
+            .unwrap();
+        assert_eq!(
+            h.store.find_kem_prekey(1).map(|(_, kind)| kind),
+            Some(KemPreKeyKind::LastResort)
+        );
+    }
+    assert_eq!(h.store.one_time_kem_prekey_ids().collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn forged_kem_ciphertext_in_prekey_message_is_decryption_failed() {
+    // Any 1088 bytes parse as a ciphertext; one not made for the named key
+    // decapsulates (ML-KEM implicit rejection) to an unrelated secret, and the
+    // ciphertext's hash is in AD. The first message fails; nothing changes.
+    let mut h = handshake_with(105, true);
+    let bob_key = *h.bob_device.identity.public_key();
+    let from = h.alice_device.address();
+    let genuine = *PreKeyMessage::parse(&h.first).unwrap().kem_ciphertext();
+    // Real ciphertexts: another to the same KEM key, and one to another of
+    // Bob's KEM keys.
+    let mut ciphertext_to = |kem: PreKeyId| {
+        let bundle = PreKeyBundle::from_store_with_kem(&bob_key, &h.store, None, Some(kem))
+            .verify()
+            .unwrap();
+        let mut session =
+            Session::initiate(&mut h.rng, &h.alice_device, &h.bob_device.account, &bundle).unwrap();
+        let wire = session.encrypt(&mut h.rng, b"x").unwrap();
+        *PreKeyMessage::parse(&wire).unwrap().kem_ciphertext()
+    };
+    let same_key = ciphertext_to(2);
+    let other_key = ciphertext_to(3);
+    let mut random = [0u8; KEM_CIPHERTEXT_LEN];
+    h.rng.fill_bytes(&mut random);
+    let flipped = |at: usize, bit: u8| {
+        let mut ciphertext = genuine;
+        ciphertext[at] ^= bit;
+        ciphertext
+    };
+    let forgeries: [(&str, [u8; KEM_CIPHERTEXT_LEN]); 8] = [
+        ("all zero", [0; KEM_CIPHERTEXT_LEN]),
+        ("all 0xff", [0xff; KEM_CIPHERTEXT_LEN]),
+        ("random", random),
+        ("first bit flipped", flipped(0, 1)),
+        ("middle bit flipped", flipped(KEM_CIPHERTEXT_LEN / 2, 0x10)),
+        ("last bit flipped", flipped(KEM_CIPHERTEXT_LEN - 1, 0x80)),
+        ("another ciphertext to the same key", same_key),
+        ("a ciphertext to another key", other_key),
+    ];
+    for (name, ciphertext) in &forgeries {
+        assert_ne!(*ciphertext, genuine, "{name}");
+        let forged = patched(&h.first, PREKEY_KEM_CIPHERTEXT_AT, ciphertext);
+        assert_eq!(
+            PreKeyMessage::parse(&forged).unwrap().kem_ciphertext(),
+            ciphertext,
+            "{name}"
+        );
+        assert_accept_rejected(
+            &h.bob_device,
+            &mut h.store,
+            &from,
+            &forged,
+            None,
+            Error::DecryptionFailed,
+        );
+    }
+    assert_eq!(
+        h.store.one_time_kem_prekey_ids().collect::<Vec<_>>(),
+        h.kem_ids
+    );
+    assert_eq!(h.store.one_time_prekey_count(), 3);
+    assert_eq!(h.store.accepted_base_key_count(), 0);
+
+    // Bob accepts the genuine message. A copy with another ciphertext is then
+    // not his session's (its ciphertext hash differs) and, to a fresh
+    // Responder, a repeat of a remembered base key: both change nothing.
+    let (mut bob, _) = Responder::new(&h.bob_device, &mut h.store)
+        .accept(&from, &PreKeyMessage::parse(&h.first).unwrap())
+        .unwrap();
+    for (name, ciphertext) in &forgeries {
+        let forged = patched(&h.first, PREKEY_KEM_CIPHERTEXT_AT, ciphertext);
+        assert!(
+            !bob.owns_prekey_message(&PreKeyMessage::parse(&forged).unwrap()),
+            "{name}"
+        );
+        assert_rejected(&mut bob, &forged, Error::WrongSession);
+        assert_accept_rejected(
+            &h.bob_device,
+            &mut h.store,
+            &from,
+            &forged,
+            None,
+            Error::RepeatedPreKeyMessage {
+                base_key: *bob.base_key(),
+            },
+        );
+    }
+    // Alice repeats the genuine ciphertext until she sees a reply: her second
+    // message is Bob's session's.
+    let second = h.alice.encrypt(&mut h.rng, b"second").unwrap();
+    assert_eq!(
+        PreKeyMessage::parse(&second).unwrap().kem_ciphertext(),
+        &genuine
+    );
+    assert_eq!(bob.decrypt(&second).unwrap(), b"second");
 }
 
 // ---------------------------------------------------------------------------
@@ -1784,7 +2253,6 @@ fn truncated_or_padded_prekey_message_is_rejected() {
     // truncated input, and the accept fails without touching the store.
     for len in min..wire.len() {
         assert_accept_rejected(
-            &mut h.rng,
             &h.bob_device,
             &mut h.store,
             &h.alice_device.address(),
@@ -1798,7 +2266,6 @@ fn truncated_or_padded_prekey_message_is_rejected() {
         let mut padded = wire.clone();
         padded.extend_from_slice(garbage);
         assert_accept_rejected(
-            &mut h.rng,
             &h.bob_device,
             &mut h.store,
             &h.alice_device.address(),
@@ -1810,24 +2277,18 @@ fn truncated_or_padded_prekey_message_is_rejected() {
     // The same to an existing session, through the repeat path.
     let (mut bob, _) = Responder::new(&h.bob_device, &mut h.store)
         .accept(
-            &mut h.rng,
             &h.alice_device.address(),
             &PreKeyMessage::parse(&wire).unwrap(),
         )
         .unwrap();
     let repeat = h.alice.encrypt(&mut h.rng, b"repeat").unwrap();
     for len in min..repeat.len() {
-        assert_rejected(
-            &mut bob,
-            &mut h.rng,
-            &repeat[..len],
-            Error::DecryptionFailed,
-        );
+        assert_rejected(&mut bob, &repeat[..len], Error::DecryptionFailed);
     }
     let mut padded = repeat.clone();
     padded.push(0);
-    assert_rejected(&mut bob, &mut h.rng, &padded, Error::DecryptionFailed);
-    assert_eq!(bob.decrypt(&mut h.rng, &repeat).unwrap(), b"repeat");
+    assert_rejected(&mut bob, &padded, Error::DecryptionFailed);
+    assert_eq!(bob.decrypt(&repeat).unwrap(), b"repeat");
 }
 
 #[test]
@@ -1840,7 +2301,7 @@ fn truncated_or_padded_ratchet_message_is_rejected() {
     for len in 0..RATCHET_MESSAGE_OVERHEAD {
         assert_truncated(RatchetMessage::parse(&wire[..len]), "ratchet message", len);
         let before = p.alice.encode().to_vec();
-        let error = p.alice.decrypt(&mut p.rng, &wire[..len]).unwrap_err();
+        let error = p.alice.decrypt(&wire[..len]).unwrap_err();
         assert!(
             matches!(error, Error::Decode(DecodeError::Truncated { .. })),
             "{len}: {error:?}"
@@ -1852,26 +2313,22 @@ fn truncated_or_padded_ratchet_message_is_rejected() {
     for len in RATCHET_MESSAGE_OVERHEAD..wire.len() {
         let parsed = RatchetMessage::parse(&wire[..len]).unwrap();
         assert_eq!(parsed.plaintext_len(), len - RATCHET_MESSAGE_OVERHEAD);
-        assert_rejected(
-            &mut p.alice,
-            &mut p.rng,
-            &wire[..len],
-            Error::DecryptionFailed,
-        );
+        assert_rejected(&mut p.alice, &wire[..len], Error::DecryptionFailed);
     }
     for garbage in [&[0u8][..], &[0xff; 16], &wire[wire.len() - 16..]] {
         let mut padded = wire.clone();
         padded.extend_from_slice(garbage);
-        assert_rejected(&mut p.alice, &mut p.rng, &padded, Error::DecryptionFailed);
+        assert_rejected(&mut p.alice, &padded, Error::DecryptionFailed);
     }
     assert_eq!(
-        p.alice.decrypt(&mut p.rng, &wire).unwrap(),
+        p.alice.decrypt(&wire).unwrap(),
         b"a ratchet message of some length"
     );
 }
 
-/// A responder session with a receiving chain, previous ratchet keys and
-/// skipped keys, so that every field of the stored form is populated.
+/// A responder session with sending and receiving chains, previous ratchet
+/// keys and skipped keys, so that every field of the stored form is populated,
+/// and its initiator, whose sending step is due (no sending chain).
 fn rich_session(seed: u8) -> (Session, Session) {
     let mut p = pair(seed);
     for round in 0..3 {
@@ -1883,9 +2340,9 @@ fn rich_session(seed: u8) -> (Session, Session) {
             })
             .collect();
         // Deliver only the last: two skipped keys per round.
-        p.bob.decrypt(&mut p.rng, &sent[2]).unwrap();
+        p.bob.decrypt(&sent[2]).unwrap();
         let reply = p.bob.encrypt(&mut p.rng, b"r").unwrap();
-        p.alice.decrypt(&mut p.rng, &reply).unwrap();
+        p.alice.decrypt(&reply).unwrap();
     }
     assert!(p.bob.skipped_key_count() >= 6);
     (p.alice, p.bob)
@@ -1943,15 +2400,33 @@ fn truncated_or_padded_prekey_store_state_is_a_decode_error() {
     let bob = IdentityKeyPair::generate(&mut rng);
     let mut store = PreKeyStore::generate(&mut rng, &bob, BOB_DEVICE);
     store.generate_one_time_prekeys(&mut rng, 4).unwrap();
+    // One-time KEM prekeys 2 and 3; the rotations make last-resort ones 4 and 5.
+    let kem_ids = store
+        .generate_one_time_kem_prekeys(&mut rng, &bob, 2)
+        .unwrap();
+    assert_eq!(kem_ids, [2, 3]);
     store.rotate_signed_prekey(&mut rng, &bob, 1_000).unwrap();
     store.rotate_signed_prekey(&mut rng, &bob, 2_000).unwrap();
+    assert_eq!(store.last_resort_kem_prekey().id(), 5);
     store.remove_one_time_prekey(2);
-    // Version 2 stores also hold base keys of accepted prekey messages.
-    for signed_prekey_id in [1, 3] {
+    // Version 2 stores also hold base keys of accepted prekey messages: one
+    // under the retired last-resort KEM prekey 1 (which stays), one under the
+    // one-time KEM prekey 2 (which is spent).
+    for (signed_prekey_id, kem_prekey_id) in [(1, 1), (3, 2)] {
         let base_key = PublicKey::from_bytes(random_public_key(&mut rng)).unwrap();
-        assert!(store.record_accepted(signed_prekey_id, Some(signed_prekey_id), &base_key));
+        assert!(store.record_accepted(
+            signed_prekey_id,
+            kem_prekey_id,
+            Some(signed_prekey_id),
+            &base_key
+        ));
     }
     assert_eq!(store.accepted_base_key_count(), 2);
+    assert_eq!(store.one_time_kem_prekey_ids().collect::<Vec<_>>(), [3]);
+    assert_eq!(
+        store.find_kem_prekey(1).map(|(_, kind)| kind),
+        Some(KemPreKeyKind::LastResort)
+    );
     let blob = store.encode();
     for len in 0..blob.len() {
         assert_truncated(
@@ -2033,13 +2508,12 @@ fn prekey_message_with_other_format_tag_is_unknown_format() {
                     max: DEFAULT_MAX_SKIP,
                 }
             };
-            assert_rejected(&mut p.bob, &mut p.rng, &forged, expected);
+            assert_rejected(&mut p.bob, &forged, expected);
         } else {
             // Message::parse treats anything but the prekey tag as a ratchet
             // message (the v1 tags included).
             assert_rejected(
                 &mut p.bob,
-                &mut p.rng,
                 &forged,
                 Error::Decode(DecodeError::UnknownFormat {
                     expected: RATCHET_TAG,
@@ -2060,7 +2534,6 @@ fn prekey_message_with_other_format_tag_is_unknown_format() {
         );
         assert_rejected(
             &mut p.bob,
-            &mut p.rng,
             &forged,
             Error::Decode(DecodeError::UnknownFormat {
                 expected: RATCHET_TAG,
@@ -2101,11 +2574,10 @@ fn ratchet_message_with_other_format_tag_is_unknown_format() {
                 ),
                 "{error:?}"
             );
-            assert_rejected(&mut p.alice, &mut p.rng, &forged, Error::Decode(error));
+            assert_rejected(&mut p.alice, &forged, Error::Decode(error));
         } else {
             assert_rejected(
                 &mut p.alice,
-                &mut p.rng,
                 &forged,
                 Error::Decode(DecodeError::UnknownFormat {
                     expected: RATCHET_TAG,
@@ -2114,7 +2586,7 @@ fn ratchet_message_with_other_format_tag_is_unknown_format() {
             );
         }
     }
-    assert_eq!(p.alice.decrypt(&mut p.rng, &wire).unwrap(), b"tagged");
+    assert_eq!(p.alice.decrypt(&wire).unwrap(), b"tagged");
 }
 
 #[test]
@@ -2208,7 +2680,6 @@ fn prekey_message_with_absent_one_time_prekey_but_nonzero_id_is_invalid_flag() {
         );
         assert_rejected(
             &mut p.bob,
-            &mut p.rng,
             &forged,
             Error::Decode(DecodeError::InvalidFlag {
                 field: "one-time prekey id",
@@ -2253,9 +2724,12 @@ fn tampered_stored_state_fields_are_rejected() {
     // Version 2 layout (SPEC.md §6.3): tag, version, limits, role and the two
     // identity keys take 75 bytes; then Bob's address (`u8 len ‖ "bob" ‖ u32
     // device`) and Alice's (`u8 len ‖ "alice" ‖ u32 device`); then the base
-    // key, root key, sending ratchet secret, sending chain key, Ns, PN, the
-    // receiving chain flag, receiving ratchet key, chain key and Nr, and the
-    // count of previous ratchet keys.
+    // key, root key, the sending chain flag (set: Bob has just replied) with
+    // the sending ratchet secret, sending chain key and Ns, then PN, the
+    // receiving chain flag, receiving ratchet key, chain key and Nr, the count
+    // of previous ratchet keys and the keys, the handshake prekey ids (signed,
+    // KEM, one-time flag and id), the KEM key and ciphertext hashes, and the
+    // awaiting reply flag.
     let local_address_at = 75;
     let remote_address_at = local_address_at + 1 + 3 + 4;
     let base_key_at = remote_address_at + 1 + 5 + 4;
@@ -2271,16 +2745,35 @@ fn tampered_stored_state_fields_are_rejected() {
         &blob[base_key_at..base_key_at + 32],
         bob.base_key().as_bytes()
     );
-    let sending_secret_at = base_key_at + 2 * 32;
+    let sending_flag_at = base_key_at + 2 * 32;
+    let sending_secret_at = sending_flag_at + 1;
     let receiving_flag_at = sending_secret_at + 2 * 32 + 4 + 4;
     let receiving_key_at = receiving_flag_at + 1;
     let previous_count_at = receiving_flag_at + 1 + 32 + 32 + 4;
     let previous = usize::from(blob[previous_count_at]);
     assert!(
-        previous >= 1 && blob[receiving_flag_at] == 1,
-        "a responder with a receiving chain"
+        previous >= 1 && blob[sending_flag_at] == 1 && blob[receiving_flag_at] == 1,
+        "a responder with a sending and a receiving chain"
     );
-    let skipped_count_at = previous_count_at + 1 + 32 * previous + 4 + 1 + 4 + 1;
+    let handshake_at = previous_count_at + 1 + 32 * previous;
+    assert_eq!(blob[handshake_at..handshake_at + 4], 1u32.to_be_bytes());
+    assert_eq!(blob[handshake_at + 4..handshake_at + 8], 1u32.to_be_bytes());
+    let one_time_flag_at = handshake_at + 8;
+    assert_eq!(
+        blob[one_time_flag_at], 1,
+        "the handshake used one-time prekey 1"
+    );
+    let kem_digest_at = one_time_flag_at + 1 + 4;
+    let awaiting_flag_at = kem_digest_at + 32 + 32;
+    let skipped_count_at = awaiting_flag_at + 1;
+    assert_eq!(
+        u32::from_be_bytes(
+            blob[skipped_count_at..skipped_count_at + 4]
+                .try_into()
+                .unwrap()
+        ) as usize,
+        bob.skipped_key_count()
+    );
     let session_cases: Vec<(Vec<u8>, Error)> = vec![
         (
             patched(&blob, 2, &(65_537u32).to_be_bytes()),
@@ -2321,6 +2814,12 @@ fn tampered_stored_state_fields_are_rejected() {
             Error::Decode(non_canonical("base key")),
         ),
         (
+            patched(&blob, sending_flag_at, &[2]),
+            Error::Decode(DecodeError::InvalidFlag {
+                field: "sending chain flag",
+            }),
+        ),
+        (
             patched(&blob, sending_secret_at, &[blob[sending_secret_at] | 1]),
             Error::Decode(DecodeError::InvalidValue {
                 field: "sending ratchet secret",
@@ -2345,6 +2844,13 @@ fn tampered_stored_state_fields_are_rejected() {
             }),
         ),
         (
+            // "No one-time prekey" with a nonzero id.
+            patched(&blob, one_time_flag_at, &[0]),
+            Error::Decode(DecodeError::InvalidFlag {
+                field: "handshake one-time prekey id",
+            }),
+        ),
+        (
             patched(&blob, skipped_count_at, &2_001u32.to_be_bytes()),
             Error::Decode(DecodeError::LimitExceeded {
                 field: "skipped key count",
@@ -2354,7 +2860,7 @@ fn tampered_stored_state_fields_are_rejected() {
         ),
         (
             // A responder awaiting a reply.
-            patched(&blob, skipped_count_at - 1, &[1]),
+            patched(&blob, awaiting_flag_at, &[1]),
             Error::Decode(DecodeError::InvalidValue {
                 field: "awaiting reply flag",
             }),
@@ -2363,20 +2869,95 @@ fn tampered_stored_state_fields_are_rejected() {
     for (tampered, expected) in session_cases {
         assert_eq!(Session::decode(&tampered).err(), Some(expected));
     }
+    // The KEM key and ciphertext hashes are not checked when decoding (a
+    // responder keeps no ciphertext), but they are bound into AD: an altered
+    // one gives another session, which no longer reads Alice's messages.
+    for at in [kem_digest_at, kem_digest_at + 32] {
+        let altered = Session::decode(&patched(&blob, at, &[blob[at] ^ 1])).unwrap();
+        assert_ne!(
+            hazmat::associated_data(&altered),
+            hazmat::associated_data(&bob)
+        );
+    }
+
+    // A fresh initiator (1402 bytes): sending chain, no receiving chain, and
+    // the pending KEM ciphertext after the awaiting reply flag.
+    let h = handshake(92);
+    let blob = h.alice.encode().to_vec();
+    assert_eq!(blob.len(), 1402);
+    let sending_flag_at = 75 + (1 + 5 + 4) + (1 + 3 + 4) + 32 + 32;
+    let receiving_flag_at = sending_flag_at + 1 + 32 + 32 + 4 + 4;
+    assert_eq!((blob[sending_flag_at], blob[receiving_flag_at]), (1, 0));
+    let awaiting_flag_at = receiving_flag_at + 1 + 1 + 4 + 4 + 1 + 4 + 32 + 32;
+    assert_eq!(blob[awaiting_flag_at], 1);
+    let ciphertext_at = awaiting_flag_at + 1;
+    assert_eq!(
+        blob[ciphertext_at..ciphertext_at + KEM_CIPHERTEXT_LEN],
+        *PreKeyMessage::parse(&h.first).unwrap().kem_ciphertext()
+    );
+    assert_eq!(ciphertext_at + KEM_CIPHERTEXT_LEN + 4, blob.len());
+    // No sending chain and no receiving chain: nothing to take the sending
+    // step against.
+    let mut no_chain = blob.clone();
+    no_chain.splice(sending_flag_at..sending_flag_at + 1 + 32 + 32 + 4, [0]);
+    let initiator_cases: Vec<(Vec<u8>, Error)> = vec![
+        (
+            no_chain,
+            Error::Decode(DecodeError::InvalidValue {
+                field: "sending chain flag",
+            }),
+        ),
+        (
+            patched(&blob, awaiting_flag_at, &[2]),
+            Error::Decode(DecodeError::InvalidFlag {
+                field: "awaiting reply flag",
+            }),
+        ),
+        (
+            // The ciphertext is not the one whose hash the AD was made over.
+            patched(&blob, ciphertext_at + 100, &[blob[ciphertext_at + 100] ^ 1]),
+            Error::Decode(DecodeError::InvalidValue {
+                field: "KEM ciphertext",
+            }),
+        ),
+    ];
+    for (tampered, expected) in initiator_cases {
+        assert_eq!(Session::decode(&tampered).err(), Some(expected));
+    }
+    assert!(Session::decode(&blob).is_ok());
 
     let mut rng = rng(91);
     let identity = IdentityKeyPair::generate(&mut rng);
     let mut store = PreKeyStore::generate(&mut rng, &identity, BOB_DEVICE);
     store.generate_one_time_prekeys(&mut rng, 2).unwrap();
-    let base_key = PublicKey::from_bytes(random_public_key(&mut rng)).unwrap();
-    assert!(store.record_accepted(1, None, &base_key));
+    let kem_ids = store
+        .generate_one_time_kem_prekeys(&mut rng, &identity, 2)
+        .unwrap();
+    assert_eq!(kem_ids, [2, 3]);
+    let base_keys: Vec<PublicKey> = (0..2)
+        .map(|_| PublicKey::from_bytes(random_public_key(&mut rng)).unwrap())
+        .collect();
+    for base_key in &base_keys {
+        assert!(store.record_accepted(1, 1, None, base_key));
+    }
     let blob = store.encode().to_vec();
-    // No retired keys: count at 106, next id at 107, count at 111, entries at
-    // 115; then (version 2) the accepted base keys: count at 187, then
-    // `signed prekey id ‖ base key` at 191.
-    assert_eq!(blob[106], 0);
-    assert_eq!(blob[187..191], 1u32.to_be_bytes());
-    assert_eq!(&blob[195..], base_key.as_bytes());
+    // No retired keys: the signed prekey at 6 (secret at 10), the last-resort
+    // KEM prekey at 106 (id ‖ seed ‖ signature, 132 bytes), retired count at
+    // 238, next one-time id at 239, count at 243, entries (36 bytes) at 247;
+    // next KEM id at 319, one-time KEM count at 323, entries (132 bytes) at
+    // 327; then the accepted base keys: count at 591, then `signed prekey id ‖
+    // KEM prekey id ‖ base key` (40 bytes) at 595.
+    assert_eq!(blob[106..110], 1u32.to_be_bytes());
+    assert_eq!(blob[238], 0);
+    assert_eq!(blob[239..243], 3u32.to_be_bytes());
+    assert_eq!(blob[319..323], 4u32.to_be_bytes());
+    assert_eq!(blob[323..327], 2u32.to_be_bytes());
+    assert_eq!(blob[327..331], 2u32.to_be_bytes());
+    assert_eq!(blob[459..463], 3u32.to_be_bytes());
+    assert_eq!(blob[591..595], 2u32.to_be_bytes());
+    assert_eq!(blob[595..603], [0, 0, 0, 1, 0, 0, 0, 1]);
+    assert_eq!(&blob[603..635], base_keys[0].as_bytes());
+    assert_eq!(&blob[643..], base_keys[1].as_bytes());
     let store_cases: Vec<(Vec<u8>, DecodeError)> = vec![
         (
             patched(&blob, 10, &[blob[10] | 7]),
@@ -2391,7 +2972,7 @@ fn tampered_stored_state_fields_are_rejected() {
             },
         ),
         (
-            patched(&blob, 106, &[5]),
+            patched(&blob, 238, &[5]),
             DecodeError::LimitExceeded {
                 field: "retired signed prekeys",
                 max: 4,
@@ -2399,7 +2980,7 @@ fn tampered_stored_state_fields_are_rejected() {
             },
         ),
         (
-            patched(&blob, 111, &10_001u32.to_be_bytes()),
+            patched(&blob, 243, &10_001u32.to_be_bytes()),
             DecodeError::LimitExceeded {
                 field: "one-time prekey count",
                 max: 10_000,
@@ -2407,27 +2988,56 @@ fn tampered_stored_state_fields_are_rejected() {
             },
         ),
         (
-            patched(&blob, 115 + 4, &[blob[115 + 4] | 1]),
+            patched(&blob, 247 + 4, &[blob[247 + 4] | 1]),
             DecodeError::InvalidValue {
                 field: "one-time prekey secret",
             },
         ),
         (
             // Second id equal to the first: not strictly increasing.
-            patched(&blob, 115 + 36, &1u32.to_be_bytes()),
+            patched(&blob, 247 + 36, &1u32.to_be_bytes()),
             DecodeError::InvalidValue {
                 field: "one-time prekey id",
             },
         ),
         (
             // Next id not above the ids held.
-            patched(&blob, 107, &2u32.to_be_bytes()),
+            patched(&blob, 239, &2u32.to_be_bytes()),
             DecodeError::InvalidValue {
                 field: "one-time prekey id",
             },
         ),
         (
-            patched(&blob, 187, &1_001u32.to_be_bytes()),
+            patched(&blob, 323, &1_001u32.to_be_bytes()),
+            DecodeError::LimitExceeded {
+                field: "one-time KEM prekey count",
+                max: 1_000,
+                found: 1_001,
+            },
+        ),
+        (
+            // Second one-time KEM id equal to the first.
+            patched(&blob, 459, &2u32.to_be_bytes()),
+            DecodeError::InvalidValue {
+                field: "one-time KEM prekey id",
+            },
+        ),
+        (
+            // Next KEM id not above the one-time KEM prekey 3.
+            patched(&blob, 319, &3u32.to_be_bytes()),
+            DecodeError::InvalidValue {
+                field: "KEM prekey id",
+            },
+        ),
+        (
+            // The last-resort KEM prekey with the id of one-time KEM prekey 2.
+            patched(&blob, 106, &2u32.to_be_bytes()),
+            DecodeError::InvalidValue {
+                field: "KEM prekey id",
+            },
+        ),
+        (
+            patched(&blob, 591, &1_001u32.to_be_bytes()),
             DecodeError::LimitExceeded {
                 field: "accepted base key count",
                 max: 1_000,
@@ -2436,19 +3046,34 @@ fn tampered_stored_state_fields_are_rejected() {
         ),
         (
             // A base key accepted under a signed prekey the store does not hold.
-            patched(&blob, 191, &9u32.to_be_bytes()),
+            patched(&blob, 595, &9u32.to_be_bytes()),
             DecodeError::InvalidValue {
                 field: "accepted signed prekey id",
             },
         ),
         (
-            patched(&blob, 195, &NON_CANONICAL_X25519[1].1),
+            // ... or under a KEM prekey id never issued (the next id is 4).
+            patched(&blob, 599, &4u32.to_be_bytes()),
+            DecodeError::InvalidValue {
+                field: "accepted KEM prekey id",
+            },
+        ),
+        (
+            patched(&blob, 603, &NON_CANONICAL_X25519[1].1),
             non_canonical("accepted base key"),
+        ),
+        (
+            // The same base key twice.
+            patched(&blob, 643, base_keys[0].as_bytes()),
+            DecodeError::InvalidValue {
+                field: "accepted base key",
+            },
         ),
     ];
     for (tampered, expected) in store_cases {
         assert_eq!(PreKeyStore::decode(&tampered).err(), Some(expected));
     }
+    assert_eq!(*PreKeyStore::decode(&blob).unwrap().encode(), *blob);
 }
 
 // ---------------------------------------------------------------------------

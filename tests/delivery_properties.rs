@@ -1,6 +1,7 @@
 //! Property test: random delivery schedules between Alice and Bob.
 //!
-//! Alice starts a session from Bob's bundle (with a one-time prekey) and may send
+//! Alice starts a session from Bob's bundle (with a one-time prekey and a
+//! one-time KEM prekey) and may send
 //! several prekey messages before Bob sees any; the first one delivered to Bob is
 //! accepted with [`Responder`], every later one goes through [`Session::decrypt`].
 //! A schedule then mixes sends (single messages and bursts), in-order and
@@ -27,8 +28,8 @@ use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use ratchetbox::rand_core::SeedableRng;
 use ratchetbox::{
     AccountId, DeviceAddress, Error, Header, IdentityKeyPair, LocalDevice,
-    MAX_PREVIOUS_RATCHET_KEYS, Message, PreKeyBundle, PreKeyMessage, PreKeyStore, PublicKey,
-    Responder, Session, SessionConfig,
+    MAX_PREVIOUS_RATCHET_KEYS, Message, PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyMessage,
+    PreKeyStore, PublicKey, Responder, Session, SessionConfig,
 };
 
 /// Alice's device: account "alice", device 1.
@@ -49,10 +50,10 @@ fn bob_device(rng: &mut ChaCha20Rng) -> LocalDevice {
     }
 }
 
-/// Prefix bytes of a prekey message holding the signed prekey id (§4.4).
-const SIGNED_PREKEY_ID_BYTES: Range<usize> = 65..69;
-/// Prefix bytes of a prekey message holding the one-time prekey id (§4.4).
-const ONE_TIME_PREKEY_ID_BYTES: Range<usize> = 70..74;
+/// Prefix bytes of a prekey message after the base key (§4.4): the signed
+/// prekey id (65..69), the KEM prekey id (69..73), the KEM ciphertext
+/// (73..1161), the one-time prekey flag (1161) and id (1162..1166).
+const PREKEY_IDS_AND_CIPHERTEXT_BYTES: Range<usize> = 65..PREKEY_PREFIX_LEN;
 
 /// Longest schedule, in operations.
 const OPS_MAX: usize = 100;
@@ -344,6 +345,7 @@ struct World {
     alice_address: DeviceAddress,
     prekeys: PreKeyStore,
     one_time_id: u32,
+    one_time_kem_id: u32,
     alice: Session,
     bob: Option<Session>,
     alice_model: PartyModel,
@@ -368,13 +370,18 @@ impl World {
             PreKeyStore::generate(&mut rng, &bob_device.identity, bob_device.device_id);
         let one_time = prekeys.generate_one_time_prekeys(&mut rng, 1).unwrap();
         let one_time_id = one_time[0].0;
-        let bundle = PreKeyBundle::from_store(
+        let one_time_kem_id = prekeys
+            .generate_one_time_kem_prekeys(&mut rng, &bob_device.identity, 1)
+            .unwrap()[0];
+        let bundle = PreKeyBundle::from_store_with_kem(
             bob_device.identity.public_key(),
             &prekeys,
             Some(one_time_id),
+            Some(one_time_kem_id),
         )
         .verify()
         .unwrap();
+        assert_eq!(bundle.kem_prekey().0, one_time_kem_id);
         let alice_config = config(scenario.alice_limits);
         let alice = Session::initiate_with_config(
             &mut rng,
@@ -390,6 +397,7 @@ impl World {
             alice_address: alice_device.address(),
             prekeys,
             one_time_id,
+            one_time_kem_id,
             alice,
             bob: None,
             alice_model: PartyModel::new(alice_config, true),
@@ -553,7 +561,7 @@ impl World {
             Side::Bob => (self.bob.as_mut().unwrap(), &mut self.bob_model),
         };
         let before = session.encode();
-        let result = session.decrypt(&mut self.rng, &bytes);
+        let result = session.decrypt(&bytes);
         let unchanged = *session.encode() == *before;
 
         if let Some(bit) = tamper {
@@ -618,15 +626,17 @@ impl World {
             let message = PreKeyMessage::parse(&bytes).unwrap();
             assert!(self.bob.as_ref().unwrap().owns_prekey_message(&message));
             assert_eq!(message.one_time_prekey_id(), Some(self.one_time_id));
+            assert_eq!(message.kem_prekey_id(), self.one_time_kem_id);
             assert!(
                 self.prekeys
                     .find_one_time_prekey(self.one_time_id)
                     .is_none()
             );
+            assert!(self.prekeys.find_kem_prekey(self.one_time_kem_id).is_none());
             let store_before = self.prekeys.encode();
             let again = Responder::new(&self.bob_device, &mut self.prekeys)
                 .with_config(self.bob_model.config)
-                .accept(&mut self.rng, &self.alice_address, &message);
+                .accept(&self.alice_address, &message);
             assert_eq!(
                 again.err(),
                 Some(Error::RepeatedPreKeyMessage {
@@ -648,7 +658,7 @@ impl World {
             .and_then(|message| {
                 Responder::new(&self.bob_device, &mut self.prekeys)
                     .with_config(self.bob_model.config)
-                    .accept(&mut self.rng, &self.alice_address, &message)
+                    .accept(&self.alice_address, &message)
             });
         let unchanged = *self.prekeys.encode() == *store_before;
         if tampered {
@@ -670,6 +680,11 @@ impl World {
                     self.prekeys.one_time_prekey_count(),
                     0,
                     "one-time prekey spent"
+                );
+                assert_eq!(
+                    self.prekeys.one_time_kem_prekey_count(),
+                    0,
+                    "one-time KEM prekey spent"
                 );
                 self.bob_model.apply_accept(m.n, &mut self.stats);
                 assert_eq!(session.skipped_key_count(), self.bob_model.skipped.len());
@@ -753,8 +768,8 @@ fn schedules_reach_every_outcome() {
 }
 
 /// SPEC.md §4.4: a repeated prekey message is recognised by Bob's session only if
-/// its identity, base key and both prekey ids match the ones that created it, so an
-/// altered prefix is never accepted.
+/// its identity, base key, prekey ids and KEM ciphertext match the ones that
+/// created it, so an altered prefix is never accepted.
 #[test]
 fn repeated_prekey_message_with_altered_prekey_id_is_rejected() {
     let mut rng = ChaCha20Rng::from_seed([7; 32]);
@@ -776,17 +791,18 @@ fn repeated_prekey_message_with_altered_prekey_id_is_rejected() {
 
     let first = PreKeyMessage::parse(&first).unwrap();
     let (mut bob, _) = Responder::new(&bob_device, &mut prekeys)
-        .accept(&mut rng, &alice_device.address(), &first)
+        .accept(&alice_device.address(), &first)
         .unwrap();
 
-    // Every single-bit change of the signed prekey id, the one-time prekey flag
-    // and the one-time prekey id of the second (repeated) prekey message.
+    // Every single-bit change of the signed prekey id, the KEM prekey id, the
+    // KEM ciphertext, the one-time prekey flag and the one-time prekey id of the
+    // second (repeated) prekey message.
     let mut accepted = Vec::new();
-    for bit in SIGNED_PREKEY_ID_BYTES.start * 8..ONE_TIME_PREKEY_ID_BYTES.end * 8 {
+    for bit in PREKEY_IDS_AND_CIPHERTEXT_BYTES.start * 8..PREKEY_IDS_AND_CIPHERTEXT_BYTES.end * 8 {
         let mut tampered = second.clone();
         tampered[bit / 8] ^= 1 << (bit % 8);
         let before = bob.encode();
-        match bob.decrypt(&mut rng, &tampered) {
+        match bob.decrypt(&tampered) {
             // Undo, so that the next variant meets the same session.
             Ok(_) => {
                 accepted.push(bit / 8);

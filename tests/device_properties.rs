@@ -2,8 +2,9 @@
 //! accounts with one to three devices each.
 //!
 //! A simulated server holds every account's current device list and hands out
-//! bundles (with a one-time prekey while a device's small budget lasts, then
-//! without). A schedule mixes
+//! bundles (with a one-time prekey and a one-time KEM prekey while a device's
+//! small budget lasts, then without: the last-resort KEM prekey). A schedule
+//! mixes
 //! - sends from any device to any account (including notes to self), in the
 //!   clear or as one sealed multi-recipient envelope the server validates and
 //!   splits; a sender that hits `DeviceListMismatch` (a contact never seen has
@@ -21,9 +22,9 @@
 //!   The only exceptions, each counted: a message *to* a removed device is
 //!   dropped by the server; a message *from* a removed device may fail with a
 //!   fresh-session error (`NoSession`, `SessionDesync`), a spent one-time
-//!   prekey or a repeat of a prekey message already accepted
-//!   (`RepeatedPreKeyMessage`: the receiver remembers the base keys it
-//!   accepted, so a session it deleted is never recreated) if, and only if,
+//!   prekey or one-time KEM prekey, or a repeat of a prekey message already
+//!   accepted (`RepeatedPreKeyMessage`: the receiver remembers the base keys
+//!   it accepted, so a session it deleted is never recreated) if, and only if,
 //!   the receiver already deleted its sessions with that device
 //!   (`remove_device`, after seeing it stale);
 //! - after a settling phase (everything pending delivered, then each device in
@@ -49,7 +50,8 @@ use ratchetbox::store::MemoryStore;
 use ratchetbox::{AccountId, DeviceAddress, DeviceId, Error};
 
 const ACCOUNTS: [&str; 3] = ["alice", "bob", "carol"];
-/// One-time prekeys the server hands out per device before bundles go without.
+/// One-time prekeys (each with a one-time KEM prekey) the server hands out per
+/// device before bundles go without.
 const ONE_TIME_BUDGET: usize = 2;
 /// Longest schedule, in operations.
 const OPS_MAX: usize = 48;
@@ -383,13 +385,13 @@ impl Sim {
             .unwrap_or_else(|| panic!("message queued for removed device {}", p.to));
         let result = if p.sealed {
             receiver
-                .open_sealed(&mut self.rng, &p.bytes, &self.server.trust, NOW)
+                .open_sealed(&p.bytes, &self.server.trust, NOW)
                 .map(|(from, got)| {
                     assert_eq!(from, p.from, "sealed sender");
                     got
                 })
         } else {
-            receiver.decrypt(&mut self.rng, &p.from, &p.bytes)
+            receiver.decrypt(&p.from, &p.bytes)
         };
         match result {
             Ok(got) => {
@@ -411,6 +413,7 @@ impl Sim {
                             e,
                             DeviceError::Protocol(
                                 Error::UnknownOneTimePreKey { .. }
+                                    | Error::UnknownKemPreKey { .. }
                                     | Error::RepeatedPreKeyMessage { .. }
                             )
                         ));

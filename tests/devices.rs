@@ -22,8 +22,9 @@ use ratchetbox::store::{
     SessionStore, StoreError,
 };
 use ratchetbox::{
-    AccountId, DeviceAddress, DeviceId, Error, IdentityChange, OneTimePreKey, PreKeyId,
-    PreKeyStore, PublicKey, SafetyNumberMatch, SignedPreKey, TrustRecord, TrustState,
+    AccountId, DeviceAddress, DeviceId, Error, IdentityChange, KemPreKey, KemPreKeyKind,
+    OneTimePreKey, PreKeyId, PreKeyStore, PublicKey, SafetyNumberMatch, SignedPreKey, TrustRecord,
+    TrustState,
 };
 
 /// The whole store, encoded: equal before and after means nothing was written.
@@ -67,7 +68,7 @@ fn fan_out_reaches_every_device_of_both_accounts() {
         assert!(is_prekey_message(&o.message));
     }
     for receiver in [&mut bob, &mut desktop] {
-        let got = receive(&mut rng, receiver, &phone_at, &out);
+        let got = receive(receiver, &phone_at, &out);
         assert_eq!(got.plaintext, b"hello from the phone");
         assert_eq!(got.session, SessionUse::Created);
         assert_eq!(got.identity_change, None);
@@ -92,12 +93,12 @@ fn fan_out_reaches_every_device_of_both_accounts() {
         .encrypt(&mut rng, &bob_id, b"from the desktop", &[1], &[1, 2])
         .unwrap();
     assert_eq!(recipients(&out), [phone_at, bob_at]);
-    let at_bob = receive(&mut rng, &mut bob, &desktop_at, &out);
+    let at_bob = receive(&mut bob, &desktop_at, &out);
     assert_eq!(at_bob.plaintext, b"from the desktop");
     assert_eq!(at_bob.session, SessionUse::Created);
     // The phone started the session the desktop answers on.
     assert!(!is_prekey_message(message_for(&out, &phone_at)));
-    let at_phone = receive(&mut rng, &mut phone, &desktop_at, &out);
+    let at_phone = receive(&mut phone, &desktop_at, &out);
     assert_eq!(at_phone.plaintext, b"from the desktop");
     assert_eq!(at_phone.session, SessionUse::Active);
 
@@ -107,7 +108,7 @@ fn fan_out_reaches_every_device_of_both_accounts() {
         .unwrap();
     assert_eq!(recipients(&reply), [phone_at, desktop_at]);
     for receiver in [&mut phone, &mut desktop] {
-        let got = receive(&mut rng, receiver, &bob_at, &reply);
+        let got = receive(receiver, &bob_at, &reply);
         assert_eq!(got.plaintext, b"hi both");
         assert_eq!(got.session, SessionUse::Active);
     }
@@ -120,7 +121,7 @@ fn fan_out_reaches_every_device_of_both_accounts() {
             .unwrap();
         assert!(out.iter().all(|o| !is_prekey_message(&o.message)));
         for receiver in [&mut bob, &mut desktop] {
-            let got = receive(&mut rng, receiver, &phone_at, &out);
+            let got = receive(receiver, &phone_at, &out);
             assert_eq!(got.plaintext, plaintext);
             assert_eq!(got.session, SessionUse::Active);
         }
@@ -129,7 +130,7 @@ fn fan_out_reaches_every_device_of_both_accounts() {
             .encrypt(&mut rng, &alice_id, &plaintext, &[1, 2], &[1])
             .unwrap();
         for receiver in [&mut phone, &mut desktop] {
-            let got = receive(&mut rng, receiver, &bob_at, &out);
+            let got = receive(receiver, &bob_at, &out);
             assert_eq!(got.plaintext, plaintext);
             assert_eq!(got.session, SessionUse::Active);
         }
@@ -162,7 +163,7 @@ fn note_to_self_goes_to_the_other_own_devices_only() {
         .unwrap();
     assert_eq!(recipients(&out), [addr("alice", 2), addr("alice", 3)]);
     for receiver in [&mut desktop, &mut laptop] {
-        let got = receive(&mut rng, receiver, &addr("alice", 1), &out);
+        let got = receive(receiver, &addr("alice", 1), &out);
         assert_eq!(got.plaintext, b"note to self");
     }
 }
@@ -205,13 +206,10 @@ fn linked_device_joins_the_fan_out() {
         .unwrap();
     assert_eq!(recipients(&out), [addr("alice", laptop_id), addr("bob", 1)]);
     assert_eq!(
-        receive(&mut rng, &mut laptop, &addr("alice", 1), &out).plaintext,
+        receive(&mut laptop, &addr("alice", 1), &out).plaintext,
         b"hi"
     );
-    assert_eq!(
-        receive(&mut rng, &mut bob, &addr("alice", 1), &out).plaintext,
-        b"hi"
-    );
+    assert_eq!(receive(&mut bob, &addr("alice", 1), &out).plaintext, b"hi");
 }
 
 // ---------------------------------------------------------------------------
@@ -249,8 +247,8 @@ fn simultaneous_initiation_converges_on_one_session() {
         assert!(is_prekey_message(&from_alice[0].message));
         assert!(is_prekey_message(&from_bob[0].message));
 
-        let at_bob = receive(&mut rng, &mut bob, &alice_at, &from_alice);
-        let at_alice = receive(&mut rng, &mut alice, &bob_at, &from_bob);
+        let at_bob = receive(&mut bob, &alice_at, &from_alice);
+        let at_alice = receive(&mut alice, &bob_at, &from_bob);
         assert_eq!(at_bob.plaintext, b"hi Bob");
         assert_eq!(at_alice.plaintext, b"hi Alice");
         // The side whose session has the smaller base key keeps it and archives
@@ -270,14 +268,14 @@ fn simultaneous_initiation_converges_on_one_session() {
         for i in 0..3 {
             let a = text("a", i);
             let out = alice.encrypt(&mut rng, &bob_id, &a, &[1], &[1]).unwrap();
-            let got = receive(&mut rng, &mut bob, &alice_at, &out);
+            let got = receive(&mut bob, &alice_at, &out);
             assert_eq!(
                 (got.plaintext.to_vec(), got.session),
                 (a, SessionUse::Active)
             );
             let b = text("b", i);
             let out = bob.encrypt(&mut rng, &alice_id, &b, &[1], &[1]).unwrap();
-            let got = receive(&mut rng, &mut alice, &bob_at, &out);
+            let got = receive(&mut alice, &bob_at, &out);
             assert_eq!(
                 (got.plaintext.to_vec(), got.session),
                 (b, SessionUse::Active)
@@ -324,9 +322,9 @@ fn simultaneous_initiation_with_two_messages_each_converges() {
             (false, &b2, b"b2"),
         ] {
             let got = if to_bob {
-                receive(&mut rng, &mut bob, &alice_at, out)
+                receive(&mut bob, &alice_at, out)
             } else {
-                receive(&mut rng, &mut alice, &bob_at, out)
+                receive(&mut alice, &bob_at, out)
             };
             assert_eq!(&got.plaintext, plaintext);
             uses.push(got.session);
@@ -357,21 +355,18 @@ fn crossing_messages_after_simultaneous_initiation_all_decrypt() {
         let b = text("b", i);
         let to_bob = alice.encrypt(&mut rng, &bob_id, &a, &[1], &[1]).unwrap();
         let to_alice = bob.encrypt(&mut rng, &alice_id, &b, &[1], &[1]).unwrap();
-        assert_eq!(receive(&mut rng, &mut bob, &alice_at, &to_bob).plaintext, a);
-        assert_eq!(
-            receive(&mut rng, &mut alice, &bob_at, &to_alice).plaintext,
-            b
-        );
+        assert_eq!(receive(&mut bob, &alice_at, &to_bob).plaintext, a);
+        assert_eq!(receive(&mut alice, &bob_at, &to_alice).plaintext, b);
     }
     // A sequential round trip settles it.
     let out = alice
         .encrypt(&mut rng, &bob_id, b"ping", &[1], &[1])
         .unwrap();
-    receive(&mut rng, &mut bob, &alice_at, &out);
+    receive(&mut bob, &alice_at, &out);
     let out = bob
         .encrypt(&mut rng, &alice_id, b"pong", &[1], &[1])
         .unwrap();
-    let got = receive(&mut rng, &mut alice, &bob_at, &out);
+    let got = receive(&mut alice, &bob_at, &out);
     assert_eq!(got.session, SessionUse::Active);
     assert_eq!(
         active_base_key(&alice, &bob_at),
@@ -392,14 +387,14 @@ fn established(seed: u64) -> (ChaCha20Rng, Device, Device) {
         .encrypt(&mut rng, &account("bob"), b"hello", &[1], &[1])
         .unwrap();
     assert_eq!(
-        receive(&mut rng, &mut bob, &addr("alice", 1), &out).session,
+        receive(&mut bob, &addr("alice", 1), &out).session,
         SessionUse::Created
     );
     let out = bob
         .encrypt(&mut rng, &account("alice"), b"hi", &[1], &[1])
         .unwrap();
     assert_eq!(
-        receive(&mut rng, &mut alice, &addr("bob", 1), &out).session,
+        receive(&mut alice, &addr("bob", 1), &out).session,
         SessionUse::Active
     );
     (rng, alice, bob)
@@ -428,7 +423,7 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
         .unwrap();
     assert!(is_prekey_message(&fresh[0].message));
 
-    let got = receive(&mut rng, &mut bob, &alice_at, &fresh);
+    let got = receive(&mut bob, &alice_at, &fresh);
     assert_eq!(
         (got.plaintext.as_bytes(), got.session),
         (&b"sent second"[..], SessionUse::Created)
@@ -436,7 +431,7 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
     assert_eq!(active_base_key(&bob, &alice_at), new);
     assert_eq!(archived_base_keys(&bob, &alice_at), [old]);
 
-    let got = receive(&mut rng, &mut bob, &alice_at, &delayed);
+    let got = receive(&mut bob, &alice_at, &delayed);
     assert_eq!(
         (got.plaintext.as_bytes(), got.session),
         (&b"sent first"[..], SessionUse::Promoted)
@@ -448,14 +443,14 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
     let out = bob
         .encrypt(&mut rng, &alice_id, b"on the old one", &[1], &[1])
         .unwrap();
-    let got = receive(&mut rng, &mut alice, &bob_at, &out);
+    let got = receive(&mut alice, &bob_at, &out);
     assert_eq!(got.session, SessionUse::Promoted);
     assert_eq!(active_base_key(&alice, &bob_at), old);
     for i in 0..3 {
         let out = alice
             .encrypt(&mut rng, &bob_id, &text("a", i), &[1], &[1])
             .unwrap();
-        let got = receive(&mut rng, &mut bob, &alice_at, &out);
+        let got = receive(&mut bob, &alice_at, &out);
         assert_eq!(
             (got.plaintext.to_vec(), got.session),
             (text("a", i), SessionUse::Active)
@@ -463,7 +458,7 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
         let out = bob
             .encrypt(&mut rng, &alice_id, &text("b", i), &[1], &[1])
             .unwrap();
-        let got = receive(&mut rng, &mut alice, &bob_at, &out);
+        let got = receive(&mut alice, &bob_at, &out);
         assert_eq!(
             (got.plaintext.to_vec(), got.session),
             (text("b", i), SessionUse::Active)
@@ -472,11 +467,11 @@ fn delayed_message_on_a_replaced_session_promotes_it() {
     // Replays are duplicates, not desyncs or new sessions: the delayed
     // ratchet message, and the prekey message of the (now archived) new session.
     assert_eq!(
-        bob.decrypt(&mut rng, &alice_at, &fresh[0].message),
+        bob.decrypt(&alice_at, &fresh[0].message),
         Err(DeviceError::Protocol(Error::DuplicateMessage))
     );
     assert_eq!(
-        bob.decrypt(&mut rng, &alice_at, &delayed[0].message),
+        bob.decrypt(&alice_at, &delayed[0].message),
         Err(DeviceError::Protocol(Error::DuplicateMessage))
     );
 }
@@ -503,7 +498,7 @@ fn archive_is_bounded_on_both_sides() {
         let out = alice
             .encrypt(&mut rng, &bob_id, &text("s", i), &[1], &[1])
             .unwrap();
-        let got = receive(&mut rng, &mut bob, &alice_at, &out);
+        let got = receive(&mut bob, &alice_at, &out);
         assert_eq!(got.session, SessionUse::Created);
         first_messages.push(out[0].message.clone());
         let expected_archived = i.min(DEFAULT_MAX_ARCHIVED_SESSIONS);
@@ -527,7 +522,7 @@ fn archive_is_bounded_on_both_sides() {
     let before = snapshot(&bob);
     for (message, base) in first_messages.iter().zip(&bases).take(2) {
         assert_eq!(
-            bob.decrypt(&mut rng, &alice_at, message),
+            bob.decrypt(&alice_at, message),
             Err(DeviceError::Protocol(Error::RepeatedPreKeyMessage {
                 base_key: *base
             }))
@@ -577,17 +572,11 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
         let out = alice
             .encrypt(&mut rng, &bob_id, &text("a", i), &[1], &[1])
             .unwrap();
-        assert_eq!(
-            receive(&mut rng, &mut bob, &alice_at, &out).plaintext,
-            text("a", i)
-        );
+        assert_eq!(receive(&mut bob, &alice_at, &out).plaintext, text("a", i));
         let out = bob
             .encrypt(&mut rng, &alice_id, &text("b", i), &[1], &[1])
             .unwrap();
-        assert_eq!(
-            receive(&mut rng, &mut alice, &bob_at, &out).plaintext,
-            text("b", i)
-        );
+        assert_eq!(receive(&mut alice, &bob_at, &out).plaintext, text("b", i));
     }
     // Bob's phone is restored from the backup.
     let (local, _) = bob.into_parts();
@@ -597,9 +586,7 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
         .encrypt(&mut rng, &bob_id, b"lost", &[1], &[1])
         .unwrap();
     let before = snapshot(&bob);
-    let err = bob
-        .decrypt(&mut rng, &alice_at, &lost[0].message)
-        .unwrap_err();
+    let err = bob.decrypt(&alice_at, &lost[0].message).unwrap_err();
     assert_eq!(err, DeviceError::SessionDesync { address: alice_at });
     assert_eq!(err.needs_fresh_session(), Some(&alice_at));
     assert_eq!(
@@ -614,7 +601,7 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
         .encrypt(&mut rng, &alice_id, b"I'm back", &[1], &[1])
         .unwrap();
     assert!(is_prekey_message(&out[0].message));
-    let got = receive(&mut rng, &mut alice, &bob_at, &out);
+    let got = receive(&mut alice, &bob_at, &out);
     assert_eq!(got.plaintext, b"I'm back");
     assert_eq!(got.session, SessionUse::Created);
     assert_eq!(got.identity_change, None);
@@ -622,7 +609,7 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
         let out = alice
             .encrypt(&mut rng, &bob_id, &text("a2", i), &[1], &[1])
             .unwrap();
-        let got = receive(&mut rng, &mut bob, &alice_at, &out);
+        let got = receive(&mut bob, &alice_at, &out);
         assert_eq!(
             (got.plaintext.to_vec(), got.session),
             (text("a2", i), SessionUse::Active)
@@ -630,7 +617,7 @@ fn restored_backup_desyncs_and_a_fresh_session_recovers() {
         let out = bob
             .encrypt(&mut rng, &alice_id, &text("b2", i), &[1], &[1])
             .unwrap();
-        let got = receive(&mut rng, &mut alice, &bob_at, &out);
+        let got = receive(&mut alice, &bob_at, &out);
         assert_eq!(
             (got.plaintext.to_vec(), got.session),
             (text("b2", i), SessionUse::Active)
@@ -655,18 +642,16 @@ fn backup_from_before_the_session_reports_no_session() {
     let out = alice
         .encrypt(&mut rng, &bob_id, b"hello", &[1], &[1])
         .unwrap();
-    receive(&mut rng, &mut bob, &alice_at, &out);
+    receive(&mut bob, &alice_at, &out);
     let out = bob.encrypt(&mut rng, &alice_id, b"hi", &[1], &[1]).unwrap();
-    receive(&mut rng, &mut alice, &bob_at, &out);
+    receive(&mut alice, &bob_at, &out);
 
     let (local, _) = bob.into_parts();
     let mut bob = SessionManager::new(local, MemoryStore::decode(&backup).unwrap());
     let out = alice
         .encrypt(&mut rng, &bob_id, b"ratchet", &[1], &[1])
         .unwrap();
-    let err = bob
-        .decrypt(&mut rng, &alice_at, &out[0].message)
-        .unwrap_err();
+    let err = bob.decrypt(&alice_at, &out[0].message).unwrap_err();
     assert_eq!(err, DeviceError::NoSession { address: alice_at });
     assert_eq!(err.needs_fresh_session(), Some(&alice_at));
     // Not every error asks for a fresh session.
@@ -680,14 +665,11 @@ fn backup_from_before_the_session_reports_no_session() {
     let out = bob
         .encrypt(&mut rng, &alice_id, b"again", &[1], &[1])
         .unwrap();
-    assert_eq!(
-        receive(&mut rng, &mut alice, &bob_at, &out).plaintext,
-        b"again"
-    );
+    assert_eq!(receive(&mut alice, &bob_at, &out).plaintext, b"again");
     let out = alice
         .encrypt(&mut rng, &bob_id, b"welcome back", &[1], &[1])
         .unwrap();
-    let got = receive(&mut rng, &mut bob, &alice_at, &out);
+    let got = receive(&mut bob, &alice_at, &out);
     assert_eq!(
         (got.plaintext.as_bytes(), got.session),
         (&b"welcome back"[..], SessionUse::Active)
@@ -740,7 +722,7 @@ fn identity_change_in_a_bundle_of_an_unverified_contact_is_reported_and_allowed(
         .encrypt(&mut rng, &bob_id, b"new phone?", &[1], &[1])
         .unwrap();
     assert_eq!(out[0].identity_key, new);
-    let got = receive(&mut rng, &mut bob, &addr("alice", 1), &out);
+    let got = receive(&mut bob, &addr("alice", 1), &out);
     assert_eq!(got.plaintext, b"new phone?");
     assert_eq!(got.session, SessionUse::Created);
 
@@ -836,15 +818,12 @@ fn identity_change_in_a_bundle_of_a_verified_contact_blocks_until_accepted() {
         .encrypt(&mut rng, &bob_id, b"welcome back", &[1], &[1])
         .unwrap();
     assert_eq!(out[0].identity_key, new);
-    let got = receive(&mut rng, &mut bob, &alice_at, &out);
+    let got = receive(&mut bob, &alice_at, &out);
     assert_eq!(got.plaintext, b"welcome back");
     let out = bob
         .encrypt(&mut rng, &account("alice"), b"thanks", &[1], &[1])
         .unwrap();
-    assert_eq!(
-        receive(&mut rng, &mut alice, &bob_at, &out).plaintext,
-        b"thanks"
-    );
+    assert_eq!(receive(&mut alice, &bob_at, &out).plaintext, b"thanks");
 }
 
 /// A verified contact's key changes (blocked), then the verified key comes back
@@ -883,20 +862,26 @@ fn return_to_the_verified_key_keeps_the_store_restorable() {
 // 6. Identity change via a prekey message.
 
 /// Bob reinstalls and writes to Alice first: a prekey message under his new key
-/// (with one of Alice's one-time prekeys). Returns Bob and the message.
+/// (with one of Alice's one-time prekeys and one of her one-time KEM prekeys).
+/// Returns Bob, the message and the ids of those two prekeys.
 fn reinstalled_bob_writes(
     rng: &mut ChaCha20Rng,
     alice: &mut Device,
-) -> (Device, Vec<u8>, PreKeyId) {
+) -> (Device, Vec<u8>, PreKeyId, PreKeyId) {
     let mut bob = reinstalled_bob(rng);
     let bundle = bundle_of(rng, alice);
     let one_time = bundle.one_time_prekey().unwrap().0;
+    let kem = bundle.kem_prekey().id;
+    assert_eq!(
+        alice.store().prekeys().find_kem_prekey(kem).unwrap().1,
+        KemPreKeyKind::OneTime
+    );
     bob.process_bundle(rng, &account("alice"), bundle).unwrap();
     let out = bob
         .encrypt(rng, &account("alice"), b"it's me, new phone", &[1], &[1])
         .unwrap();
     assert!(is_prekey_message(&out[0].message));
-    (bob, out[0].message.clone(), one_time)
+    (bob, out[0].message.clone(), one_time, kem)
 }
 
 #[test]
@@ -908,23 +893,24 @@ fn identity_change_in_a_prekey_message_of_a_verified_contact_blocks_without_spen
     alice.mark_verified(&bob_id, &old).unwrap();
     let session_before = active_base_key(&alice, &bob_at);
 
-    let (mut bob, message, one_time) = reinstalled_bob_writes(&mut rng, &mut alice);
+    let (mut bob, message, one_time, kem) = reinstalled_bob_writes(&mut rng, &mut alice);
     let new = *bob.local().identity.public_key();
     let prekeys_before = alice.store().prekeys().one_time_prekey_count();
+    let kem_prekeys_before = alice.store().prekeys().one_time_kem_prekey_count();
 
     // A tampered copy does not authenticate: it changes nothing at all.
     let before = snapshot(&alice);
     let mut tampered = message.clone();
     *tampered.last_mut().unwrap() ^= 1;
     assert_eq!(
-        alice.decrypt(&mut rng, &bob_at, &tampered),
+        alice.decrypt(&bob_at, &tampered),
         Err(DeviceError::Protocol(Error::DecryptionFailed))
     );
     assert_eq!(snapshot(&alice), before);
 
     for _ in 0..2 {
         assert_eq!(
-            blocked_account(&alice.decrypt(&mut rng, &bob_at, &message)),
+            blocked_account(&alice.decrypt(&bob_at, &message)),
             Some(bob_id)
         );
         assert_eq!(
@@ -938,6 +924,11 @@ fn identity_change_in_a_prekey_message_of_a_verified_contact_blocks_without_spen
                 .find_one_time_prekey(one_time)
                 .is_some()
         );
+        assert_eq!(
+            alice.store().prekeys().one_time_kem_prekey_count(),
+            kem_prekeys_before
+        );
+        assert!(alice.store().prekeys().find_kem_prekey(kem).is_some());
         let record = alice.trust_record(&bob_id).unwrap().unwrap();
         assert_eq!(record.identity(), &new);
         assert_eq!(
@@ -951,7 +942,7 @@ fn identity_change_in_a_prekey_message_of_a_verified_contact_blocks_without_spen
     }
 
     alice.accept_identity(&bob_id, &new).unwrap();
-    let got = alice.decrypt(&mut rng, &bob_at, &message).unwrap();
+    let got = alice.decrypt(&bob_at, &message).unwrap();
     assert_eq!(got.plaintext, b"it's me, new phone");
     assert_eq!(got.session, SessionUse::Created);
     // The change was reported (as the error) and accepted already.
@@ -967,12 +958,17 @@ fn identity_change_in_a_prekey_message_of_a_verified_contact_blocks_without_spen
             .find_one_time_prekey(one_time)
             .is_none()
     );
+    assert_eq!(
+        alice.store().prekeys().one_time_kem_prekey_count(),
+        kem_prekeys_before - 1
+    );
+    assert!(alice.store().prekeys().find_kem_prekey(kem).is_none());
     // The old key's sessions are gone; the new one answers.
     assert!(archived_base_keys(&alice, &bob_at).is_empty());
     let out = alice
         .encrypt(&mut rng, &bob_id, b"hello new phone", &[1], &[1])
         .unwrap();
-    let got = receive(&mut rng, &mut bob, &addr("alice", 1), &out);
+    let got = receive(&mut bob, &addr("alice", 1), &out);
     assert_eq!(
         (got.plaintext.as_bytes(), got.session),
         (&b"hello new phone"[..], SessionUse::Active)
@@ -985,10 +981,10 @@ fn identity_change_in_a_prekey_message_of_an_unverified_contact_is_reported() {
     let bob_id = account("bob");
     let bob_at = addr("bob", 1);
     let old = *bob.local().identity.public_key();
-    let (mut bob, message, one_time) = reinstalled_bob_writes(&mut rng, &mut alice);
+    let (mut bob, message, one_time, kem) = reinstalled_bob_writes(&mut rng, &mut alice);
     let new = *bob.local().identity.public_key();
 
-    let got = alice.decrypt(&mut rng, &bob_at, &message).unwrap();
+    let got = alice.decrypt(&bob_at, &message).unwrap();
     assert_eq!(got.plaintext, b"it's me, new phone");
     assert_eq!(got.session, SessionUse::Created);
     assert_eq!(
@@ -1014,12 +1010,10 @@ fn identity_change_in_a_prekey_message_of_an_unverified_contact_is_reported() {
             .find_one_time_prekey(one_time)
             .is_none()
     );
+    assert!(alice.store().prekeys().find_kem_prekey(kem).is_none());
     assert!(archived_base_keys(&alice, &bob_at).is_empty());
     let out = alice.encrypt(&mut rng, &bob_id, b"ok", &[1], &[1]).unwrap();
-    assert_eq!(
-        receive(&mut rng, &mut bob, &addr("alice", 1), &out).plaintext,
-        b"ok"
-    );
+    assert_eq!(receive(&mut bob, &addr("alice", 1), &out).plaintext, b"ok");
 }
 
 // ---------------------------------------------------------------------------
@@ -1097,10 +1091,7 @@ fn device_list_mismatch_names_missing_and_stale_devices() {
     );
     let phone_at = addr("alice", 1);
     for receiver in [&mut bob1, &mut bob3, &mut desktop, &mut laptop] {
-        assert_eq!(
-            receive(&mut rng, receiver, &phone_at, &out).plaintext,
-            b"hi"
-        );
+        assert_eq!(receive(receiver, &phone_at, &out).plaintext, b"hi");
     }
     // Bob's removed device gets nothing more.
     assert!(out.iter().all(|o| o.address != bob2.local().address()));
@@ -1139,10 +1130,7 @@ fn contact_never_seen_has_every_listed_device_missing() {
         .encrypt(&mut rng, &bob_id, b"hi", &[2, 1], &[1])
         .unwrap();
     for bob in [&mut bob1, &mut bob2] {
-        assert_eq!(
-            receive(&mut rng, bob, &addr("alice", 1), &out).plaintext,
-            b"hi"
-        );
+        assert_eq!(receive(bob, &addr("alice", 1), &out).plaintext, b"hi");
     }
 }
 
@@ -1190,6 +1178,9 @@ impl PreKeyStorage for FlakyStore {
     }
     fn one_time_prekey(&self, id: PreKeyId) -> Result<Option<OneTimePreKey>, StoreError> {
         self.inner.one_time_prekey(id)
+    }
+    fn kem_prekey(&self, id: PreKeyId) -> Result<Option<KemPreKey>, StoreError> {
+        self.inner.kem_prekey(id)
     }
     fn has_accepted_base_key(&self, base_key: &PublicKey) -> Result<bool, StoreError> {
         self.inner.has_accepted_base_key(base_key)
@@ -1251,7 +1242,10 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
     let (alice_id, bob_id) = (account("alice"), account("bob"));
     let alice_at = addr("alice", 1);
 
-    let bob_identity = *bob.local().identity.public_key();
+    // The flaky device's identity (the manager lends it and its store only
+    // one at a time).
+    let bob_identity = identity("bob", 0);
+    assert_eq!(bob_identity.public_key(), bob.local().identity.public_key());
     let bundle = publish(
         &mut rng,
         &bob_identity,
@@ -1259,23 +1253,31 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
         true,
     );
     let one_time = bundle.one_time_prekey().unwrap().0;
+    let kem = bundle.kem_prekey().id;
     alice.process_bundle(&mut rng, &bob_id, bundle).unwrap();
     let out = alice
         .encrypt(&mut rng, &bob_id, b"first", &[1], &[1])
         .unwrap();
     let count = bob.store().inner.prekeys().one_time_prekey_count();
+    let kem_count = bob.store().inner.prekeys().one_time_kem_prekey_count();
+    assert!(bob.store().kem_prekey(kem).unwrap().is_some());
     let base_key = prekey_base_key(&out[0].message);
 
     bob.store_mut().fail = true;
     let before = flaky_snapshot(&bob);
     for _ in 0..2 {
         assert_eq!(
-            bob.decrypt(&mut rng, &alice_at, &out[0].message),
+            bob.decrypt(&alice_at, &out[0].message),
             Err(DeviceError::Store(StoreError::Unavailable))
         );
         assert_eq!(flaky_snapshot(&bob), before);
         assert_eq!(bob.store().inner.prekeys().one_time_prekey_count(), count);
         assert!(bob.store().one_time_prekey(one_time).unwrap().is_some());
+        assert_eq!(
+            bob.store().inner.prekeys().one_time_kem_prekey_count(),
+            kem_count
+        );
+        assert!(bob.store().kem_prekey(kem).unwrap().is_some());
         assert_eq!(bob.trust_record(&alice_id).unwrap(), None);
         assert_eq!(
             bob.store().session_record(&alice_at).unwrap().map(|_| ()),
@@ -1290,7 +1292,7 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
     );
 
     bob.store_mut().fail = false;
-    let got = bob.decrypt(&mut rng, &alice_at, &out[0].message).unwrap();
+    let got = bob.decrypt(&alice_at, &out[0].message).unwrap();
     assert_eq!(got.plaintext, b"first");
     assert_eq!(got.session, SessionUse::Created);
     assert_eq!(
@@ -1298,6 +1300,12 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
         count - 1
     );
     assert!(bob.store().one_time_prekey(one_time).unwrap().is_none());
+    // The one-time KEM prekey is spent with it.
+    assert_eq!(
+        bob.store().inner.prekeys().one_time_kem_prekey_count(),
+        kem_count - 1
+    );
+    assert!(bob.store().kem_prekey(kem).unwrap().is_none());
     assert!(bob.store().has_accepted_base_key(&base_key).unwrap());
     assert_eq!(
         bob.trust_record(&alice_id).unwrap().unwrap().identity(),
@@ -1309,7 +1317,7 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
         .encrypt(&mut rng, &alice_id, b"reply", &[1], &[1])
         .unwrap();
     assert_eq!(
-        receive(&mut rng, &mut alice, &addr("bob", 1), &reply).plaintext,
+        receive(&mut alice, &addr("bob", 1), &reply).plaintext,
         b"reply"
     );
     let out = alice
@@ -1318,14 +1326,14 @@ fn failed_write_during_a_prekey_decrypt_spends_nothing() {
     assert!(!is_prekey_message(&out[0].message));
     bob.store_mut().fail = true;
     assert_eq!(
-        bob.decrypt(&mut rng, &alice_at, &out[0].message),
+        bob.decrypt(&alice_at, &out[0].message),
         Err(DeviceError::Store(StoreError::Unavailable))
     );
     bob.store_mut().fail = false;
-    let got = bob.decrypt(&mut rng, &alice_at, &out[0].message).unwrap();
+    let got = bob.decrypt(&alice_at, &out[0].message).unwrap();
     assert_eq!(got.plaintext, b"second");
     assert_eq!(
-        bob.decrypt(&mut rng, &alice_at, &out[0].message),
+        bob.decrypt(&alice_at, &out[0].message),
         Err(DeviceError::Protocol(Error::DuplicateMessage))
     );
 }
@@ -1365,17 +1373,14 @@ fn failed_write_during_encrypt_leaves_no_state_skew() {
     let out = alice
         .encrypt(&mut rng, &bob_id, b"sent", &[1], &[1])
         .unwrap();
-    let got = receive(&mut rng, &mut bob, &alice_at, &out);
+    let got = receive(&mut bob, &alice_at, &out);
     assert_eq!(got.plaintext, b"sent");
 
     // Same on an established session, twice in a row.
     let reply = bob
         .encrypt(&mut rng, &alice_id, b"reply", &[1], &[1])
         .unwrap();
-    assert_eq!(
-        receive(&mut rng, &mut alice, &bob_at, &reply).plaintext,
-        b"reply"
-    );
+    assert_eq!(receive(&mut alice, &bob_at, &reply).plaintext, b"reply");
     let mut sent = Vec::new();
     for i in 0..4 {
         alice.store_mut().fail = i % 2 == 0;
@@ -1386,7 +1391,7 @@ fn failed_write_during_encrypt_leaves_no_state_skew() {
     }
     assert_eq!(sent.len(), 2);
     for (plaintext, out) in sent {
-        let got = receive(&mut rng, &mut bob, &alice_at, &out);
+        let got = receive(&mut bob, &alice_at, &out);
         assert_eq!(
             (got.plaintext.to_vec(), got.session),
             (plaintext, SessionUse::Active)
@@ -1395,10 +1400,7 @@ fn failed_write_during_encrypt_leaves_no_state_skew() {
     let reply = bob
         .encrypt(&mut rng, &alice_id, b"all good", &[1], &[1])
         .unwrap();
-    assert_eq!(
-        receive(&mut rng, &mut alice, &bob_at, &reply).plaintext,
-        b"all good"
-    );
+    assert_eq!(receive(&mut alice, &bob_at, &reply).plaintext, b"all good");
 }
 
 // ---------------------------------------------------------------------------
@@ -1463,9 +1465,7 @@ fn sealed_fan_out_opens_on_every_device_and_only_there() {
                 }
                 let before = snapshot(other);
                 assert_eq!(
-                    other
-                        .open_sealed(&mut rng, part, &server.trust, NOW)
-                        .map(|_| ()),
+                    other.open_sealed(part, &server.trust, NOW).map(|_| ()),
                     Err(DeviceError::Protocol(Error::WrongRecipient)),
                     "{} opened the part for {to}",
                     other.local().address()
@@ -1477,19 +1477,14 @@ fn sealed_fan_out_opens_on_every_device_and_only_there() {
         // a part for the desktop opened by the phone is a self-send or wrong recipient.
         assert!(
             phone
-                .open_sealed(
-                    &mut rng,
-                    part_for(&parts, &addr("alice", 2)),
-                    &server.trust,
-                    NOW
-                )
+                .open_sealed(part_for(&parts, &addr("alice", 2)), &server.trust, NOW)
                 .is_err()
         );
 
         for receiver in [&mut bob1, &mut bob2, &mut desktop] {
             let me = receiver.local().address();
             let (from, got) = receiver
-                .open_sealed(&mut rng, part_for(&parts, &me), &server.trust, NOW)
+                .open_sealed(part_for(&parts, &me), &server.trust, NOW)
                 .unwrap();
             assert_eq!(from, phone_at);
             assert_eq!(got.plaintext, plaintext);
@@ -1509,15 +1504,12 @@ fn sealed_fan_out_opens_on_every_device_and_only_there() {
                 let out = bob
                     .encrypt(&mut rng, &alice_id, b"ack", &[1], &[n])
                     .unwrap();
-                assert_eq!(
-                    receive(&mut rng, &mut phone, &addr("bob", n), &out).plaintext,
-                    b"ack"
-                );
+                assert_eq!(receive(&mut phone, &addr("bob", n), &out).plaintext, b"ack");
             }
             let out = desktop
                 .encrypt(&mut rng, &alice_id, b"ack", &[1, 2], &[])
                 .unwrap();
-            receive(&mut rng, &mut phone, &addr("alice", 2), &out);
+            receive(&mut phone, &addr("alice", 2), &out);
         }
     }
 }
@@ -1567,18 +1559,11 @@ fn sealed_fan_out_size_limit_is_checked_before_any_session_advances() {
         )
         .unwrap();
     // The whole envelope opens too (the device finds its own entry).
-    let (_, got) = bob
-        .open_sealed(&mut rng, &envelope, &server.trust, NOW)
-        .unwrap();
+    let (_, got) = bob.open_sealed(&envelope, &server.trust, NOW).unwrap();
     assert_eq!(got.plaintext, plaintext);
     let parts = split(&envelope);
     let (_, got) = desktop
-        .open_sealed(
-            &mut rng,
-            part_for(&parts, &addr("alice", 2)),
-            &server.trust,
-            NOW,
-        )
+        .open_sealed(part_for(&parts, &addr("alice", 2)), &server.trust, NOW)
         .unwrap();
     assert_eq!(got.plaintext, plaintext);
 }
@@ -1618,8 +1603,7 @@ fn sealed_ratchet_message_under_a_foreign_certificate_is_an_identity_mismatch() 
     .unwrap();
     let before = snapshot(&bob);
     assert_eq!(
-        bob.open_sealed(&mut rng, &envelope, &server.trust, NOW)
-            .map(|_| ()),
+        bob.open_sealed(&envelope, &server.trust, NOW).map(|_| ()),
         Err(DeviceError::Protocol(Error::SenderIdentityMismatch))
     );
     assert_eq!(snapshot(&bob), before);
@@ -1655,8 +1639,7 @@ fn sealed_prekey_message_under_a_foreign_certificate_is_an_identity_mismatch() {
     .unwrap();
     let before = snapshot(&bob);
     assert_eq!(
-        bob.open_sealed(&mut rng, &envelope, &server.trust, NOW)
-            .map(|_| ()),
+        bob.open_sealed(&envelope, &server.trust, NOW).map(|_| ()),
         Err(DeviceError::Protocol(Error::SenderIdentityMismatch))
     );
     assert_eq!(snapshot(&bob), before);
@@ -1675,9 +1658,7 @@ fn sealed_prekey_message_under_a_foreign_certificate_is_an_identity_mismatch() {
         None,
     )
     .unwrap();
-    let (from, got) = bob
-        .open_sealed(&mut rng, &genuine, &server.trust, NOW)
-        .unwrap();
+    let (from, got) = bob.open_sealed(&genuine, &server.trust, NOW).unwrap();
     assert_eq!(from, alice_at);
     assert_eq!(got.plaintext, b"hi");
 }
@@ -1720,7 +1701,7 @@ fn safety_numbers_through_the_manager() {
     );
     // New Bob learns Alice's key from her first message, and the numbers agree again.
     let out = alice.encrypt(&mut rng, &bob_id, b"hi", &[1], &[1]).unwrap();
-    receive(&mut rng, &mut bob, &addr("alice", 1), &out);
+    receive(&mut bob, &addr("alice", 1), &out);
     let on_new_bob = bob.safety_number(&alice_id).unwrap();
     assert_eq!(changed.digits(), on_new_bob.digits());
     assert_eq!(
@@ -1780,7 +1761,7 @@ fn verifying_the_new_key_also_unblocks() {
         .encrypt(&mut rng, &bob_id, b"verified", &[1], &[1])
         .unwrap();
     assert_eq!(
-        receive(&mut rng, &mut bob, &addr("alice", 1), &out).plaintext,
+        receive(&mut bob, &addr("alice", 1), &out).plaintext,
         b"verified"
     );
 }
@@ -1808,7 +1789,7 @@ fn own_bundle_and_own_messages_are_self_sends() {
     introduce(&mut rng, &mut twin, &mut alice);
     let out = twin.encrypt(&mut rng, &alice_id, b"x", &[1], &[]).unwrap();
     assert_eq!(
-        alice.decrypt(&mut rng, &addr("alice", 1), &out[0].message),
+        alice.decrypt(&addr("alice", 1), &out[0].message),
         Err(DeviceError::Protocol(Error::SelfSend))
     );
 }
@@ -1839,6 +1820,7 @@ fn own_account_device_with_a_foreign_identity_is_an_impostor() {
     // one-time prekeys.
     let alice_bundle = bundle_of(&mut rng, &mut alice);
     let one_time = alice_bundle.one_time_prekey().unwrap().0;
+    let kem = alice_bundle.kem_prekey().id;
     let mut session = ratchetbox::Session::initiate(
         &mut rng,
         impostor.local(),
@@ -1849,7 +1831,7 @@ fn own_account_device_with_a_foreign_identity_is_an_impostor() {
     let message = session.encrypt(&mut rng, b"it's me, your laptop").unwrap();
     let before = snapshot(&alice);
     assert_eq!(
-        alice.decrypt(&mut rng, &addr("alice", 3), &message),
+        alice.decrypt(&addr("alice", 3), &message),
         Err(DeviceError::Protocol(Error::IdentityMismatch))
     );
     assert_eq!(snapshot(&alice), before);
@@ -1859,6 +1841,10 @@ fn own_account_device_with_a_foreign_identity_is_an_impostor() {
             .prekeys()
             .find_one_time_prekey(one_time)
             .is_some()
+    );
+    assert_eq!(
+        alice.store().prekeys().find_kem_prekey(kem).unwrap().1,
+        KemPreKeyKind::OneTime
     );
     assert_eq!(alice.trust_record(&alice_id).unwrap(), None);
 }
@@ -1895,7 +1881,7 @@ fn group_state_lives_in_the_store() {
         .encrypt(&mut rng, &bob_id, &distribution, &[1], &[1, 2])
         .unwrap();
     for receiver in [&mut bob, &mut desktop] {
-        let got = receive(&mut rng, receiver, &phone_at, &out);
+        let got = receive(receiver, &phone_at, &out);
         receiver
             .save_group(GroupSession::create(&mut rng, group_id).unwrap())
             .unwrap();
@@ -1957,7 +1943,7 @@ fn group_state_lives_in_the_store() {
         .encrypt(&mut rng, &alice_id, &bob_distribution, &[1, 2], &[1])
         .unwrap();
     for receiver in [&mut phone, &mut desktop] {
-        let got = receive(&mut rng, receiver, &bob_at, &out);
+        let got = receive(receiver, &bob_at, &out);
         receiver
             .with_group(group_id, |g| {
                 g.process_distribution(bob_at.as_address(), &got.plaintext)
@@ -2014,9 +2000,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
     let m = bob
         .encrypt(&mut rng, &alice_id, b"hi from bob", &[1], &[])
         .unwrap();
-    alice
-        .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
-        .unwrap();
+    alice.decrypt(&addr("bob", 1), &m[0].message).unwrap();
 
     // Unverified: Mallory's key is a reported, allowed change.
     let b = bundle_of(&mut rng, &mut alice);
@@ -2024,9 +2008,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
     let m = mallory
         .encrypt(&mut rng, &alice_id, b"mallory 1", &[1], &[])
         .unwrap();
-    let got = alice
-        .decrypt(&mut rng, &addr("bob", 2), &m[0].message)
-        .unwrap();
+    let got = alice.decrypt(&addr("bob", 2), &m[0].message).unwrap();
     assert!(got.identity_change.is_some());
     // Bob's session at bob/1 was under the replaced key, so it was dropped,
     // and his next message (a repeat of his accepted prekey message) is refused
@@ -2036,7 +2018,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
         .encrypt(&mut rng, &alice_id, b"still me", &[1], &[])
         .unwrap();
     assert_eq!(
-        alice.decrypt(&mut rng, &addr("bob", 1), &m[0].message),
+        alice.decrypt(&addr("bob", 1), &m[0].message),
         Err(DeviceError::Protocol(Error::RepeatedPreKeyMessage {
             base_key: prekey_base_key(&m[0].message)
         }))
@@ -2048,9 +2030,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
     let m = bob
         .encrypt(&mut rng, &alice_id, b"bob again", &[1], &[])
         .unwrap();
-    alice
-        .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
-        .unwrap();
+    alice.decrypt(&addr("bob", 1), &m[0].message).unwrap();
     assert_eq!(alice.session_devices(&bob_id).unwrap(), vec![1]);
 
     let bob_key = *bob.local().identity.public_key();
@@ -2063,7 +2043,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
         .encrypt(&mut rng, &alice_id, b"send me the code", &[1], &[])
         .unwrap();
     assert_eq!(
-        blocked_account(&alice.decrypt(&mut rng, &addr("bob", 2), &m[0].message)),
+        blocked_account(&alice.decrypt(&addr("bob", 2), &m[0].message)),
         Some(bob_id)
     );
     assert!(
@@ -2074,9 +2054,7 @@ fn sessions_under_a_key_the_record_does_not_hold_are_refused() {
     let m = bob
         .encrypt(&mut rng, &alice_id, b"it's really me", &[1], &[])
         .unwrap();
-    let got = alice
-        .decrypt(&mut rng, &addr("bob", 1), &m[0].message)
-        .unwrap();
+    let got = alice.decrypt(&addr("bob", 1), &m[0].message).unwrap();
     assert_eq!(got.plaintext, b"it's really me");
 }
 
@@ -2126,7 +2104,7 @@ fn an_account_cannot_grow_past_the_device_bound() {
         .encrypt(&mut rng, &account("alice"), b"one more", &[1], &[])
         .unwrap();
     assert_eq!(
-        alice.decrypt(&mut rng, &addr("bob", 999), &m[0].message),
+        alice.decrypt(&addr("bob", 999), &m[0].message),
         Err(DeviceError::TooManyDevices { account: bob_id })
     );
     assert!(snapshot(&alice) == before, "nothing was written");

@@ -1,10 +1,10 @@
 //! Secret hygiene of the public secret-holding types: `IdentityKeyPair`,
-//! `PreKeyStore`, `SignedPreKey`, `OneTimePreKey` and `Session`.
+//! `PreKeyStore`, `SignedPreKey`, `OneTimePreKey`, `KemPreKey` and `Session`.
 //!
 //! - `Debug` (`{:?}` and `{:#?}`) never prints secret key bytes. The secrets
 //!   are known exactly: identities come from fixed seeds (with their expanded
-//!   SHA-512 halves), and the X25519 private keys, root, chain and skipped
-//!   message keys are read out of the `encode()` blobs at the offsets of
+//!   SHA-512 halves), and the X25519 private keys, ML-KEM seeds, root, chain
+//!   and skipped message keys are read out of the `encode()` blobs at the offsets of
 //!   SPEC.md §6 (cross-checked against `hazmat` and against the public keys).
 //!   For every 32-byte secret, neither its hex (lower or upper case), nor its
 //!   `[a, b, …]` decimal rendering, nor any 8-byte window of either appears.
@@ -29,8 +29,8 @@ use ratchetbox::storage::StorageKey;
 use ratchetbox::store::{MemoryStore, SessionStore};
 use ratchetbox::{AccountId, DeviceAddress};
 use ratchetbox::{
-    IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session,
-    SignedPreKey,
+    IdentityKeyPair, KEM_CIPHERTEXT_LEN, KemPreKey, KemPreKeyKind, OneTimePreKey, PreKeyBundle,
+    PreKeyMessage, PreKeyStore, Responder, Session, SignedPreKey,
 };
 use sha2::{Digest, Sha512};
 use zeroize::Zeroizing;
@@ -73,6 +73,7 @@ assert_not_impl_any!(Session: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(PreKeyStore: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(SignedPreKey: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(OneTimePreKey: Clone, Copy, core::fmt::Display);
+assert_not_impl_any!(KemPreKey: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(StorageKey: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(LinkRequest: Clone, Copy, core::fmt::Display);
 assert_not_impl_any!(ProvisionedAccount: Clone, Copy, core::fmt::Display);
@@ -191,10 +192,51 @@ fn identity_secrets(seed: &[u8; 32]) -> Vec<(String, [u8; 32])> {
     ]
 }
 
-/// Every X25519 private key in a stored prekey store (§6.2), checked against
-/// the public keys the store reports.
+/// The secret of a 64-byte ML-KEM seed as three 32-byte windows: `d`, `z`
+/// and the middle, so every 8-byte window of the seed lies in one of them.
+fn kem_seed_secrets(name: &str, seed: &[u8]) -> Vec<(String, [u8; 32])> {
+    assert_eq!(seed.len(), 64);
+    vec![
+        (format!("{name} seed d"), array(&seed[..32])),
+        (format!("{name} seed middle"), array(&seed[16..48])),
+        (format!("{name} seed z"), array(&seed[32..])),
+    ]
+}
+
+/// The KEM prekey row `id ‖ seed (64) ‖ signature (64)` at `at` of a stored
+/// prekey store, checked against the store's KEM prekey of that id (decoding
+/// the row regenerates the key pair from the seed): its seed's secrets.
+fn kem_row_secrets(
+    store: &PreKeyStore,
+    blob: &[u8],
+    at: usize,
+    kind: KemPreKeyKind,
+    name: &str,
+) -> Vec<(String, [u8; 32])> {
+    let id = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
+    let mut row = vec![0x5B];
+    row.extend_from_slice(&blob[at..at + 132]);
+    let decoded = KemPreKey::decode(&row).unwrap();
+    let (held, held_kind) = store.find_kem_prekey(id).unwrap();
+    assert_eq!(held_kind, kind, "{name}");
+    assert_eq!(decoded.id(), id);
+    assert_eq!(decoded.public_key(), held.public_key(), "{name}");
+    assert_eq!(decoded.signature(), held.signature(), "{name}");
+    kem_seed_secrets(&format!("{name} (KEM id {id})"), &blob[at + 4..at + 68])
+}
+
+/// Every secret in a stored prekey store (§6.2): the X25519 private keys,
+/// checked against the public keys the store reports, and the ML-KEM seeds,
+/// checked against its KEM prekeys.
+///
+/// Version 2 layout: `0x50 ‖ 0x02 ‖ device id ‖ SPK (id ‖ secret 32 ‖ sig 64)
+/// ‖ last-resort KEM (id ‖ seed 64 ‖ sig 64) ‖ retired count u8 ‖ retired ×
+/// (SPK ‖ KEM ‖ retired-at u64) ‖ next OPK id ‖ OPK count ‖ OPK × (id ‖
+/// secret) ‖ next KEM id ‖ one-time KEM count ‖ KEM × (id ‖ seed ‖ sig) ‖
+/// accepted count ‖ accepted × (SPK id ‖ KEM id ‖ base key)`.
 fn prekey_store_secrets(store: &PreKeyStore) -> Vec<(String, [u8; 32])> {
     let blob = store.encode();
+    assert_eq!(blob[..2], [0x50, 0x02]);
     let mut secrets = Vec::new();
     let spk = array(&blob[10..42]);
     assert_eq!(
@@ -202,8 +244,19 @@ fn prekey_store_secrets(store: &PreKeyStore) -> Vec<(String, [u8; 32])> {
         *store.signed_prekey().public_key().as_bytes()
     );
     secrets.push(("current signed prekey".into(), spk));
-    let retired = usize::from(blob[106]);
-    let mut at = 107;
+    assert_eq!(
+        blob[106..110],
+        store.last_resort_kem_prekey().id().to_be_bytes()
+    );
+    secrets.extend(kem_row_secrets(
+        store,
+        &blob,
+        106,
+        KemPreKeyKind::LastResort,
+        "current last-resort KEM prekey",
+    ));
+    let retired = usize::from(blob[238]);
+    let mut at = 239;
     for i in 0..retired {
         let id = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
         let secret = array(&blob[at + 4..at + 36]);
@@ -216,9 +269,17 @@ fn prekey_store_secrets(store: &PreKeyStore) -> Vec<(String, [u8; 32])> {
                 .as_bytes()
         );
         secrets.push((format!("retired signed prekey {i}"), secret));
-        at += 108;
+        secrets.extend(kem_row_secrets(
+            store,
+            &blob,
+            at + 100,
+            KemPreKeyKind::LastResort,
+            &format!("retired last-resort KEM prekey {i}"),
+        ));
+        at += 100 + 132 + 8;
     }
     let count = u32::from_be_bytes(blob[at + 4..at + 8].try_into().unwrap()) as usize;
+    assert_eq!(count, store.one_time_prekey_count());
     at += 8;
     for _ in 0..count {
         let id = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap());
@@ -234,11 +295,24 @@ fn prekey_store_secrets(store: &PreKeyStore) -> Vec<(String, [u8; 32])> {
         secrets.push((format!("one-time prekey {id}"), secret));
         at += 36;
     }
+    let kem_count = u32::from_be_bytes(blob[at + 4..at + 8].try_into().unwrap()) as usize;
+    assert_eq!(kem_count, store.one_time_kem_prekey_count());
+    at += 8;
+    for i in 0..kem_count {
+        secrets.extend(kem_row_secrets(
+            store,
+            &blob,
+            at,
+            KemPreKeyKind::OneTime,
+            &format!("one-time KEM prekey {i}"),
+        ));
+        at += 132;
+    }
     // Version 2 ends with the base keys of accepted prekey messages: public
-    // keys, with the signed prekey id each was accepted under.
+    // keys, with the signed and KEM prekey ids each was accepted under.
     let accepted = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
     assert_eq!(accepted, store.accepted_base_key_count());
-    at += 4 + 36 * accepted;
+    at += 4 + 40 * accepted;
     assert_eq!(at, blob.len());
     secrets
 }
@@ -248,8 +322,11 @@ fn prekey_store_secrets(store: &PreKeyStore) -> Vec<(String, [u8; 32])> {
 ///
 /// Version 2 layout: `0x53 ‖ 0x02 ‖ limits(8) ‖ role ‖ two identity keys (64)`
 /// (75 bytes), then the local and remote addresses (`u8 len ‖ account ‖ u32
-/// device` each), then base key, root key, sending ratchet secret, sending
-/// chain key, Ns, PN, the receiving chain flag and so on.
+/// device` each), then base key, root key, the sending chain flag (and if set:
+/// sending ratchet secret, sending chain key, Ns), PN, the receiving chain
+/// flag (and if set: DHr, CKr, Nr), the previous ratchet keys, the handshake
+/// prekey ids, the KEM key and ciphertext hashes, the pending flag (and if
+/// set: the KEM ciphertext) and the skipped message keys.
 fn session_secrets(session: &Session) -> Vec<(String, [u8; 32])> {
     let blob = session.encode();
     assert_eq!(blob[..2], [0x53, 0x02]);
@@ -264,31 +341,43 @@ fn session_secrets(session: &Session) -> Vec<(String, [u8; 32])> {
     }
     assert_eq!(&blob[at..at + 32], session.base_key().as_bytes());
     let root = at + 32;
-    let mut secrets = vec![
-        ("root key".to_string(), array(&blob[root..root + 32])),
-        (
-            "sending ratchet private key".into(),
-            array(&blob[root + 32..root + 64]),
-        ),
-        (
-            "sending chain key".into(),
-            array(&blob[root + 64..root + 96]),
-        ),
-    ];
+    let mut secrets = vec![("root key".to_string(), array(&blob[root..root + 32]))];
     assert_eq!(secrets[0].1, hazmat::root_key(session));
-    assert_eq!(secrets[2].1, hazmat::sending_chain_key(session));
-    // After Ns and PN: the receiving chain flag.
-    at = root + 96 + 8;
+    // The sending chain flag: clear while the sending half of a ratchet step
+    // is due.
+    at = root + 32;
+    if blob[at] == 1 {
+        let chain = array(&blob[at + 33..at + 65]);
+        assert_eq!(Some(chain), hazmat::sending_chain_key(session));
+        secrets.push((
+            "sending ratchet private key".into(),
+            array(&blob[at + 1..at + 33]),
+        ));
+        secrets.push(("sending chain key".into(), chain));
+        at += 1 + 32 + 32 + 4;
+    } else {
+        assert_eq!(blob[at], 0);
+        assert_eq!(hazmat::sending_chain_key(session), None);
+        at += 1;
+    }
+    // After PN: the receiving chain flag.
+    at += 4;
     if blob[at] == 1 {
         let receiving = array(&blob[at + 33..at + 65]);
         assert_eq!(Some(receiving), hazmat::receiving_chain_key(session));
         secrets.push(("receiving chain key".into(), receiving));
         at += 1 + 32 + 32 + 4;
     } else {
+        assert_eq!(blob[at], 0);
         assert_eq!(hazmat::receiving_chain_key(session), None);
         at += 1;
     }
-    at += 1 + 32 * usize::from(blob[at]) + 4 + 1 + 4 + 1;
+    // Previous ratchet keys, handshake prekey ids (SPK, KEM, OPK flag and id),
+    // the two hashes, then the pending flag and the KEM ciphertext (public).
+    at += 1 + 32 * usize::from(blob[at]);
+    at += 4 + 4 + 1 + 4 + 32 + 32;
+    assert_eq!(blob[at] == 1, session.is_awaiting_reply());
+    at += 1 + if blob[at] == 1 { KEM_CIPHERTEXT_LEN } else { 0 };
     let skipped = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
     assert_eq!(skipped, session.skipped_key_count());
     at += 4;
@@ -331,6 +420,10 @@ fn prekey_store_and_prekeys_debug_show_no_secret() {
     let identity = IdentityKeyPair::from_seed(&[0x21; 32]);
     let mut store = PreKeyStore::generate(&mut rng, &identity, 7);
     store.generate_one_time_prekeys(&mut rng, 5).unwrap();
+    let kem_ids = store
+        .generate_one_time_kem_prekeys(&mut rng, &identity, 3)
+        .unwrap();
+    assert_eq!(kem_ids, [2, 3, 4]);
     store
         .rotate_signed_prekey(&mut rng, &identity, 100)
         .unwrap();
@@ -338,7 +431,10 @@ fn prekey_store_and_prekeys_debug_show_no_secret() {
         .rotate_signed_prekey(&mut rng, &identity, 200)
         .unwrap();
     let mut secrets = prekey_store_secrets(&store);
-    assert_eq!(secrets.len(), 1 + 2 + 5);
+    // Signed prekeys (current and two retired) and five one-time prekeys; the
+    // seeds (three windows each) of three last-resort KEM prekeys (current
+    // and two retired) and three one-time KEM prekeys.
+    assert_eq!(secrets.len(), 1 + 2 + 5 + 3 * (3 + 3));
     secrets.extend(identity_secrets(&[0x21; 32]));
 
     assert_no_secret("PreKeyStore", &store, &secrets);
@@ -353,6 +449,20 @@ fn prekey_store_and_prekeys_debug_show_no_secret() {
     for id in ids {
         let one_time = store.find_one_time_prekey(id).unwrap();
         assert_no_secret("OneTimePreKey", one_time, &secrets);
+    }
+    // KEM ids 1, 5 and 6 are last-resort keys (the first and the two made by
+    // the rotations), 2..=4 one-time keys.
+    for id in 1..=6 {
+        let (kem, kind) = store.find_kem_prekey(id).unwrap();
+        let expected = if (2..=4).contains(&id) {
+            KemPreKeyKind::OneTime
+        } else {
+            KemPreKeyKind::LastResort
+        };
+        assert_eq!(kind, expected, "KEM id {id}");
+        assert_no_secret("KemPreKey", kem, &secrets);
+        let row = KemPreKey::decode(&kem.encode()).unwrap();
+        assert_no_secret("decoded KemPreKey", &row, &secrets);
     }
 }
 
@@ -383,7 +493,7 @@ fn session_debug_shows_no_secret() {
         .unwrap();
     let (mut alice_session, shared_secret, _) =
         hazmat::initiate_traced(&mut rng, &alice, &bob.account, &bundle).unwrap();
-    always.push(("X3DH shared secret".into(), shared_secret));
+    always.push(("PQXDH shared secret".into(), shared_secret));
 
     // A pending initiator (no receiving chain).
     let mut secrets = always.clone();
@@ -397,18 +507,33 @@ fn session_debug_shows_no_secret() {
         .collect();
     let first = alice_session.encrypt(&mut rng, b"third").unwrap();
     let (mut bob_session, _) = Responder::new(&bob, &mut store)
-        .accept(
-            &mut rng,
-            &alice.address(),
-            &PreKeyMessage::parse(&first).unwrap(),
-        )
+        .accept(&alice.address(), &PreKeyMessage::parse(&first).unwrap())
         .unwrap();
+    // Right after the accept the responder has no sending chain yet (the
+    // sending half of its first ratchet step is made at its first encrypt);
+    // after the reply it has one, and the initiator's step is due.
+    assert_eq!(hazmat::sending_chain_key(&bob_session), None);
+    let mut secrets = always.clone();
+    secrets.extend(session_secrets(&bob_session));
+    assert_no_secret("responder Session before its reply", &bob_session, &secrets);
     let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
-    alice_session.decrypt(&mut rng, &reply).unwrap();
+    assert!(hazmat::sending_chain_key(&bob_session).is_some());
+    let mut secrets = always.clone();
+    secrets.extend(session_secrets(&bob_session));
+    assert_no_secret("responder Session after its reply", &bob_session, &secrets);
+    alice_session.decrypt(&reply).unwrap();
+    assert_eq!(hazmat::sending_chain_key(&alice_session), None);
+    let mut secrets = always.clone();
+    secrets.extend(session_secrets(&alice_session));
+    assert_no_secret(
+        "initiator Session before its step",
+        &alice_session,
+        &secrets,
+    );
     let more: Vec<Vec<u8>> = (0..3)
         .map(|i| alice_session.encrypt(&mut rng, &[i; 5]).unwrap())
         .collect();
-    bob_session.decrypt(&mut rng, &more[2]).unwrap();
+    bob_session.decrypt(&more[2]).unwrap();
     assert_eq!(bob_session.skipped_key_count(), 4);
 
     for (what, session) in [("responder", &bob_session), ("initiator", &alice_session)] {
@@ -443,8 +568,10 @@ fn stored_forms_are_zeroizing_by_type() {
     let store_blob: Zeroizing<Vec<u8>> = store.encode();
     let session_blob: Zeroizing<Vec<u8>> = session.encode();
     let device_blob: Zeroizing<Vec<u8>> = local.encode();
-    // Version 2: the prekey store ends with a (here empty) list of accepted
-    // base keys, and the session holds both device addresses.
+    // Version 2: the prekey store holds a signed prekey (100) and a
+    // last-resort KEM prekey (132) and ends with (here empty) retired, one-time,
+    // one-time KEM and accepted base key lists; a fresh initiator session holds
+    // both device addresses and the pending KEM ciphertext (1088).
     assert_eq!(
         (
             identity_blob.len(),
@@ -452,7 +579,12 @@ fn stored_forms_are_zeroizing_by_type() {
             session_blob.len(),
             device_blob.len()
         ),
-        (34, 2 + 4 + 100 + 1 + 4 + 4 + 4, 245, 3 + 5 + 4 + 32)
+        (
+            34,
+            2 + 4 + 100 + 132 + 1 + 4 + 4 + 4 + 4 + 4,
+            1402,
+            3 + 5 + 4 + 32
+        )
     );
 }
 

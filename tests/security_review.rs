@@ -23,9 +23,10 @@ use ratchetbox::sealed::{
 use ratchetbox::storage::{self, StorageError, StorageKey};
 use ratchetbox::store::MemoryStore;
 use ratchetbox::{
-    AccountId, DecodeError, DeviceAddress, Error, HEADER_LEN, IdentityKey, IdentityKeyPair,
-    LocalDevice, Message, NONCE_LEN, PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyMessage, PreKeyStore,
-    RatchetMessage, Responder, Session, hazmat,
+    AccountId, BUNDLE_LEN_WITH_ONE_TIME, DecodeError, DeviceAddress, Error, HEADER_LEN,
+    IdentityKey, IdentityKeyPair, KEM_CIPHERTEXT_LEN, LocalDevice, Message, NONCE_LEN,
+    PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyMessage, PreKeyStore, RatchetMessage, Responder,
+    Session, hazmat,
 };
 
 fn rng(seed: u8) -> ChaCha20Rng {
@@ -97,17 +98,18 @@ fn raw(seed: u8, with_one_time: bool) -> Raw {
 #[test]
 fn every_wire_x25519_key_with_bit_255_set_is_rejected_and_changes_nothing() {
     let mut r = raw(1, true);
-    // Bundle: signed prekey at 41, one-time prekey at 142.
+    // Bundle: signed prekey at 41, one-time prekey at 1394 (after the KEM
+    // prekey id, key and signature, and the one-time prekey flag and id).
     let bundle = PreKeyBundle::from_store(r.bob.identity.public_key(), &r.prekeys, Some(1));
     let wire = bundle.encode();
-    for at in [41, 142] {
+    for at in [41, BUNDLE_LEN_WITH_ONE_TIME - 32] {
         assert!(matches!(
             PreKeyBundle::decode(&with_bit_255(&wire, at)),
             Err(DecodeError::NonCanonicalKey { .. })
         ));
     }
 
-    // Prekey message: base key at 33, the embedded ratchet key at 75. The
+    // Prekey message: base key at 33, the embedded ratchet key at 1167. The
     // responder refuses both before anything else; the store is unchanged.
     let first = r.session.encrypt(&mut r.rng, b"hello").unwrap();
     let before = r.prekeys.encode();
@@ -122,12 +124,12 @@ fn every_wire_x25519_key_with_bit_255_set_is_rejected_and_changes_nothing() {
     assert_eq!(*r.prekeys.encode(), *before);
     let from = r.alice.address();
     let (mut bob_session, _) = Responder::new(&r.bob, &mut r.prekeys)
-        .accept(&mut r.rng, &from, &PreKeyMessage::parse(&first).unwrap())
+        .accept(&from, &PreKeyMessage::parse(&first).unwrap())
         .unwrap();
 
     // Ratchet message: the ratchet key at 1. The session is unchanged.
     let reply = bob_session.encrypt(&mut r.rng, b"hi").unwrap();
-    r.session.decrypt(&mut r.rng, &reply).unwrap();
+    r.session.decrypt(&reply).unwrap();
     let later = r.session.encrypt(&mut r.rng, b"later").unwrap();
     let altered = with_bit_255(&later, 1);
     assert!(matches!(
@@ -135,10 +137,10 @@ fn every_wire_x25519_key_with_bit_255_set_is_rejected_and_changes_nothing() {
         Err(DecodeError::NonCanonicalKey { .. })
     ));
     let saved = bob_session.encode();
-    let err = bob_session.decrypt(&mut r.rng, &altered).unwrap_err();
+    let err = bob_session.decrypt(&altered).unwrap_err();
     assert!(is_non_canonical(&err), "{err:?}");
     assert_eq!(*bob_session.encode(), *saved);
-    assert_eq!(bob_session.decrypt(&mut r.rng, &later).unwrap(), b"later");
+    assert_eq!(bob_session.decrypt(&later).unwrap(), b"later");
 
     // Sealed envelopes: E of a single envelope (after tag, "bob/1" and the
     // token flag), of a multi-recipient envelope and of a split part (at 1).
@@ -248,7 +250,13 @@ fn stored_session_key_offsets(blob: &[u8]) -> Vec<usize> {
     at += addr_len(at);
     at += addr_len(at);
     let mut keys = vec![at]; // base key
-    at += 32 + 32 + 32 + 32 + 8; // base key, RK, DHs, CKs, Ns, PN
+    at += 32 + 32; // base key, RK
+    let sending = blob[at] == 1;
+    at += 1;
+    if sending {
+        at += 32 + 32 + 4; // DHs (private), CKs, Ns
+    }
+    at += 4; // PN
     let receiving = blob[at] == 1;
     at += 1;
     if receiving {
@@ -261,7 +269,12 @@ fn stored_session_key_offsets(blob: &[u8]) -> Vec<usize> {
         keys.push(at);
         at += 32;
     }
-    at += 4 + 1 + 4 + 1; // handshake prekey ids, pending
+    at += 4 + 4 + 1 + 4 + 32 + 32; // handshake prekey ids, KEM key and ciphertext hashes
+    let pending = blob[at] == 1;
+    at += 1;
+    if pending {
+        at += KEM_CIPHERTEXT_LEN;
+    }
     let skipped = u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
     at += 4;
     for _ in 0..skipped {
@@ -278,17 +291,27 @@ fn every_stored_x25519_key_with_bit_255_set_is_rejected() {
     let first = r.session.encrypt(&mut r.rng, b"0").unwrap();
     let from = r.alice.address();
     let (mut bob, _) = Responder::new(&r.bob, &mut r.prekeys)
-        .accept(&mut r.rng, &from, &PreKeyMessage::parse(&first).unwrap())
+        .accept(&from, &PreKeyMessage::parse(&first).unwrap())
         .unwrap();
     // Two ratchet steps each way, and a skipped key: every key field is present.
     for round in 0..2u8 {
         let reply = bob.encrypt(&mut r.rng, &[round]).unwrap();
-        r.session.decrypt(&mut r.rng, &reply).unwrap();
+        r.session.decrypt(&reply).unwrap();
         let skipped = r.session.encrypt(&mut r.rng, b"skipped").unwrap();
         let next = r.session.encrypt(&mut r.rng, b"next").unwrap();
-        bob.decrypt(&mut r.rng, &next).unwrap();
+        bob.decrypt(&next).unwrap();
         drop(skipped);
     }
+    // A fresh initiator: no receiving chain, the KEM ciphertext still pending.
+    let fresh = raw(2, false).session.encode();
+    assert_eq!(fresh.len(), 1402);
+    let fresh_offsets = stored_session_key_offsets(&fresh);
+    assert_eq!(fresh_offsets.len(), 1, "only the base key");
+    for at in fresh_offsets {
+        let err = Session::decode(&with_bit_255(&fresh, at)).err().unwrap();
+        assert!(is_non_canonical(&err), "offset {at}: {err:?}");
+    }
+
     let blob = bob.encode();
     let offsets = stored_session_key_offsets(&blob);
     assert!(offsets.len() >= 5, "base, DHr, previous and skipped keys");
@@ -344,14 +367,14 @@ fn a_first_message_is_delivered_exactly_once() {
         .unwrap()
         .remove(0)
         .message;
-    let got = bob.decrypt(&mut rng, &from, &first).unwrap();
+    let got = bob.decrypt(&from, &first).unwrap();
     assert_eq!(got.plaintext, b"exactly once");
     assert_eq!(got.session, SessionUse::Created);
     let snapshot = bob.store().encode();
 
     // The copy with bit 255 of the base key set: a typed error, nothing changes.
     let altered = with_bit_255(&first, 33);
-    let err = bob.decrypt(&mut rng, &from, &altered).unwrap_err();
+    let err = bob.decrypt(&from, &altered).unwrap_err();
     assert!(
         matches!(
             err,
@@ -363,7 +386,7 @@ fn a_first_message_is_delivered_exactly_once() {
 
     // The same bytes again: the session that owns them says duplicate.
     assert_eq!(
-        bob.decrypt(&mut rng, &from, &first).unwrap_err(),
+        bob.decrypt(&from, &first).unwrap_err(),
         DeviceError::Protocol(Error::DuplicateMessage)
     );
     assert_eq!(*bob.store().encode(), *snapshot);
@@ -372,7 +395,7 @@ fn a_first_message_is_delivered_exactly_once() {
     bob.remove_device(&from).unwrap();
     let without_session = bob.store().encode();
     assert!(matches!(
-        bob.decrypt(&mut rng, &from, &first).unwrap_err(),
+        bob.decrypt(&from, &first).unwrap_err(),
         DeviceError::Protocol(Error::RepeatedPreKeyMessage { .. })
     ));
     assert_eq!(*bob.store().encode(), *without_session);
@@ -386,13 +409,13 @@ fn the_raw_responder_recognises_repeats_with_and_without_a_one_time_prekey() {
         let second = r.session.encrypt(&mut r.rng, b"second").unwrap();
         let from = r.alice.address();
         let (mut session, plaintext) = Responder::new(&r.bob, &mut r.prekeys)
-            .accept(&mut r.rng, &from, &PreKeyMessage::parse(&first).unwrap())
+            .accept(&from, &PreKeyMessage::parse(&first).unwrap())
             .unwrap();
         assert_eq!(plaintext, b"first");
         let before = r.prekeys.encode();
         for repeat in [&first, &second] {
             let err = Responder::new(&r.bob, &mut r.prekeys)
-                .accept(&mut r.rng, &from, &PreKeyMessage::parse(repeat).unwrap())
+                .accept(&from, &PreKeyMessage::parse(repeat).unwrap())
                 .unwrap_err();
             // The error names the session, which decrypts what it has not read.
             assert_eq!(
@@ -403,11 +426,8 @@ fn the_raw_responder_recognises_repeats_with_and_without_a_one_time_prekey() {
             );
             assert_eq!(*r.prekeys.encode(), *before);
         }
-        assert_eq!(session.decrypt(&mut r.rng, &second).unwrap(), b"second");
-        assert_eq!(
-            session.decrypt(&mut r.rng, &first),
-            Err(Error::DuplicateMessage)
-        );
+        assert_eq!(session.decrypt(&second).unwrap(), b"second");
+        assert_eq!(session.decrypt(&first), Err(Error::DuplicateMessage));
     }
 }
 
@@ -417,17 +437,43 @@ fn every_bit_of_the_prekey_prefix_is_authenticated() {
     let first = r.session.encrypt(&mut r.rng, b"bound").unwrap();
     let before = r.prekeys.encode();
     let from = r.alice.address();
-    for bit in 0..PREKEY_PREFIX_LEN * 8 {
+    // The KEM ciphertext (bytes 73..1161, 8704 of the 9328 prefix bits) is
+    // bound as a whole, through its SHA-256 in AD and through the KEM secret,
+    // and any 1088 bytes parse: a flip there is always `DecryptionFailed`.
+    // Each try is a full responder handshake, so of the ciphertext every bit
+    // of its first and last 8 bytes and one bit of every other byte; every
+    // bit of the rest of the prefix.
+    let kem_ciphertext = 73..73 + KEM_CIPHERTEXT_LEN;
+    assert_eq!(
+        first[kem_ciphertext.clone()],
+        *PreKeyMessage::parse(&first).unwrap().kem_ciphertext()
+    );
+    let bits = (0..PREKEY_PREFIX_LEN * 8).filter(|bit| {
+        let byte = bit / 8;
+        !kem_ciphertext.contains(&byte)
+            || byte < kem_ciphertext.start + 8
+            || byte >= kem_ciphertext.end - 8
+            || bit % 8 == byte % 8
+    });
+    let mut tried = 0;
+    for bit in bits {
         let mut altered = first.clone();
         altered[bit / 8] ^= 1 << (bit % 8);
-        let accepted = PreKeyMessage::parse(&altered).ok().and_then(|m| {
-            Responder::new(&r.bob, &mut r.prekeys)
-                .accept(&mut r.rng, &from, &m)
-                .ok()
-        });
-        assert!(accepted.is_none(), "bit {bit} of the prefix was not bound");
+        let result = PreKeyMessage::parse(&altered)
+            .map_err(Error::from)
+            .and_then(|m| Responder::new(&r.bob, &mut r.prekeys).accept(&from, &m));
+        if kem_ciphertext.contains(&(bit / 8)) {
+            assert_eq!(result.err(), Some(Error::DecryptionFailed), "bit {bit}");
+        } else {
+            assert!(result.is_err(), "bit {bit} of the prefix was not bound");
+        }
         assert_eq!(*r.prekeys.encode(), *before, "bit {bit}");
+        tried += 1;
     }
+    assert_eq!(
+        tried,
+        (PREKEY_PREFIX_LEN - KEM_CIPHERTEXT_LEN) * 8 + 16 * 8 + 1072
+    );
     // -A has the same Montgomery form as A, so every DH is unchanged: only the
     // identity in AD catches the altered sign bit (byte 32, bit 7).
     let mut negated = first.clone();
@@ -439,7 +485,7 @@ fn every_bit_of_the_prekey_prefix_is_authenticated() {
     );
     assert_eq!(
         Responder::new(&r.bob, &mut r.prekeys)
-            .accept(&mut r.rng, &from, &message)
+            .accept(&from, &message)
             .err(),
         Some(Error::DecryptionFailed)
     );
@@ -571,12 +617,20 @@ fn two_copies_of_one_session_never_produce_the_same_keystream() {
     let first = r.session.encrypt(&mut r.rng, b"first").unwrap();
     let from = r.alice.address();
     let (mut bob, _) = Responder::new(&r.bob, &mut r.prekeys)
-        .accept(&mut r.rng, &from, &PreKeyMessage::parse(&first).unwrap())
+        .accept(&from, &PreKeyMessage::parse(&first).unwrap())
         .unwrap();
     let reply = bob.encrypt(&mut r.rng, b"reply").unwrap();
-    r.session.decrypt(&mut r.rng, &reply).unwrap();
+    r.session.decrypt(&reply).unwrap();
+    // Deferred sending ratchet step: the next encrypt draws a new ratchet key.
+    // One message on it (read by Bob) puts Alice on a sending chain, so a copy
+    // of her state taken now draws only the nonce.
+    assert_eq!(hazmat::sending_chain_key(&r.session), None);
+    let again = r.session.encrypt(&mut r.rng, b"again").unwrap();
+    assert_eq!(bob.decrypt(&again).unwrap(), b"again");
+    assert!(hazmat::sending_chain_key(&r.session).is_some());
 
-    // Both while awaiting a reply (a prekey message) and after it.
+    // Both while awaiting a reply (a prekey message) and on a sending chain
+    // after it.
     for stage in 0..2 {
         let blob = if stage == 0 {
             let fresh = raw(8, false);
@@ -612,10 +666,41 @@ fn two_copies_of_one_session_never_produce_the_same_keystream() {
         );
         if stage == 1 {
             // The receiver takes the first for that position; the second is a duplicate.
-            assert_eq!(bob.decrypt(&mut r.rng, &w1).unwrap(), p1);
-            assert_eq!(bob.decrypt(&mut r.rng, &w2), Err(Error::DuplicateMessage));
+            assert_eq!(bob.decrypt(&w1).unwrap(), p1);
+            assert_eq!(bob.decrypt(&w2), Err(Error::DuplicateMessage));
         }
     }
+
+    // Copies taken while the sending step is due (Alice has just read Bob's
+    // reply): each copy draws its own ratchet key, so they share no chain at
+    // all, let alone a (key, nonce).
+    let reply = bob.encrypt(&mut r.rng, b"second reply").unwrap();
+    r.session.decrypt(&reply).unwrap();
+    assert_eq!(hazmat::sending_chain_key(&r.session), None);
+    let blob = r.session.encode();
+    let (mut one, mut two) = (
+        Session::decode(&blob).unwrap(),
+        Session::decode(&blob).unwrap(),
+    );
+    let (w1, w2) = (
+        one.encrypt(&mut rng(22), b"same length one").unwrap(),
+        two.encrypt(&mut rng(23), b"same length two").unwrap(),
+    );
+    assert_ne!(w1[1..33], w2[1..33], "each copy has its own ratchet key");
+    assert_ne!(
+        hazmat::sending_chain_key(&one),
+        hazmat::sending_chain_key(&two)
+    );
+    assert_ne!(
+        xor(ciphertext(&w1, 15), ciphertext(&w2, 15)),
+        xor(b"same length one", b"same length two")
+    );
+    // The receiver follows the first; the second copy's chain hangs off the
+    // old root key, so its message is lost (never read under a reused key).
+    assert_eq!(bob.decrypt(&w1).unwrap(), b"same length one");
+    let saved = bob.encode();
+    assert_eq!(bob.decrypt(&w2), Err(Error::DecryptionFailed));
+    assert_eq!(*bob.encode(), *saved);
 }
 
 #[test]
@@ -777,7 +862,7 @@ fn decrypted_bytes_never_print() {
         .unwrap()
         .remove(0)
         .message;
-    let got = bob.decrypt(&mut rng, &address("alice", 1), &wire).unwrap();
+    let got = bob.decrypt(&address("alice", 1), &wire).unwrap();
     let printed = format!("{got:?}");
     assert!(!printed.contains("launch code") && !printed.contains(&hex));
     assert!(printed.contains("23 bytes"), "{printed}");
@@ -821,14 +906,14 @@ fn a_prekey_message_relabelled_to_another_sender_is_refused() {
     let message = PreKeyMessage::parse(&first).unwrap();
     assert_eq!(
         Responder::new(&r.bob, &mut r.prekeys)
-            .accept(&mut r.rng, &address("mallory", 1), &message)
+            .accept(&address("mallory", 1), &message)
             .err(),
         Some(Error::DecryptionFailed)
     );
     // Another device of the real sender is another address, too.
     assert_eq!(
         Responder::new(&r.bob, &mut r.prekeys)
-            .accept(&mut r.rng, &address("alice", 2), &message)
+            .accept(&address("alice", 2), &message)
             .err(),
         Some(Error::DecryptionFailed)
     );
@@ -842,13 +927,11 @@ fn a_prekey_message_relabelled_to_another_sender_is_refused() {
         .remove(0)
         .message;
     let snapshot = bob.store().encode();
-    let err = bob
-        .decrypt(&mut rng, &address("mallory", 1), &wire)
-        .unwrap_err();
+    let err = bob.decrypt(&address("mallory", 1), &wire).unwrap_err();
     assert_eq!(err, DeviceError::Protocol(Error::DecryptionFailed));
     assert_eq!(*bob.store().encode(), *snapshot);
     assert_eq!(bob.trust_record(&account("mallory")).unwrap(), None);
     // Delivered under the true sender address, it decrypts.
-    let got = bob.decrypt(&mut rng, &address("alice", 1), &wire).unwrap();
+    let got = bob.decrypt(&address("alice", 1), &wire).unwrap();
     assert_eq!(got.plaintext, b"hi");
 }

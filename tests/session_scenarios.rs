@@ -3,9 +3,10 @@
 //! prekey messages, long conversations, out-of-order delivery and loss across
 //! DH ratchet steps, the skip limits at their boundaries and eviction, replay,
 //! transactional decryption of tampered, truncated and out-of-bounds messages,
-//! binding to both device addresses, signed prekey rotation, persistence
-//! mid-conversation, caller buffers and the encoded sizes of bundles, messages
-//! and sessions.
+//! binding to both device addresses, signed prekey rotation, the lifecycle of
+//! one-time and last-resort KEM prekeys, the deferred sending half of a DH
+//! ratchet step, persistence mid-conversation, caller buffers and the encoded
+//! sizes of bundles, messages and sessions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -17,9 +18,10 @@ use common::{
 use ratchetbox::rand_core::Rng;
 use ratchetbox::{
     BUNDLE_LEN_WITH_ONE_TIME, BUNDLE_LEN_WITHOUT_ONE_TIME, DecodeError, DeviceAddress, Error,
-    HEADER_LEN, LocalDevice, MAX_PREVIOUS_RATCHET_KEYS, Message, PREKEY_MESSAGE_OVERHEAD,
-    PREKEY_PREFIX_LEN, PreKeyBundle, PreKeyMessage, RATCHET_MESSAGE_OVERHEAD, RatchetMessage,
-    Responder, Role, Session, SessionConfig,
+    HEADER_LEN, KEM_CIPHERTEXT_LEN, KemPreKeyKind, LocalDevice, MAX_ONE_TIME_KEM_PREKEYS,
+    MAX_PREVIOUS_RATCHET_KEYS, Message, PREKEY_MESSAGE_OVERHEAD, PREKEY_PREFIX_LEN, PreKeyBundle,
+    PreKeyId, PreKeyMessage, PreKeyStore, RATCHET_MESSAGE_OVERHEAD, RatchetMessage, Responder,
+    Role, Session, SessionConfig, VerifiedBundle,
 };
 
 // Field offsets in a ratchet message (SPEC.md §4.2, §4.3), protocol version 2:
@@ -29,31 +31,63 @@ const PN_AT: usize = 33;
 const N_AT: usize = 37;
 const NONCE_AT: usize = 41;
 
-// Field offsets in a prekey message (SPEC.md §4.4).
+// Field offsets in a prekey message (SPEC.md §4.4), hybrid handshake:
+// `0x05 ‖ IK_A(32) ‖ base key(32) ‖ SPK id u32 ‖ KEM id u32 ‖ KEM
+// ciphertext(1088) ‖ OPK flag u8 ‖ OPK id u32` (1166 bytes), then the ratchet
+// message.
 const PREKEY_IDENTITY_AT: usize = 1;
 const PREKEY_BASE_KEY_AT: usize = 33;
 const PREKEY_SIGNED_ID_AT: usize = 65;
-const PREKEY_ONE_TIME_ID_AT: usize = 70;
+const PREKEY_KEM_ID_AT: usize = 69;
+const PREKEY_KEM_CIPHERTEXT_AT: usize = 73;
+const PREKEY_ONE_TIME_FLAG_AT: usize = PREKEY_KEM_CIPHERTEXT_AT + KEM_CIPHERTEXT_LEN;
+const PREKEY_ONE_TIME_ID_AT: usize = PREKEY_ONE_TIME_FLAG_AT + 1;
+const _: () = assert!(PREKEY_ONE_TIME_ID_AT + 4 == PREKEY_PREFIX_LEN);
 
 // Field offsets in a stored session (SPEC.md §6.3), version 2: `0x53 ‖ 0x02 ‖
 // max skip ‖ max skipped keys ‖ role ‖ local identity ‖ remote identity ‖ local
-// address ‖ remote address ‖ base key ‖ root key ‖ sending ratchet secret ‖
-// sending chain key ‖ Ns ‖ PN ‖ receiving flag ‖ [receiving ratchet key ‖
-// receiving chain key ‖ Nr] ‖ ...`. An address is `u8 len ‖ account ‖ u32
-// device`; between "alice" and "bob" (either side) the two take 18 bytes.
+// address ‖ remote address ‖ base key ‖ root key ‖ sending flag ‖ [sending
+// ratchet secret ‖ sending chain key ‖ Ns] ‖ PN ‖ receiving flag ‖ [receiving
+// ratchet key ‖ receiving chain key ‖ Nr] ‖ ...`. An address is `u8 len ‖
+// account ‖ u32 device`; between "alice" and "bob" (either side) the two take
+// 18 bytes. The sending chain is absent (flag 0) while the sending half of a
+// DH ratchet step is due, which moves every later field.
 const STATE_VERSION: u8 = 2;
 const STATE_VERSION_AT: usize = 1;
 const STATE_MAX_SKIP_AT: usize = 2;
 const STATE_ROLE_AT: usize = 10;
 const STATE_ADDRESSES_AT: usize = STATE_ROLE_AT + 1 + 2 * 32;
 const STATE_ADDRESSES_LEN: usize = (1 + 5 + 4) + (1 + 3 + 4);
-const STATE_NS_AT: usize = STATE_ADDRESSES_AT + STATE_ADDRESSES_LEN + 4 * 32;
-const STATE_RECEIVING_FLAG_AT: usize = STATE_NS_AT + 4 + 4;
-const STATE_NR_AT: usize = STATE_RECEIVING_FLAG_AT + 1 + 2 * 32;
+const STATE_SENDING_FLAG_AT: usize = STATE_ADDRESSES_AT + STATE_ADDRESSES_LEN + 2 * 32;
+const STATE_NS_AT: usize = STATE_SENDING_FLAG_AT + 1 + 2 * 32;
+
+/// Offset of the receiving flag in a stored session between "alice" and
+/// "bob": after PN, which follows the sending chain if there is one.
+fn state_receiving_flag_at(blob: &[u8]) -> usize {
+    match blob[STATE_SENDING_FLAG_AT] {
+        1 => STATE_NS_AT + 4 + 4,
+        0 => STATE_SENDING_FLAG_AT + 1 + 4,
+        flag => panic!("sending flag {flag}"),
+    }
+}
+
+/// Offset of Nr in a stored session between "alice" and "bob" that has a
+/// receiving chain.
+fn state_nr_at(blob: &[u8]) -> usize {
+    let flag_at = state_receiving_flag_at(blob);
+    assert_eq!(blob[flag_at], 1, "no receiving chain");
+    flag_at + 1 + 2 * 32
+}
 
 // Sizes of stored sessions between "alice" and "bob".
-const SIZE_FRESH_INITIATOR: usize = 245;
-const SIZE_FRESH_RESPONDER: usize = 313;
+/// An initiator that has not read a reply: sending chain, no receiving chain,
+/// and the KEM ciphertext it repeats in every prekey message.
+const SIZE_FRESH_INITIATOR: usize = 1402;
+/// A responder right after accepting (or an initiator right after reading the
+/// first reply): a receiving chain, the sending half of the step still due.
+const SIZE_FRESH_RESPONDER: usize = 314;
+/// What a sending chain adds (secret ‖ chain key ‖ Ns) once the side sends.
+const SIZE_SENDING_CHAIN: usize = 68;
 const SIZE_PER_SKIPPED_KEY: usize = 68;
 const SIZE_PER_PREVIOUS_KEY: usize = 32;
 
@@ -127,7 +161,6 @@ fn encoded_sizes_of_bundles_messages_and_sessions() {
     let prekey_256 = alice_session.encrypt(&mut rng, &[0x42; 256]).unwrap();
 
     let (mut bob_session, plaintext) = accept(
-        &mut rng,
         &bob,
         &mut store,
         &alice.address(),
@@ -137,15 +170,15 @@ fn encoded_sizes_of_bundles_messages_and_sessions() {
     .unwrap();
     assert!(plaintext.is_empty());
     let bob_fresh = bob_session.encode().len();
-    assert_eq!(
-        bob_session.decrypt(&mut rng, &prekey_256).unwrap(),
-        [0x42; 256]
-    );
+    assert_eq!(bob_session.decrypt(&prekey_256).unwrap(), [0x42; 256]);
     let ratchet_256 = bob_session.encrypt(&mut rng, &[7; 256]).unwrap();
-    assert_eq!(
-        alice_session.decrypt(&mut rng, &ratchet_256).unwrap(),
-        [7; 256]
-    );
+    // Bob's first send did the sending half of his ratchet step.
+    let bob_after_reply = bob_session.encode().len();
+    assert_eq!(alice_session.decrypt(&ratchet_256).unwrap(), [7; 256]);
+    // Alice read the reply: no more KEM ciphertext, her next step is due.
+    let alice_after_reply = alice_session.encode().len();
+    alice_session.encrypt(&mut rng, b"ok").unwrap();
+    let alice_after_sending = alice_session.encode().len();
 
     println!(
         "bundle without one-time prekey: {} bytes",
@@ -166,18 +199,34 @@ fn encoded_sizes_of_bundles_messages_and_sessions() {
     );
     println!("fresh session, Alice:           {alice_fresh} bytes");
     println!("fresh session, Bob:             {bob_fresh} bytes");
+    println!("Bob after his first reply:      {bob_after_reply} bytes");
+    println!("Alice after reading it:         {alice_after_reply} bytes");
+    println!("Alice after sending again:      {alice_after_sending} bytes");
 
-    assert_eq!(without_one_time.len(), 138);
+    // Hybrid handshake: the bundle carries the signed ML-KEM-768 prekey (id,
+    // 1184-byte key, signature) and the prekey message its KEM id and
+    // 1088-byte ciphertext.
+    assert_eq!(without_one_time.len(), 1390);
     assert_eq!(without_one_time.len(), BUNDLE_LEN_WITHOUT_ONE_TIME);
-    assert_eq!(with_one_time.len(), 174);
+    assert_eq!(with_one_time.len(), 1426);
     assert_eq!(with_one_time.len(), BUNDLE_LEN_WITH_ONE_TIME);
-    assert_eq!(prekey_empty.len(), 143);
+    assert_eq!(prekey_empty.len(), 1235);
     assert_eq!(prekey_empty.len(), PREKEY_MESSAGE_OVERHEAD);
-    assert_eq!(prekey_256.len(), 399);
+    assert_eq!(
+        prekey_empty.len(),
+        PREKEY_PREFIX_LEN + RATCHET_MESSAGE_OVERHEAD
+    );
+    assert_eq!(prekey_256.len(), 1491);
     assert_eq!(ratchet_256.len(), 325);
     assert_eq!(ratchet_256.len(), RATCHET_MESSAGE_OVERHEAD + 256);
     assert_eq!(alice_fresh, SIZE_FRESH_INITIATOR);
     assert_eq!(bob_fresh, SIZE_FRESH_RESPONDER);
+    assert_eq!(bob_after_reply, SIZE_FRESH_RESPONDER + SIZE_SENDING_CHAIN);
+    assert_eq!(alice_after_reply, SIZE_FRESH_RESPONDER);
+    assert_eq!(
+        alice_after_sending,
+        SIZE_FRESH_RESPONDER + SIZE_SENDING_CHAIN
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -212,6 +261,11 @@ fn session_from_bundle_with_and_without_one_time_prekey() {
         assert_eq!(message.base_key(), alice_session.base_key());
         assert_eq!(message.signed_prekey_id(), store.signed_prekey().id());
         assert_eq!(message.one_time_prekey_id(), one_time);
+        // No one-time KEM prekey is published: the bundle (hence the message)
+        // names the last-resort KEM prekey.
+        let last_resort = store.last_resort_kem_prekey().id();
+        assert_eq!(bundle.kem_prekey().0, last_resort);
+        assert_eq!(message.kem_prekey_id(), last_resort);
         assert_eq!(
             store.one_time_prekey_count(),
             3,
@@ -220,7 +274,7 @@ fn session_from_bundle_with_and_without_one_time_prekey() {
 
         let (mut bob_session, plaintext) = Responder::new(&bob, &mut store)
             .expect_initiator(alice.identity.public_key())
-            .accept(&mut rng, &alice.address(), &message)
+            .accept(&alice.address(), &message)
             .unwrap();
         assert_eq!(plaintext, b"first");
         let remaining: Vec<_> = store.one_time_prekey_ids().collect();
@@ -233,6 +287,11 @@ fn session_from_bundle_with_and_without_one_time_prekey() {
         } else {
             assert_eq!(remaining, ids, "no one-time prekey is spent");
         }
+        assert_eq!(
+            store.find_kem_prekey(last_resort).map(|(_, kind)| kind),
+            Some(KemPreKeyKind::LastResort),
+            "the last-resort KEM prekey stays"
+        );
         assert_eq!(bob_session.role(), Role::Responder);
         assert_eq!(bob_session.local_identity(), bob.identity.public_key());
         assert_eq!(bob_session.remote_identity(), alice.identity.public_key());
@@ -243,20 +302,23 @@ fn session_from_bundle_with_and_without_one_time_prekey() {
         assert!(bob_session.owns_prekey_message(&message));
         assert!(!bob_session.is_awaiting_reply());
         assert_eq!(bob_session.config(), &SessionConfig::default());
+        // The sending half of Bob's first ratchet step waits for his first send.
+        assert_eq!(bob_session.encode()[STATE_SENDING_FLAG_AT], 0);
 
         let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
+        assert_eq!(bob_session.encode()[STATE_SENDING_FLAG_AT], 1);
         assert!(matches!(
             Message::parse(&reply).unwrap(),
             Message::Ratchet(_)
         ));
-        assert_eq!(alice_session.decrypt(&mut rng, &reply).unwrap(), b"reply");
+        assert_eq!(alice_session.decrypt(&reply).unwrap(), b"reply");
         assert!(!alice_session.is_awaiting_reply());
         let third = alice_session.encrypt(&mut rng, b"third").unwrap();
         assert!(matches!(
             Message::parse(&third).unwrap(),
             Message::Ratchet(_)
         ));
-        assert_eq!(bob_session.decrypt(&mut rng, &third).unwrap(), b"third");
+        assert_eq!(bob_session.decrypt(&third).unwrap(), b"third");
     }
 }
 
@@ -267,7 +329,12 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     let bob = bob(&mut rng);
     let mallory = identity(&mut rng);
     let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 2);
+    // A one-time KEM prekey that Alice's bundle does not name.
+    let other_kem = store
+        .generate_one_time_kem_prekeys(&mut rng, &bob.identity, 1)
+        .unwrap()[0];
     let bundle = verified_bundle(&bob.identity, &store, Some(ids[0]));
+    assert_eq!(bundle.kem_prekey().0, store.last_resort_kem_prekey().id());
     let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
     let wire = alice_session.encrypt(&mut rng, b"hello Bob").unwrap();
     let pristine = store.encode().to_vec();
@@ -276,22 +343,13 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     let ciphertext_at = PREKEY_PREFIX_LEN + HEADER_LEN;
     let tampered = patched(&wire, ciphertext_at, &[wire[ciphertext_at] ^ 1]);
     assert_eq!(
-        rejected_accept(
-            &mut rng,
-            &bob,
-            &mut store,
-            &alice.address(),
-            &tampered,
-            default,
-            None
-        ),
+        rejected_accept(&bob, &mut store, &alice.address(), &tampered, default, None),
         Error::DecryptionFailed
     );
     let last = wire.len() - 1;
     let tampered = patched(&wire, last, &[wire[last] ^ 0x80]);
     assert_eq!(
         rejected_accept(
-            &mut rng,
             &bob,
             &mut store,
             &alice.address(),
@@ -303,7 +361,6 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     );
     assert_eq!(
         rejected_accept(
-            &mut rng,
             &bob,
             &mut store,
             &alice.address(),
@@ -316,7 +373,6 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     let unknown_signed = patched(&wire, PREKEY_SIGNED_ID_AT, &99u32.to_be_bytes());
     assert_eq!(
         rejected_accept(
-            &mut rng,
             &bob,
             &mut store,
             &alice.address(),
@@ -329,7 +385,6 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     let unknown_one_time = patched(&wire, PREKEY_ONE_TIME_ID_AT, &99u32.to_be_bytes());
     assert_eq!(
         rejected_accept(
-            &mut rng,
             &bob,
             &mut store,
             &alice.address(),
@@ -338,6 +393,64 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
             None
         ),
         Error::UnknownOneTimePreKey { id: 99 }
+    );
+    let unknown_kem = patched(&wire, PREKEY_KEM_ID_AT, &99u32.to_be_bytes());
+    assert_eq!(
+        rejected_accept(
+            &bob,
+            &mut store,
+            &alice.address(),
+            &unknown_kem,
+            default,
+            None
+        ),
+        Error::UnknownKemPreKey { id: 99 }
+    );
+    // The ids are checked in order: signed prekey, KEM prekey, one-time prekey.
+    let unknown_all = patched(&unknown_kem, PREKEY_SIGNED_ID_AT, &98u32.to_be_bytes());
+    let unknown_all = patched(&unknown_all, PREKEY_ONE_TIME_ID_AT, &97u32.to_be_bytes());
+    assert_eq!(
+        rejected_accept(
+            &bob,
+            &mut store,
+            &alice.address(),
+            &unknown_all,
+            default,
+            None
+        ),
+        Error::UnknownSignedPreKey { id: 98 }
+    );
+    let unknown_kem_and_one_time =
+        patched(&unknown_kem, PREKEY_ONE_TIME_ID_AT, &97u32.to_be_bytes());
+    assert_eq!(
+        rejected_accept(
+            &bob,
+            &mut store,
+            &alice.address(),
+            &unknown_kem_and_one_time,
+            default,
+            None
+        ),
+        Error::UnknownKemPreKey { id: 99 }
+    );
+    // The ciphertext relabelled for another KEM prekey Bob holds, or altered:
+    // ML-KEM's implicit rejection gives another shared secret, so the message
+    // does not decrypt, and the one-time KEM prekey is not spent.
+    let other_kem_id = patched(&wire, PREKEY_KEM_ID_AT, &other_kem.to_be_bytes());
+    let kem_ciphertext_flipped = patched(
+        &wire,
+        PREKEY_KEM_CIPHERTEXT_AT + 500,
+        &[wire[PREKEY_KEM_CIPHERTEXT_AT + 500] ^ 0x04],
+    );
+    for tampered in [&other_kem_id, &kem_ciphertext_flipped] {
+        assert_eq!(
+            rejected_accept(&bob, &mut store, &alice.address(), tampered, default, None),
+            Error::DecryptionFailed
+        );
+    }
+    assert_eq!(
+        store.one_time_kem_prekey_ids().collect::<Vec<_>>(),
+        [other_kem]
     );
 
     // The session is bound to both device addresses (SPEC.md §5.1): the message
@@ -348,7 +461,7 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
         DeviceAddress::new(account("carol"), ALICE_DEVICE),
     ] {
         assert_eq!(
-            rejected_accept(&mut rng, &bob, &mut store, &from, &wire, default, None),
+            rejected_accept(&bob, &mut store, &from, &wire, default, None),
             Error::DecryptionFailed,
             "from {from}"
         );
@@ -359,7 +472,6 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
         elsewhere.device_id = device_id;
         assert_eq!(
             rejected_accept(
-                &mut rng,
                 &elsewhere,
                 &mut store,
                 &alice.address(),
@@ -382,29 +494,34 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     }
 
     // Every byte altered in turn: never accepted, never a change to the store.
-    // Every prefix field is bound into the associated data (protocol v2), so an
-    // altered identity or base key fails to decrypt, as does any altered byte
-    // from the embedded message's nonce on.
+    // Every prefix field is bound into the associated data, so an altered
+    // identity, base key or KEM ciphertext fails to decrypt, as does any
+    // altered byte from the embedded message's nonce on; an altered prekey id
+    // names a key Bob does not hold.
     let mut parsed = 0;
+    let id_at =
+        |tampered: &[u8], at: usize| u32::from_be_bytes(tampered[at..at + 4].try_into().unwrap());
     for i in 0..wire.len() {
         let tampered = patched(&wire, i, &[wire[i] ^ 0x01]);
         if PreKeyMessage::parse(&tampered).is_err() {
             continue;
         }
         parsed += 1;
-        let error = rejected_accept(
-            &mut rng,
-            &bob,
-            &mut store,
-            &alice.address(),
-            &tampered,
-            default,
-            None,
-        );
+        let error = rejected_accept(&bob, &mut store, &alice.address(), &tampered, default, None);
         if i >= PREKEY_PREFIX_LEN + NONCE_AT
             || (PREKEY_IDENTITY_AT..PREKEY_SIGNED_ID_AT).contains(&i)
+            || (PREKEY_KEM_CIPHERTEXT_AT..PREKEY_ONE_TIME_FLAG_AT).contains(&i)
         {
             assert_eq!(error, Error::DecryptionFailed, "byte {i}");
+        } else if (PREKEY_SIGNED_ID_AT..PREKEY_KEM_ID_AT).contains(&i) {
+            let id = id_at(&tampered, PREKEY_SIGNED_ID_AT);
+            assert_eq!(error, Error::UnknownSignedPreKey { id }, "byte {i}");
+        } else if (PREKEY_KEM_ID_AT..PREKEY_KEM_CIPHERTEXT_AT).contains(&i) {
+            let id = id_at(&tampered, PREKEY_KEM_ID_AT);
+            assert_eq!(error, Error::UnknownKemPreKey { id }, "byte {i}");
+        } else if (PREKEY_ONE_TIME_ID_AT..PREKEY_PREFIX_LEN).contains(&i) {
+            let id = id_at(&tampered, PREKEY_ONE_TIME_ID_AT);
+            assert_eq!(error, Error::UnknownOneTimePreKey { id }, "byte {i}");
         }
     }
     assert!(
@@ -413,14 +530,20 @@ fn failed_accepts_leave_the_prekey_store_untouched() {
     );
     assert_eq!(store.encode().to_vec(), pristine);
     assert_eq!(store.one_time_prekey_count(), 2);
+    assert_eq!(store.one_time_kem_prekey_count(), 1);
 
     // The genuine message is still accepted; only now is the one-time prekey spent.
     let (mut bob_session, plaintext) =
-        accept(&mut rng, &bob, &mut store, &alice.address(), &wire, default).unwrap();
+        accept(&bob, &mut store, &alice.address(), &wire, default).unwrap();
     assert_eq!(plaintext, b"hello Bob");
     assert_eq!(store.one_time_prekey_ids().collect::<Vec<_>>(), [ids[1]]);
+    // It named the last-resort KEM prekey: the one-time KEM prekey stays.
+    assert_eq!(
+        store.one_time_kem_prekey_ids().collect::<Vec<_>>(),
+        [other_kem]
+    );
     let reply = bob_session.encrypt(&mut rng, b"ok").unwrap();
-    assert_eq!(alice_session.decrypt(&mut rng, &reply).unwrap(), b"ok");
+    assert_eq!(alice_session.decrypt(&reply).unwrap(), b"ok");
 }
 
 #[test]
@@ -438,21 +561,12 @@ fn a_used_one_time_prekey_cannot_be_used_again() {
     let from_alice = alice_session.encrypt(&mut rng, b"from alice").unwrap();
     let from_carol = carol_session.encrypt(&mut rng, b"from carol").unwrap();
 
-    let (_, plaintext) = accept(
-        &mut rng,
-        &bob,
-        &mut store,
-        &alice.address(),
-        &from_alice,
-        default,
-    )
-    .unwrap();
+    let (_, plaintext) = accept(&bob, &mut store, &alice.address(), &from_alice, default).unwrap();
     assert_eq!(plaintext, b"from alice");
     assert_eq!(store.one_time_prekey_count(), 0);
 
     assert_eq!(
         rejected_accept(
-            &mut rng,
             &bob,
             &mut store,
             &carol.address(),
@@ -467,7 +581,6 @@ fn a_used_one_time_prekey_cannot_be_used_again() {
     // message, so the replay is named as such (v1: UnknownOneTimePreKey).
     assert_eq!(
         rejected_accept(
-            &mut rng,
             &bob,
             &mut store,
             &alice.address(),
@@ -493,15 +606,7 @@ fn a_used_one_time_prekey_cannot_be_used_again() {
     let mut carol_session = Session::initiate(&mut rng, &carol, &bob.account, &bundle).unwrap();
     let retry = carol_session.encrypt(&mut rng, b"again").unwrap();
     assert_eq!(prekey_message(&retry).one_time_prekey_id(), None);
-    let (_, plaintext) = accept(
-        &mut rng,
-        &bob,
-        &mut store,
-        &carol.address(),
-        &retry,
-        default,
-    )
-    .unwrap();
+    let (_, plaintext) = accept(&bob, &mut store, &carol.address(), &retry, default).unwrap();
     assert_eq!(plaintext, b"again");
 }
 
@@ -535,7 +640,6 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
 
     // The first message is delayed; Bob accepts the second.
     let (mut bob_session, plaintext) = accept(
-        &mut rng,
         &bob,
         &mut store,
         &alice.address(),
@@ -549,19 +653,13 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
 
     // Repeats of this session's prekey message go through Session::decrypt.
     assert!(bob_session.owns_prekey_message(&prekey_message(&early[3])));
-    assert_eq!(
-        bob_session.decrypt(&mut rng, &early[3]).unwrap(),
-        text("early", 3)
-    );
+    assert_eq!(bob_session.decrypt(&early[3]).unwrap(), text("early", 3));
     assert_eq!(bob_session.skipped_key_count(), 2);
-    assert_eq!(
-        bob_session.decrypt(&mut rng, &early[0]).unwrap(),
-        text("early", 0)
-    );
+    assert_eq!(bob_session.decrypt(&early[0]).unwrap(), text("early", 0));
     assert_eq!(bob_session.skipped_key_count(), 1);
     // The one that created the session is a duplicate now.
     assert_eq!(
-        rejected(&mut bob_session, &mut rng, &early[1]),
+        rejected(&mut bob_session, &early[1]),
         Error::DuplicateMessage
     );
 
@@ -569,12 +667,9 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
     let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
     let late = alice_session.encrypt(&mut rng, &text("early", 4)).unwrap();
     assert!(matches!(Message::parse(&late).unwrap(), Message::PreKey(_)));
-    assert_eq!(
-        bob_session.decrypt(&mut rng, &late).unwrap(),
-        text("early", 4)
-    );
+    assert_eq!(bob_session.decrypt(&late).unwrap(), text("early", 4));
 
-    assert_eq!(alice_session.decrypt(&mut rng, &reply).unwrap(), b"reply");
+    assert_eq!(alice_session.decrypt(&reply).unwrap(), b"reply");
     assert!(!alice_session.is_awaiting_reply());
     let ordinary = alice_session.encrypt(&mut rng, b"ordinary").unwrap();
     assert!(matches!(
@@ -582,16 +677,10 @@ fn initiator_sends_prekey_messages_until_it_reads_a_reply() {
         Message::Ratchet(_)
     ));
     assert_eq!(ordinary.len(), RATCHET_MESSAGE_OVERHEAD + 8);
-    assert_eq!(
-        bob_session.decrypt(&mut rng, &ordinary).unwrap(),
-        b"ordinary"
-    );
+    assert_eq!(bob_session.decrypt(&ordinary).unwrap(), b"ordinary");
 
     // The prekey message still outstanding arrives after Alice's DH ratchet step.
-    assert_eq!(
-        bob_session.decrypt(&mut rng, &early[2]).unwrap(),
-        text("early", 2)
-    );
+    assert_eq!(bob_session.decrypt(&early[2]).unwrap(), text("early", 2));
     assert_eq!(bob_session.skipped_key_count(), 0);
 }
 
@@ -608,15 +697,7 @@ fn prekey_message_of_another_session_is_wrong_session() {
     let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
     let first = alice_session.encrypt(&mut rng, b"one").unwrap();
     let second = alice_session.encrypt(&mut rng, b"two").unwrap();
-    let (mut bob_session, _) = accept(
-        &mut rng,
-        &bob,
-        &mut store,
-        &alice.address(),
-        &first,
-        default,
-    )
-    .unwrap();
+    let (mut bob_session, _) = accept(&bob, &mut store, &alice.address(), &first, default).unwrap();
 
     // Alice's second session (new base key), and Carol's session.
     let mut alice_again = Session::initiate(&mut rng, &alice, &bob.account, &bundle).unwrap();
@@ -625,10 +706,7 @@ fn prekey_message_of_another_session_is_wrong_session() {
     let from_carol = carol_session.encrypt(&mut rng, b"carol").unwrap();
     for wire in [&other, &from_carol] {
         assert!(!bob_session.owns_prekey_message(&prekey_message(wire)));
-        assert_eq!(
-            rejected(&mut bob_session, &mut rng, wire),
-            Error::WrongSession
-        );
+        assert_eq!(rejected(&mut bob_session, wire), Error::WrongSession);
     }
     // Same base key with another identity, or same identity with another base key.
     let swapped_identity = patched(
@@ -642,43 +720,21 @@ fn prekey_message_of_another_session_is_wrong_session() {
         alice_again.base_key().as_bytes(),
     );
     for wire in [&swapped_identity, &swapped_base] {
-        assert_eq!(
-            rejected(&mut bob_session, &mut rng, wire),
-            Error::WrongSession
-        );
+        assert_eq!(rejected(&mut bob_session, wire), Error::WrongSession);
     }
     // An initiator owns no prekey message, not even its own.
     assert!(!alice_session.owns_prekey_message(&prekey_message(&first)));
-    assert_eq!(
-        rejected(&mut alice_session, &mut rng, &second),
-        Error::WrongSession
-    );
+    assert_eq!(rejected(&mut alice_session, &second), Error::WrongSession);
 
     // Bob's own session is unaffected, and the other session starts normally.
-    assert_eq!(bob_session.decrypt(&mut rng, &second).unwrap(), b"two");
-    let (_, plaintext) = accept(
-        &mut rng,
-        &bob,
-        &mut store,
-        &alice.address(),
-        &other,
-        default,
-    )
-    .unwrap();
+    assert_eq!(bob_session.decrypt(&second).unwrap(), b"two");
+    let (_, plaintext) = accept(&bob, &mut store, &alice.address(), &other, default).unwrap();
     assert_eq!(plaintext, b"other session");
 
     // Protocol v2: a repeat of a prekey message without a one-time prekey,
     // given to the responder again, is refused (v1 made a second session).
     assert_eq!(
-        rejected_accept(
-            &mut rng,
-            &bob,
-            &mut store,
-            &alice.address(),
-            &first,
-            default,
-            None
-        ),
+        rejected_accept(&bob, &mut store, &alice.address(), &first, default, None),
         Error::RepeatedPreKeyMessage {
             base_key: *alice_session.base_key()
         }
@@ -973,15 +1029,7 @@ fn max_skip_boundary_when_accepting() {
         .map(|i| alice_session.encrypt(&mut rng, &text("p", i)).unwrap())
         .collect();
     assert_eq!(
-        rejected_accept(
-            &mut rng,
-            &bob,
-            &mut store,
-            &alice.address(),
-            &p[6],
-            limits,
-            None
-        ),
+        rejected_accept(&bob, &mut store, &alice.address(), &p[6], limits, None),
         Error::TooManySkippedMessages {
             requested: 6,
             max: 5
@@ -989,13 +1037,13 @@ fn max_skip_boundary_when_accepting() {
     );
     assert_eq!(store.one_time_prekey_count(), 1);
     let (mut bob_session, plaintext) =
-        accept(&mut rng, &bob, &mut store, &alice.address(), &p[5], limits).unwrap();
+        accept(&bob, &mut store, &alice.address(), &p[5], limits).unwrap();
     assert_eq!(plaintext, text("p", 5));
     assert_eq!(bob_session.config(), &limits);
     assert_eq!(bob_session.skipped_key_count(), 5);
     assert_eq!(store.one_time_prekey_count(), 0);
     for i in [6, 0, 4, 1, 3, 2] {
-        assert_eq!(bob_session.decrypt(&mut rng, &p[i]).unwrap(), text("p", i));
+        assert_eq!(bob_session.decrypt(&p[i]).unwrap(), text("p", i));
     }
     assert_eq!(bob_session.skipped_key_count(), 0);
 }
@@ -1152,16 +1200,11 @@ fn replay_is_a_duplicate_in_the_current_and_old_chains() {
 /// Alters every byte of `wire` in turn (three ways) and checks each result is
 /// rejected without changing the receiver; bytes from `aead_from` on are
 /// covered by the AEAD and must give `DecryptionFailed`.
-fn assert_every_byte_flip_rejected(
-    session: &mut Session,
-    rng: &mut TestRng,
-    wire: &[u8],
-    aead_from: usize,
-) {
+fn assert_every_byte_flip_rejected(session: &mut Session, wire: &[u8], aead_from: usize) {
     for i in 0..wire.len() {
         for mask in [0x01u8, 0x80, 0xff] {
             let tampered = patched(wire, i, &[wire[i] ^ mask]);
-            let error = rejected(session, rng, &tampered);
+            let error = rejected(session, &tampered);
             if i >= aead_from {
                 assert_eq!(error, Error::DecryptionFailed, "byte {i} ^ {mask:#04x}");
             }
@@ -1176,7 +1219,7 @@ fn tampered_messages_leave_the_session_unchanged() {
     let first = p.alice_sends(b"first");
     assert_eq!(p.bob_receives(&first).unwrap(), b"first");
     let short = p.alice_sends(b"tamper me");
-    assert_every_byte_flip_rejected(&mut p.bob, &mut p.rng, &short, NONCE_AT);
+    assert_every_byte_flip_rejected(&mut p.bob, &short, NONCE_AT);
     assert_eq!(p.bob_receives(&short).unwrap(), b"tamper me");
 
     // The first message of a new chain, with keys to skip in both chains.
@@ -1185,7 +1228,7 @@ fn tampered_messages_leave_the_session_unchanged() {
     let reply = p.bob_sends(b"reply");
     assert_eq!(p.alice_receives(&reply).unwrap(), b"reply");
     let e: Vec<_> = (0..2).map(|i| p.alice_sends(&text("e", i))).collect();
-    assert_every_byte_flip_rejected(&mut p.bob, &mut p.rng, &e[1], NONCE_AT);
+    assert_every_byte_flip_rejected(&mut p.bob, &e[1], NONCE_AT);
     assert_eq!(p.bob.skipped_key_count(), 0);
     assert_eq!(p.bob_receives(&e[1]).unwrap(), text("e", 1));
     assert_eq!(p.bob.skipped_key_count(), 3);
@@ -1201,31 +1244,29 @@ fn tampered_messages_leave_the_session_unchanged() {
     // first reply to an initiator still awaiting it.
     let mut p = Pair::started(19, SessionConfig::default());
     let repeat = p.alice_sends(b"again");
-    assert_every_byte_flip_rejected(
-        &mut p.bob,
-        &mut p.rng,
-        &repeat,
-        PREKEY_PREFIX_LEN + NONCE_AT,
-    );
+    assert_every_byte_flip_rejected(&mut p.bob, &repeat, PREKEY_PREFIX_LEN + NONCE_AT);
     assert_eq!(p.bob_receives(&repeat).unwrap(), b"again");
     let reply = p.bob_sends(b"reply");
-    assert_every_byte_flip_rejected(&mut p.alice, &mut p.rng, &reply, NONCE_AT);
+    assert_every_byte_flip_rejected(&mut p.alice, &reply, NONCE_AT);
     assert!(p.alice.is_awaiting_reply());
     assert_eq!(p.alice_receives(&reply).unwrap(), b"reply");
     assert!(!p.alice.is_awaiting_reply());
 }
 
-/// SPEC.md §4.4, §5.6: a repeat must match the identity, base key and both
-/// prekey ids of the message that created the session.
+/// SPEC.md §4.4, §5.6: a repeat must match the identity, base key, the prekey
+/// ids and the KEM ciphertext of the message that created the session.
 #[test]
 fn altered_prekey_ids_in_a_repeated_prekey_message_are_rejected() {
     let mut p = Pair::started(20, SessionConfig::default());
     let repeat = p.alice_sends(b"again");
     assert!(p.bob.owns_prekey_message(&prekey_message(&repeat)));
+    let ciphertext_byte = PREKEY_KEM_CIPHERTEXT_AT + KEM_CIPHERTEXT_LEN - 1;
     for altered in [
         patched(&repeat, PREKEY_SIGNED_ID_AT, &99u32.to_be_bytes()),
+        patched(&repeat, PREKEY_KEM_ID_AT, &99u32.to_be_bytes()),
+        patched(&repeat, ciphertext_byte, &[repeat[ciphertext_byte] ^ 1]),
         patched(&repeat, PREKEY_ONE_TIME_ID_AT, &99u32.to_be_bytes()),
-        patched(&repeat, PREKEY_ONE_TIME_ID_AT - 1, &[0, 0, 0, 0, 0]),
+        patched(&repeat, PREKEY_ONE_TIME_FLAG_AT, &[0, 0, 0, 0, 0]),
     ] {
         assert!(!p.bob.owns_prekey_message(&prekey_message(&altered)));
         assert_eq!(p.bob_rejects(&altered), Error::WrongSession);
@@ -1239,7 +1280,7 @@ fn truncated_and_extended_messages_leave_the_session_unchanged() {
     // A prekey message to the responder session.
     let repeat = p.alice_sends(b"a short one");
     for len in 0..repeat.len() {
-        let error = rejected(&mut p.bob, &mut p.rng, &repeat[..len]);
+        let error = rejected(&mut p.bob, &repeat[..len]);
         if len < PREKEY_MESSAGE_OVERHEAD {
             assert!(matches!(error, Error::Decode(_)), "{len}: {error:?}");
         } else {
@@ -1267,7 +1308,7 @@ fn truncated_and_extended_messages_leave_the_session_unchanged() {
         (&current, b"current"),
     ] {
         for len in 0..wire.len() {
-            let error = rejected(&mut p.bob, &mut p.rng, &wire[..len]);
+            let error = rejected(&mut p.bob, &wire[..len]);
             if len < RATCHET_MESSAGE_OVERHEAD {
                 assert!(matches!(error, Error::Decode(_)), "{len}: {error:?}");
             } else {
@@ -1327,14 +1368,6 @@ fn out_of_bounds_headers_leave_the_session_unchanged() {
             forged(template, Some(unknown_key), Some(0), Some(u32::MAX)),
             Error::CounterExhausted,
         ),
-        (
-            forged(template, Some([0; 32]), Some(next), Some(0)),
-            Error::NonContributoryDh,
-        ),
-        (
-            forged(template, Some(small_order_one()), Some(next), Some(0)),
-            Error::NonContributoryDh,
-        ),
         // Within the limits, derivable but not authentic: staged skipped keys
         // must not be committed.
         (
@@ -1348,6 +1381,23 @@ fn out_of_bounds_headers_leave_the_session_unchanged() {
     ];
     for (wire, expected) in &cases {
         assert_eq!(p.bob_rejects(wire), *expected);
+    }
+    // Small-order ratchet keys. Bob has read Alice's new ratchet key but not
+    // sent since, so the sending half of his step is still due: no honest
+    // message can carry yet another new key, and it is refused before any DH.
+    // Once Bob has sent under a new key of his own, the DH is tried and its
+    // degenerate output refused.
+    let degenerate = [
+        forged(template, Some([0; 32]), Some(next), Some(0)),
+        forged(template, Some(small_order_one()), Some(next), Some(0)),
+    ];
+    assert_eq!(p.bob.encode()[STATE_SENDING_FLAG_AT], 0);
+    for wire in &degenerate {
+        assert_eq!(p.bob_rejects(wire), Error::DecryptionFailed);
+    }
+    let _undelivered = p.bob_sends(b"sending half of the step");
+    for wire in &degenerate {
+        assert_eq!(p.bob_rejects(wire), Error::NonContributoryDh);
     }
     assert_eq!(p.bob.skipped_key_count(), 0);
     assert_eq!(p.bob_receives(template).unwrap(), text("m", 2));
@@ -1389,11 +1439,16 @@ fn message_counters_stop_just_below_the_maximum() {
     assert_eq!(p.bob_receives(&m0).unwrap(), b"m0");
     // Move both counters of Alice's current chain to 2^32 − 2 (SPEC.md §6.3).
     let mut alice_blob = p.alice.encode().to_vec();
+    assert_eq!(alice_blob[STATE_SENDING_FLAG_AT], 1);
+    assert_eq!(alice_blob[STATE_NS_AT..STATE_NS_AT + 4], 1u32.to_be_bytes());
     alice_blob[STATE_NS_AT..STATE_NS_AT + 4].copy_from_slice(&(u32::MAX - 1).to_be_bytes());
     let mut bob_blob = p.bob.encode().to_vec();
-    assert_eq!(bob_blob[STATE_RECEIVING_FLAG_AT], 1);
-    assert_eq!(bob_blob[STATE_NR_AT..STATE_NR_AT + 4], 1u32.to_be_bytes());
-    bob_blob[STATE_NR_AT..STATE_NR_AT + 4].copy_from_slice(&(u32::MAX - 1).to_be_bytes());
+    // Bob has read m0 under Alice's new ratchet key and not sent since: his
+    // sending chain is absent, so his receiving chain comes right after PN.
+    assert_eq!(bob_blob[STATE_SENDING_FLAG_AT], 0);
+    let nr_at = state_nr_at(&bob_blob);
+    assert_eq!(bob_blob[nr_at..nr_at + 4], 1u32.to_be_bytes());
+    bob_blob[nr_at..nr_at + 4].copy_from_slice(&(u32::MAX - 1).to_be_bytes());
     p.alice = Session::decode(&alice_blob).unwrap();
     p.bob = Session::decode(&bob_blob).unwrap();
 
@@ -1458,7 +1513,11 @@ fn signed_prekey_rotation_with_grace_period_and_expiry() {
     // Alice and Carol fetch bundles for signed prekey 1 ...
     let old_for_alice = verified_bundle(&bob.identity, &store, Some(ids[0]));
     let old_for_carol = verified_bundle(&bob.identity, &store, None);
-    // ... then Bob rotates.
+    // (and last-resort KEM prekey 1) ...
+    assert_eq!(store.last_resort_kem_prekey().id(), 1);
+    assert_eq!(old_for_alice.kem_prekey().0, 1);
+    // ... then Bob rotates: the last-resort KEM prekey rotates with the signed
+    // prekey and takes the next KEM id.
     let rotated = store
         .rotate_signed_prekey(&mut rng, &bob.identity, ROTATED_AT)
         .unwrap()
@@ -1466,24 +1525,23 @@ fn signed_prekey_rotation_with_grace_period_and_expiry() {
     assert_eq!(rotated, 2);
     assert_eq!(store.signed_prekey().id(), 2);
     assert!(store.find_signed_prekey(1).is_some());
+    assert_eq!(store.last_resort_kem_prekey().id(), 2);
+    assert_eq!(
+        store.find_kem_prekey(1).map(|(_, kind)| kind),
+        Some(KemPreKeyKind::LastResort)
+    );
 
     let mut alice_session =
         Session::initiate(&mut rng, &alice, &bob.account, &old_for_alice).unwrap();
     let from_alice = alice_session.encrypt(&mut rng, b"to the old key").unwrap();
     assert_eq!(prekey_message(&from_alice).signed_prekey_id(), 1);
+    assert_eq!(prekey_message(&from_alice).kem_prekey_id(), 1);
     assert_eq!(
         store.expire_retired_signed_prekeys(ROTATED_AT + GRACE - 1, GRACE),
         0
     );
-    let (mut bob_session, plaintext) = accept(
-        &mut rng,
-        &bob,
-        &mut store,
-        &alice.address(),
-        &from_alice,
-        default,
-    )
-    .unwrap();
+    let (mut bob_session, plaintext) =
+        accept(&bob, &mut store, &alice.address(), &from_alice, default).unwrap();
     assert_eq!(plaintext, b"to the old key");
     assert_eq!(store.one_time_prekey_ids().collect::<Vec<_>>(), [ids[1]]);
 
@@ -1495,9 +1553,12 @@ fn signed_prekey_rotation_with_grace_period_and_expiry() {
         1
     );
     assert!(store.find_signed_prekey(1).is_none());
+    assert!(
+        store.find_kem_prekey(1).is_none(),
+        "retired with signed prekey 1"
+    );
     assert_eq!(
         rejected_accept(
-            &mut rng,
             &bob,
             &mut store,
             &carol.address(),
@@ -1510,29 +1571,261 @@ fn signed_prekey_rotation_with_grace_period_and_expiry() {
 
     // The session made during the grace period does not depend on the key.
     let reply = bob_session.encrypt(&mut rng, b"still here").unwrap();
-    assert_eq!(
-        alice_session.decrypt(&mut rng, &reply).unwrap(),
-        b"still here"
-    );
+    assert_eq!(alice_session.decrypt(&reply).unwrap(), b"still here");
     let more = alice_session.encrypt(&mut rng, b"good").unwrap();
-    assert_eq!(bob_session.decrypt(&mut rng, &more).unwrap(), b"good");
+    assert_eq!(bob_session.decrypt(&more).unwrap(), b"good");
 
     // A current bundle names the new key and works.
     let current = verified_bundle(&bob.identity, &store, Some(ids[1]));
     let mut carol_session = Session::initiate(&mut rng, &carol, &bob.account, &current).unwrap();
     let retry = carol_session.encrypt(&mut rng, b"retry").unwrap();
     assert_eq!(prekey_message(&retry).signed_prekey_id(), 2);
-    let (_, plaintext) = accept(
-        &mut rng,
-        &bob,
-        &mut store,
-        &carol.address(),
-        &retry,
-        default,
-    )
-    .unwrap();
+    assert_eq!(prekey_message(&retry).kem_prekey_id(), 2);
+    let (_, plaintext) = accept(&bob, &mut store, &carol.address(), &retry, default).unwrap();
     assert_eq!(plaintext, b"retry");
     assert_eq!(store.one_time_prekey_count(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// KEM prekeys
+// ---------------------------------------------------------------------------
+
+/// A bundle of `store` (Bob's) with the given one-time prekeys, through its wire
+/// encoding.
+fn bundle_with_kem(
+    bob: &LocalDevice,
+    store: &PreKeyStore,
+    one_time: Option<PreKeyId>,
+    one_time_kem: Option<PreKeyId>,
+) -> VerifiedBundle {
+    let published =
+        PreKeyBundle::from_store_with_kem(bob.identity.public_key(), store, one_time, one_time_kem);
+    PreKeyBundle::decode(&published.encode())
+        .unwrap()
+        .verify_for(bob.identity.public_key())
+        .unwrap()
+}
+
+/// `from` starts a session with Bob from `bundle`; returns it and its first
+/// message.
+fn first_message(
+    rng: &mut TestRng,
+    from: &LocalDevice,
+    bundle: &VerifiedBundle,
+    plaintext: &[u8],
+) -> (Session, Vec<u8>) {
+    let mut session = Session::initiate(rng, from, &account("bob"), bundle).unwrap();
+    let wire = session.encrypt(rng, plaintext).unwrap();
+    (session, wire)
+}
+
+/// The prekey lifecycle on the KEM side: one-time KEM prekeys are spent by the
+/// message that uses them (and only once it decrypts); when none is left the
+/// last-resort KEM prekey is used by any number of sessions and stays; it
+/// rotates with the signed prekey (grace period, then expiry); ids come from
+/// one counter and are never reused; the store keeps it all across encode and
+/// decode.
+#[test]
+fn one_time_kem_prekeys_are_spent_and_the_last_resort_one_stays_and_rotates() {
+    const ROTATED_AT: u64 = 5_000;
+    const GRACE: u64 = 3_600;
+    let mut rng = rng(34);
+    let bob = bob(&mut rng);
+    let [alice, carol, dave, erin, frank, grace, henry] =
+        ["alice", "carol", "dave", "erin", "frank", "grace", "henry"]
+            .map(|name| device(&mut rng, name, ALICE_DEVICE));
+    let default = SessionConfig::default();
+    let (mut store, ids) = prekey_store(&mut rng, &bob.identity, 2);
+    assert_eq!(store.last_resort_kem_prekey().id(), 1);
+    assert_eq!(store.one_time_kem_prekey_count(), 0);
+
+    // Bob publishes one-time KEM prekeys: signed, ids after the last-resort one.
+    let kem = store
+        .generate_one_time_kem_prekeys(&mut rng, &bob.identity, 2)
+        .unwrap();
+    assert_eq!(kem, [2, 3]);
+    assert_eq!(store.one_time_kem_prekey_ids().collect::<Vec<_>>(), kem);
+    for &id in &kem {
+        let (key, kind) = store.find_kem_prekey(id).unwrap();
+        assert_eq!((key.id(), kind), (id, KemPreKeyKind::OneTime));
+    }
+    assert_eq!(
+        store.find_kem_prekey(1).map(|(key, kind)| (key.id(), kind)),
+        Some((1, KemPreKeyKind::LastResort))
+    );
+
+    // Alice uses one-time KEM prekey 2: spent only once her message decrypts.
+    let bundle = bundle_with_kem(&bob, &store, Some(ids[0]), Some(kem[0]));
+    let for_carol = bundle_with_kem(&bob, &store, Some(ids[1]), Some(kem[0]));
+    assert_eq!(bundle.kem_prekey().0, kem[0]);
+    assert_eq!(
+        bundle.kem_prekey().1,
+        store.find_kem_prekey(kem[0]).unwrap().0.public_key()
+    );
+    let (mut alice_session, from_alice) = first_message(&mut rng, &alice, &bundle, b"alice");
+    assert_eq!(prekey_message(&from_alice).kem_prekey_id(), kem[0]);
+    assert_eq!(store.one_time_kem_prekey_count(), 2);
+    let (mut bob_alice, plaintext) =
+        accept(&bob, &mut store, &alice.address(), &from_alice, default).unwrap();
+    assert_eq!(plaintext, b"alice");
+    assert_eq!(
+        store.one_time_kem_prekey_ids().collect::<Vec<_>>(),
+        [kem[1]]
+    );
+    assert!(store.find_kem_prekey(kem[0]).is_none());
+    assert_eq!(store.last_resort_kem_prekey().id(), 1);
+    let reply = bob_alice.encrypt(&mut rng, b"hi alice").unwrap();
+    assert_eq!(alice_session.decrypt(&reply).unwrap(), b"hi alice");
+
+    // The server handed the same one-time KEM prekey to Carol (with another
+    // one-time prekey): it is gone. Nothing is spent, not her one-time prekey
+    // either; a fresh bundle works.
+    let (_, from_carol) = first_message(&mut rng, &carol, &for_carol, b"carol");
+    assert_eq!(
+        rejected_accept(
+            &bob,
+            &mut store,
+            &carol.address(),
+            &from_carol,
+            default,
+            None
+        ),
+        Error::UnknownKemPreKey { id: kem[0] }
+    );
+    assert_eq!(store.one_time_prekey_ids().collect::<Vec<_>>(), [ids[1]]);
+    let bundle = bundle_with_kem(&bob, &store, Some(ids[1]), Some(kem[1]));
+    let (_, from_carol) = first_message(&mut rng, &carol, &bundle, b"carol again");
+    assert_eq!(prekey_message(&from_carol).kem_prekey_id(), kem[1]);
+    let (_, plaintext) = accept(&bob, &mut store, &carol.address(), &from_carol, default).unwrap();
+    assert_eq!(plaintext, b"carol again");
+    assert_eq!(store.one_time_kem_prekey_count(), 0);
+    assert_eq!(store.one_time_prekey_count(), 0);
+
+    // None left: bundles fall back to the last-resort KEM prekey, which any
+    // number of sessions use and which stays.
+    let last_resort = bundle_with_kem(&bob, &store, None, Some(kem[1]));
+    assert_eq!(last_resort.kem_prekey().0, 1);
+    for sender in [&dave, &erin] {
+        let (_, wire) = first_message(&mut rng, sender, &last_resort, b"last resort");
+        assert_eq!(prekey_message(&wire).kem_prekey_id(), 1);
+        let (_, plaintext) = accept(&bob, &mut store, &sender.address(), &wire, default).unwrap();
+        assert_eq!(plaintext, b"last resort");
+        assert_eq!(
+            store.find_kem_prekey(1).map(|(_, kind)| kind),
+            Some(KemPreKeyKind::LastResort)
+        );
+    }
+
+    // Replenishing: new ids (never reused), within the bound.
+    let kem = store
+        .generate_one_time_kem_prekeys(&mut rng, &bob.identity, 2)
+        .unwrap();
+    assert_eq!(kem, [4, 5]);
+    let before = store.encode().to_vec();
+    assert_eq!(
+        store.generate_one_time_kem_prekeys(&mut rng, &bob.identity, MAX_ONE_TIME_KEM_PREKEYS - 1),
+        Err(Error::TooManyPreKeys {
+            max: MAX_ONE_TIME_KEM_PREKEYS
+        })
+    );
+    assert_eq!(store.encode().to_vec(), before);
+
+    // Frank and Grace fetch bundles for signed prekey 1 (Frank: last-resort KEM
+    // prekey 1; Grace: one-time KEM prekey 4); then Bob rotates.
+    let for_frank = bundle_with_kem(&bob, &store, None, None);
+    let for_grace = bundle_with_kem(&bob, &store, None, Some(kem[0]));
+    let retired_kem = PreKeyBundle::from_store(bob.identity.public_key(), &store, None)
+        .kem_prekey()
+        .clone();
+    assert_eq!(retired_kem.id, 1);
+    store
+        .rotate_signed_prekey(&mut rng, &bob.identity, ROTATED_AT)
+        .unwrap();
+    assert_eq!(store.signed_prekey().id(), 2);
+    assert_eq!(store.last_resort_kem_prekey().id(), 6, "the next KEM id");
+    assert_eq!(store.one_time_kem_prekey_ids().collect::<Vec<_>>(), kem);
+    assert_eq!(
+        store.find_kem_prekey(1).map(|(_, kind)| kind),
+        Some(KemPreKeyKind::LastResort),
+        "retired, in its grace period"
+    );
+    for (sender, bundle, kem_id) in [(&frank, &for_frank, 1), (&grace, &for_grace, kem[0])] {
+        let (_, wire) = first_message(&mut rng, sender, bundle, b"old bundle");
+        let message = prekey_message(&wire);
+        assert_eq!(
+            (message.signed_prekey_id(), message.kem_prekey_id()),
+            (1, kem_id)
+        );
+        let (_, plaintext) = accept(&bob, &mut store, &sender.address(), &wire, default).unwrap();
+        assert_eq!(plaintext, b"old bundle");
+    }
+    assert_eq!(
+        store.one_time_kem_prekey_ids().collect::<Vec<_>>(),
+        [kem[1]]
+    );
+
+    // Expiry drops the retired pair: signed prekey 1 and last-resort KEM prekey 1.
+    assert_eq!(
+        store.expire_retired_signed_prekeys(ROTATED_AT + GRACE, GRACE),
+        1
+    );
+    assert!(store.find_signed_prekey(1).is_none());
+    assert!(store.find_kem_prekey(1).is_none());
+    let (_, late) = first_message(&mut rng, &henry, &for_frank, b"late");
+    assert_eq!(
+        rejected_accept(&bob, &mut store, &henry.address(), &late, default, None),
+        Error::UnknownSignedPreKey { id: 1 }
+    );
+    // The current signed prekey with the expired KEM prekey (still validly
+    // signed): refused for the KEM prekey.
+    let current = PreKeyBundle::from_store(bob.identity.public_key(), &store, None);
+    let mixed = PreKeyBundle::new(
+        *bob.identity.public_key(),
+        BOB_DEVICE,
+        current.signed_prekey_id(),
+        *current.signed_prekey(),
+        *current.signed_prekey_signature(),
+        retired_kem,
+        None,
+    )
+    .verify()
+    .unwrap();
+    let (_, mixed_wire) = first_message(&mut rng, &henry, &mixed, b"mixed");
+    assert_eq!(
+        rejected_accept(
+            &bob,
+            &mut store,
+            &henry.address(),
+            &mixed_wire,
+            default,
+            None
+        ),
+        Error::UnknownKemPreKey { id: 1 }
+    );
+    let (_, wire) = first_message(
+        &mut rng,
+        &henry,
+        &bundle_with_kem(&bob, &store, None, None),
+        b"current",
+    );
+    assert_eq!(prekey_message(&wire).kem_prekey_id(), 6);
+    accept(&bob, &mut store, &henry.address(), &wire, default).unwrap();
+
+    // Encoded and decoded (each KEM key pair regenerated from its seed), the
+    // store still holds and uses the same KEM prekeys.
+    let mut restored = PreKeyStore::decode(&store.encode()).unwrap();
+    assert_eq!(restored.encode().to_vec(), store.encode().to_vec());
+    assert_eq!(restored.last_resort_kem_prekey().id(), 6);
+    assert_eq!(
+        restored.one_time_kem_prekey_ids().collect::<Vec<_>>(),
+        [kem[1]]
+    );
+    let bundle = bundle_with_kem(&bob, &store, None, Some(kem[1]));
+    let (_, wire) = first_message(&mut rng, &alice, &bundle, b"after restore");
+    let (_, plaintext) = accept(&bob, &mut restored, &alice.address(), &wire, default).unwrap();
+    assert_eq!(plaintext, b"after restore");
+    assert_eq!(restored.one_time_kem_prekey_count(), 0);
+    assert_eq!(restored.last_resort_kem_prekey().id(), 6);
 }
 
 // ---------------------------------------------------------------------------
@@ -1571,8 +1864,8 @@ fn sessions_survive_encode_and_decode_mid_conversation() {
     let mut twin = round_trip(&p.bob);
     let (mut rng_a, mut rng_b) = (rng(99), rng(99));
     for i in [5, 1] {
-        assert_eq!(p.bob.decrypt(&mut rng_a, &m[i]).unwrap(), text("m", i));
-        assert_eq!(twin.decrypt(&mut rng_b, &m[i]).unwrap(), text("m", i));
+        assert_eq!(p.bob.decrypt(&m[i]).unwrap(), text("m", i));
+        assert_eq!(twin.decrypt(&m[i]).unwrap(), text("m", i));
     }
     assert_eq!(p.bob.encode().to_vec(), twin.encode().to_vec());
     assert_eq!(
@@ -1628,11 +1921,13 @@ fn an_initiator_awaiting_a_reply_survives_encode_and_decode() {
         let (a, b) = (prekey_message(&first), prekey_message(&second));
         assert_eq!(a.base_key(), b.base_key());
         assert_eq!(a.signed_prekey_id(), b.signed_prekey_id());
+        // The stored session keeps the KEM ciphertext until a reply arrives.
+        assert_eq!(a.kem_prekey_id(), b.kem_prekey_id());
+        assert_eq!(a.kem_ciphertext(), b.kem_ciphertext());
         assert_eq!(b.one_time_prekey_id(), one_time);
         assert_eq!(b.message().header().message_number, 1);
 
         let (bob_session, plaintext) = accept(
-            &mut rng,
             &bob,
             &mut store,
             &alice.address(),
@@ -1642,14 +1937,13 @@ fn an_initiator_awaiting_a_reply_survives_encode_and_decode() {
         .unwrap();
         assert_eq!(plaintext, b"after restoring");
         let mut bob_session = round_trip(&bob_session);
-        assert_eq!(
-            bob_session.decrypt(&mut rng, &first).unwrap(),
-            b"before saving"
-        );
+        assert_eq!(bob_session.decrypt(&first).unwrap(), b"before saving");
         let reply = bob_session.encrypt(&mut rng, b"reply").unwrap();
-        assert_eq!(restored.decrypt(&mut rng, &reply).unwrap(), b"reply");
+        assert_eq!(restored.decrypt(&reply).unwrap(), b"reply");
         let restored = round_trip(&restored);
         assert!(!restored.is_awaiting_reply());
+        // The reply dropped the ciphertext; the next step's sending half is due.
+        assert_eq!(restored.encode().len(), SIZE_FRESH_RESPONDER);
     }
 }
 
@@ -1720,6 +2014,43 @@ fn decoding_bad_session_blobs_is_an_error_never_a_panic() {
             field: "awaiting reply flag"
         }))
     );
+    // It ends with the KEM ciphertext it repeats, then an empty skipped-key
+    // list; the ciphertext must be the one the associated data was made over.
+    let awaiting_initiator = &blobs[2];
+    assert_eq!(awaiting_initiator.len(), SIZE_FRESH_INITIATOR);
+    let ciphertext_at = awaiting_initiator.len() - 4 - KEM_CIPHERTEXT_LEN;
+    assert_eq!(
+        awaiting_initiator[ciphertext_at - 1],
+        1,
+        "awaiting reply flag"
+    );
+    let other_ciphertext = patched(
+        awaiting_initiator,
+        ciphertext_at + 17,
+        &[awaiting_initiator[ciphertext_at + 17] ^ 0x20],
+    );
+    assert_eq!(
+        Session::decode(&other_ciphertext).err(),
+        Some(Error::Decode(DecodeError::InvalidValue {
+            field: "KEM ciphertext"
+        }))
+    );
+    // The fresh responder has no sending chain yet; without its receiving
+    // chain too the blob is invalid (the due step needs the remote key).
+    let responder = &blobs[3];
+    assert_eq!(responder.len(), SIZE_FRESH_RESPONDER);
+    assert_eq!(responder[STATE_SENDING_FLAG_AT], 0);
+    let flag_at = state_receiving_flag_at(responder);
+    assert_eq!(responder[flag_at], 1);
+    let mut no_chains = responder[..flag_at].to_vec();
+    no_chains.push(0);
+    no_chains.extend_from_slice(&responder[flag_at + 1 + 2 * 32 + 4..]);
+    assert_eq!(
+        Session::decode(&no_chains).err(),
+        Some(Error::Decode(DecodeError::InvalidValue {
+            field: "sending chain flag"
+        }))
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1764,8 +2095,7 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     let before = p.bob.encode().to_vec();
     let mut small = [0u8; 4];
     assert_eq!(
-        p.bob
-            .decrypt_into(&mut p.rng, message.message(), &mut small),
+        p.bob.decrypt_into(message.message(), &mut small),
         Err(Error::BufferTooSmall {
             needed: 5,
             available: 4
@@ -1773,11 +2103,7 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     );
     assert_eq!(p.bob.encode().to_vec(), before);
     let mut exact = [0u8; 5];
-    assert_eq!(
-        p.bob
-            .decrypt_into(&mut p.rng, message.message(), &mut exact),
-        Ok(5)
-    );
+    assert_eq!(p.bob.decrypt_into(message.message(), &mut exact), Ok(5));
     assert_eq!(&exact, b"hello");
     assert_eq!(p.bob.skipped_key_count(), 0);
 
@@ -1805,7 +2131,7 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     let before = p.alice.encode().to_vec();
     let mut small = [0u8; 6];
     assert_eq!(
-        p.alice.decrypt_into(&mut p.rng, &message, &mut small),
+        p.alice.decrypt_into(&message, &mut small),
         Err(Error::BufferTooSmall {
             needed: 7,
             available: 6
@@ -1814,10 +2140,7 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
     assert_eq!(p.alice.encode().to_vec(), before);
     assert!(p.alice.is_awaiting_reply());
     let mut roomy = [0x55u8; 20];
-    assert_eq!(
-        p.alice.decrypt_into(&mut p.rng, &message, &mut roomy),
-        Ok(7)
-    );
+    assert_eq!(p.alice.decrypt_into(&message, &mut roomy), Ok(7));
     assert_eq!(&roomy[..7], b"goodbye");
     assert!(roomy[7..].iter().all(|&b| b == 0x55));
     assert!(!p.alice.is_awaiting_reply());
@@ -1829,7 +2152,7 @@ fn encrypt_into_and_decrypt_into_with_caller_buffers() {
         Ok(RATCHET_MESSAGE_OVERHEAD)
     );
     let message = RatchetMessage::parse(&wire).unwrap();
-    assert_eq!(p.bob.decrypt_into(&mut p.rng, &message, &mut []), Ok(0));
+    assert_eq!(p.bob.decrypt_into(&message, &mut []), Ok(0));
 }
 
 #[test]
@@ -1845,7 +2168,7 @@ fn accept_into_with_a_buffer_too_small_spends_nothing() {
     let before = store.encode().to_vec();
     let mut small = [0u8; 11];
     let error = Responder::new(&bob, &mut store)
-        .accept_into(&mut rng, &alice.address(), &message, &mut small)
+        .accept_into(&alice.address(), &message, &mut small)
         .err();
     assert_eq!(
         error,
@@ -1857,7 +2180,7 @@ fn accept_into_with_a_buffer_too_small_spends_nothing() {
     assert_eq!(store.encode().to_vec(), before);
     let mut exact = [0u8; 12];
     let (_, len) = Responder::new(&bob, &mut store)
-        .accept_into(&mut rng, &alice.address(), &message, &mut exact)
+        .accept_into(&alice.address(), &message, &mut exact)
         .unwrap();
     assert_eq!(&exact[..len], b"twelve bytes");
     assert_eq!(store.one_time_prekey_count(), 0);

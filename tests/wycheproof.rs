@@ -17,6 +17,13 @@
 //!   case with a 96-bit nonce, 256-bit key and 128-bit tag; valid cases seal to
 //!   the expected `ciphertext ‖ tag` and open back, invalid cases do not open.
 //!
+//! - ML-KEM-768: the encapsulation-key check through `KemPublicKey::from_bytes`
+//!   (every `ModulusOverflow` key refused, every valid key accepted, and the
+//!   valid ones encapsulate to the expected ciphertext and secret), key
+//!   generation from a 64-byte seed through a stored KEM prekey row
+//!   (`KemPreKey::decode`, SPEC.md §6.2), and decapsulation, malleated
+//!   ciphertexts included, on the primitive crate.
+//!
 //! Each test prints how many cases it checked (`cargo test --test wycheproof
 //! -- --nocapture`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -251,4 +258,121 @@ fn chacha20_poly1305_wycheproof_through_protocol_aead() {
         sealed_and_opened + refused
     );
     assert!(sealed_and_opened > 200 && refused > 50);
+}
+
+#[test]
+fn ml_kem_768_encapsulation_key_check_and_encapsulation() {
+    use libcrux_ml_kem::mlkem768;
+    use ratchetbox::{KEM_PUBLIC_KEY_LEN, KemPublicKey};
+    let set =
+        wycheproof::mlkem::TestSet::load(wycheproof::mlkem::TestName::MlKem768Encaps).unwrap();
+    let (mut accepted, mut refused) = (0usize, 0usize);
+    for group in set.test_groups {
+        for test in group.tests {
+            let id = test.tc_id;
+            let ek = test.encaps_key.as_deref().unwrap().as_slice();
+            let Ok(ek) = <[u8; KEM_PUBLIC_KEY_LEN]>::try_from(ek) else {
+                assert_eq!(test.result, TestResult::Invalid, "tc {id}: wrong length");
+                refused += 1;
+                continue;
+            };
+            match (test.result, KemPublicKey::from_bytes(&ek)) {
+                (TestResult::Valid, Ok(key)) => {
+                    let m: [u8; 32] = test.msg.as_deref().unwrap().as_slice().try_into().unwrap();
+                    let public = mlkem768::MlKem768PublicKey::from(key.as_bytes());
+                    let (c, k) = mlkem768::encapsulate(&public, m);
+                    assert_eq!(
+                        c.as_ref(),
+                        test.ct.as_deref().unwrap().as_slice(),
+                        "tc {id}"
+                    );
+                    assert_eq!(
+                        &k[..],
+                        test.shared_secret.as_deref().unwrap().as_slice(),
+                        "tc {id}"
+                    );
+                    accepted += 1;
+                }
+                (TestResult::Invalid, Err(DecodeError::InvalidKemKey)) => refused += 1,
+                (expected, got) => panic!("tc {id}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
+    println!("ML-KEM-768 encapsulation keys: {accepted} accepted, {refused} refused");
+}
+
+#[test]
+fn ml_kem_768_key_generation_from_seed_through_kem_prekey_rows() {
+    use ratchetbox::KemPreKey;
+    let set =
+        wycheproof::mlkem::TestSet::load(wycheproof::mlkem::TestName::MlKem768KeyGenSeed).unwrap();
+    let mut checked = 0usize;
+    for group in set.test_groups {
+        for test in group.tests {
+            assert_eq!(test.result, TestResult::Valid);
+            // A stored KEM prekey row: 0x5B ‖ id ‖ seed (d ‖ z) ‖ signature.
+            let mut row = vec![0x5B, 0, 0, 0, 7];
+            row.extend_from_slice(test.seed.as_deref().unwrap().as_slice());
+            row.extend_from_slice(&[0u8; 64]);
+            let key = KemPreKey::decode(&row).unwrap();
+            assert_eq!(
+                &key.public_key().as_bytes()[..],
+                test.encaps_key.as_deref().unwrap().as_slice(),
+                "tc {}",
+                test.tc_id
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 100);
+    println!("ML-KEM-768 key generation from seeds: {checked} cases");
+}
+
+#[test]
+fn ml_kem_768_decapsulation_including_malleated_ciphertexts() {
+    use libcrux_ml_kem::mlkem768;
+    let set = wycheproof::mlkem::TestSet::load(wycheproof::mlkem::TestName::MlKem768).unwrap();
+    let (mut checked, mut wrong_length) = (0usize, 0usize);
+    for group in set.test_groups {
+        for test in group.tests {
+            let id = test.tc_id;
+            // A seed of the wrong length is no stored KEM prekey row.
+            let seed = test.seed.as_deref().unwrap().as_slice();
+            let mut row = vec![0x5B, 0, 0, 0, 7];
+            row.extend_from_slice(seed);
+            row.extend_from_slice(&[0u8; 64]);
+            let Ok(seed) = <[u8; 64]>::try_from(seed) else {
+                assert_eq!(test.result, TestResult::Invalid, "tc {id}");
+                assert!(ratchetbox::KemPreKey::decode(&row).is_err(), "tc {id}");
+                wrong_length += 1;
+                continue;
+            };
+            let pair = mlkem768::generate_key_pair(seed);
+            assert_eq!(
+                pair.pk(),
+                test.encaps_key.as_deref().unwrap().as_slice(),
+                "tc {id}"
+            );
+            let Ok(c) = <[u8; 1088]>::try_from(test.ct.as_deref().unwrap().as_slice()) else {
+                assert_eq!(test.result, TestResult::Invalid, "tc {id}");
+                wrong_length += 1;
+                continue;
+            };
+            let k =
+                mlkem768::decapsulate(pair.private_key(), &mlkem768::MlKem768Ciphertext::from(c));
+            assert_eq!(test.result, TestResult::Valid, "tc {id}");
+            assert_eq!(
+                &k[..],
+                test.shared_secret.as_deref().unwrap().as_slice(),
+                "tc {id}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 150, "{checked}");
+    println!("ML-KEM-768 decapsulation: {checked} cases, {wrong_length} of a wrong length");
 }

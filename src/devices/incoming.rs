@@ -5,7 +5,6 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use super::record::Slot;
@@ -19,6 +18,7 @@ use crate::sealed;
 use crate::session::{Role, Session, accept_with_keys};
 use crate::store::{Change, ChangeSet, ProtocolStore};
 use crate::trust::{IdentityChange, TrustState};
+use crate::x3dh::ResponderPreKeys;
 
 impl<S: ProtocolStore> SessionManager<S> {
     /// Decrypts a message from device `from`: on its active session, else on
@@ -36,13 +36,12 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// - [`Error::DuplicateMessage`], [`Error::UnknownOneTimePreKey`] and the
     ///   other session errors as [`DeviceError::Protocol`];
     /// - [`DeviceError::Store`].
-    pub fn decrypt<R: CryptoRng + ?Sized>(
+    pub fn decrypt(
         &mut self,
-        rng: &mut R,
         from: &DeviceAddress,
         message: &[u8],
     ) -> Result<Decrypted, DeviceError> {
-        self.decrypt_checked(rng, from, message, None)
+        self.decrypt_checked(from, message, None)
     }
 
     /// Opens a sealed envelope addressed to this device (a single-recipient
@@ -55,9 +54,8 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// [`Error::SenderIdentityMismatch`] if the session's identity is not the
     /// certificate's; [`Error::Decode`] if the envelope holds both a payload and
     /// content, or content that is not a prekey or ratchet message.
-    pub fn open_sealed<R: CryptoRng + ?Sized>(
+    pub fn open_sealed(
         &mut self,
-        rng: &mut R,
         envelope: &[u8],
         trust: &sealed::TrustStore,
         now: u64,
@@ -85,13 +83,12 @@ impl<S: ProtocolStore> SessionManager<S> {
                 .into());
             }
         };
-        let decrypted = self.decrypt_checked(rng, &from, message, Some(&identity))?;
+        let decrypted = self.decrypt_checked(&from, message, Some(&identity))?;
         Ok((from, decrypted))
     }
 
-    fn decrypt_checked<R: CryptoRng + ?Sized>(
+    fn decrypt_checked(
         &mut self,
-        rng: &mut R,
         from: &DeviceAddress,
         bytes: &[u8],
         certified: Option<&IdentityKey>,
@@ -104,20 +101,19 @@ impl<S: ProtocolStore> SessionManager<S> {
         let allowed = self.receivable(from.account())?;
         match message {
             Message::Ratchet(message) => {
-                self.decrypt_ratchet(rng, from, record, &message, certified, &allowed)
+                self.decrypt_ratchet(from, record, &message, certified, &allowed)
             }
             Message::PreKey(message) => {
                 if certified.is_some_and(|c| c != message.identity_key()) {
                     return Err(Error::SenderIdentityMismatch.into());
                 }
-                self.decrypt_prekey(rng, from, record, &message, &allowed)
+                self.decrypt_prekey(from, record, &message, &allowed)
             }
         }
     }
 
-    fn decrypt_ratchet<R: CryptoRng + ?Sized>(
+    fn decrypt_ratchet(
         &mut self,
-        rng: &mut R,
         from: &DeviceAddress,
         record: Option<SessionRecord>,
         message: &RatchetMessage<'_>,
@@ -147,7 +143,7 @@ impl<S: ProtocolStore> SessionManager<S> {
                 continue;
             }
             tried = true;
-            match session.decrypt_into(rng, message, &mut out) {
+            match session.decrypt_into(message, &mut out) {
                 Ok(len) => {
                     let used = match slot {
                         Slot::Active => SessionUse::Active,
@@ -176,9 +172,8 @@ impl<S: ProtocolStore> SessionManager<S> {
         }
     }
 
-    fn decrypt_prekey<R: CryptoRng + ?Sized>(
+    fn decrypt_prekey(
         &mut self,
-        rng: &mut R,
         from: &DeviceAddress,
         record: Option<SessionRecord>,
         message: &PreKeyMessage<'_>,
@@ -191,10 +186,9 @@ impl<S: ProtocolStore> SessionManager<S> {
                 if !allowed.admits(message.identity_key()) {
                     return Err(allowed.refuse(message.identity_key()));
                 }
-                let len =
-                    record
-                        .session_mut(slot)
-                        .decrypt_into(rng, message.message(), &mut out)?;
+                let len = record
+                    .session_mut(slot)
+                    .decrypt_into(message.message(), &mut out)?;
                 let used = match slot {
                     Slot::Active => SessionUse::Active,
                     // A repeat on the session that lost a simultaneous-initiation
@@ -213,9 +207,9 @@ impl<S: ProtocolStore> SessionManager<S> {
                 out.truncate(len);
                 return self.commit(ChangeSet::new(), from, record, used, None, out);
             }
-            return self.accept_new_session(rng, from, Some(record), message, out);
+            return self.accept_new_session(from, Some(record), message, out);
         }
-        self.accept_new_session(rng, from, None, message, out)
+        self.accept_new_session(from, None, message, out)
     }
 
     /// A prekey message no session owns: refused if it was accepted before
@@ -254,9 +248,8 @@ impl<S: ProtocolStore> SessionManager<S> {
         })
     }
 
-    fn accept_new_session<R: CryptoRng + ?Sized>(
+    fn accept_new_session(
         &mut self,
-        rng: &mut R,
         from: &DeviceAddress,
         record: Option<SessionRecord>,
         message: &PreKeyMessage<'_>,
@@ -268,6 +261,11 @@ impl<S: ProtocolStore> SessionManager<S> {
             .store
             .signed_prekey(signed_id)?
             .ok_or(Error::UnknownSignedPreKey { id: signed_id })?;
+        let kem_id = message.kem_prekey_id();
+        let kem = self
+            .store
+            .kem_prekey(kem_id)?
+            .ok_or(Error::UnknownKemPreKey { id: kem_id })?;
         let one_time = match message.one_time_prekey_id() {
             Some(id) => Some(
                 self.store
@@ -278,13 +276,16 @@ impl<S: ProtocolStore> SessionManager<S> {
         };
         // Authenticate first: only a sender holding the identity key gets to
         // change what the trust record says.
+        let prekeys = ResponderPreKeys {
+            signed: &signed,
+            kem: &kem,
+            one_time: one_time.as_ref(),
+        };
         let (session, len) = accept_with_keys(
-            rng,
             self.session_config,
             &self.local,
             from,
-            &signed,
-            one_time.as_ref(),
+            &prekeys,
             message,
             &mut out,
         )?;
@@ -295,6 +296,7 @@ impl<S: ProtocolStore> SessionManager<S> {
         let identity_change = self.check_identity(from, message.identity_key(), &mut changes)?;
         changes.push(Change::AcceptPreKeyMessage {
             signed_prekey_id: signed_id,
+            kem_prekey_id: kem_id,
             one_time_prekey_id: message.one_time_prekey_id(),
             base_key: *message.base_key(),
         });

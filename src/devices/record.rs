@@ -218,11 +218,7 @@ mod tests {
             .map(|i| a.encrypt(&mut rng, &[i]).unwrap())
             .collect();
         let (b, _) = Responder::new(&bob, &mut store)
-            .accept(
-                &mut rng,
-                &alice.address(),
-                &PreKeyMessage::parse(&sent[3]).unwrap(),
-            )
+            .accept(&alice.address(), &PreKeyMessage::parse(&sent[3]).unwrap())
             .unwrap();
         assert_eq!(b.skipped_key_count(), 3);
         let mut record = SessionRecord::new(b);

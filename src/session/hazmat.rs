@@ -22,7 +22,8 @@ pub fn initiate_traced<R: CryptoRng + ?Sized>(
     bundle: &VerifiedBundle,
 ) -> Result<(Session, [u8; KEY_LEN], [u8; AD_LEN]), Error> {
     let peer = DeviceAddress::new(*peer, bundle.device_id());
-    let handshake = x3dh::initiate(local, &peer, bundle, EphemeralKeyPair::generate(rng))?;
+    let ephemeral = EphemeralKeyPair::generate(rng);
+    let handshake = x3dh::initiate(rng, local, &peer, bundle, ephemeral)?;
     let secret = *handshake.secret.as_bytes();
     let ad = handshake.associated_data;
     let session = Session::from_handshake(
@@ -46,9 +47,13 @@ pub fn root_key(session: &Session) -> [u8; KEY_LEN] {
     *session.root.as_bytes()
 }
 
-/// The current sending chain key.
-pub fn sending_chain_key(session: &Session) -> [u8; KEY_LEN] {
-    *session.sending.chain.as_bytes()
+/// The current sending chain key (`None` while the sending half of a DH
+/// ratchet step is due: it is made at the next send).
+pub fn sending_chain_key(session: &Session) -> Option<[u8; KEY_LEN]> {
+    match &session.sending {
+        super::Sending::Ready(sending) => Some(*sending.chain.as_bytes()),
+        super::Sending::Due => None,
+    }
 }
 
 /// The current receiving chain key, if there is a receiving chain.

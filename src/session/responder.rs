@@ -3,16 +3,14 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use rand_core::CryptoRng;
-
 use super::{Session, SessionConfig};
 use crate::account::DeviceAddress;
 use crate::error::Error;
 use crate::identity::IdentityKey;
 use crate::local::LocalDevice;
 use crate::message::PreKeyMessage;
-use crate::prekey::{OneTimePreKey, PreKeyStore, SignedPreKey};
-use crate::x3dh;
+use crate::prekey::PreKeyStore;
+use crate::x3dh::{self, ResponderPreKeys};
 
 /// Accepts a [`PreKeyMessage`] and creates the responder's [`Session`].
 ///
@@ -40,14 +38,14 @@ use crate::x3dh;
 ///
 /// let message = PreKeyMessage::parse(&wire)?;
 /// let (mut bob_session, plaintext) =
-///     Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &alice.address(), &message)?;
+///     Responder::new(&bob, &mut bob_prekeys).accept(&alice.address(), &message)?;
 /// assert_eq!(plaintext, b"hi Bob");
 /// assert_eq!(bob_prekeys.one_time_prekey_count(), 0);
 ///
 /// // The same message again names the session it created.
-/// let again = Responder::new(&bob, &mut bob_prekeys).accept(&mut rng, &alice.address(), &message);
+/// let again = Responder::new(&bob, &mut bob_prekeys).accept(&alice.address(), &message);
 /// assert_eq!(again.err(), Some(Error::RepeatedPreKeyMessage { base_key: *bob_session.base_key() }));
-/// assert_eq!(bob_session.decrypt(&mut rng, &wire), Err(Error::DuplicateMessage));
+/// assert_eq!(bob_session.decrypt(&wire), Err(Error::DuplicateMessage));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Responder<'a> {
@@ -95,15 +93,15 @@ impl<'a> Responder<'a> {
     /// - [`Error::RepeatedPreKeyMessage`] if this store already accepted the
     ///   message (decrypt it with the session that has its base key, or drop it);
     /// - [`Error::IdentityMismatch`] if an expected initiator was set and differs;
-    /// - [`Error::UnknownSignedPreKey`] / [`Error::UnknownOneTimePreKey`] for ids
-    ///   this store does not hold (the initiator used an old bundle: the message
-    ///   is lost, and the sender must fetch a new bundle);
+    /// - [`Error::UnknownSignedPreKey`] / [`Error::UnknownKemPreKey`] /
+    ///   [`Error::UnknownOneTimePreKey`] for ids this store does not hold (the
+    ///   initiator used an old bundle: the message is lost, and the sender must
+    ///   fetch a new bundle);
     /// - [`Error::NonContributoryDh`] for a small-order key;
     /// - otherwise as [`Session::decrypt_into`] ([`Error::DecryptionFailed`]
     ///   for a forged or relabelled message: drop it).
-    pub fn accept_into<R: CryptoRng + ?Sized>(
+    pub fn accept_into(
         self,
-        rng: &mut R,
         from: &DeviceAddress,
         message: &PreKeyMessage<'_>,
         out: &mut [u8],
@@ -129,6 +127,11 @@ impl<'a> Responder<'a> {
             .prekeys
             .find_signed_prekey(signed_id)
             .ok_or(Error::UnknownSignedPreKey { id: signed_id })?;
+        let kem_id = message.kem_prekey_id();
+        let (kem_prekey, _) = self
+            .prekeys
+            .find_kem_prekey(kem_id)
+            .ok_or(Error::UnknownKemPreKey { id: kem_id })?;
         let one_time_prekey = match message.one_time_prekey_id() {
             Some(id) => Some(
                 self.prekeys
@@ -137,20 +140,20 @@ impl<'a> Responder<'a> {
             ),
             None => None,
         };
-        let accepted = accept_with_keys(
-            rng,
-            self.config,
-            self.local,
-            from,
-            signed_prekey,
-            one_time_prekey,
-            message,
-            out,
-        )?;
-        // Only now, with the first message authenticated, is the one-time
-        // prekey spent (and the base key remembered).
-        self.prekeys
-            .record_accepted(signed_id, message.one_time_prekey_id(), message.base_key());
+        let prekeys = ResponderPreKeys {
+            signed: signed_prekey,
+            kem: kem_prekey,
+            one_time: one_time_prekey,
+        };
+        let accepted = accept_with_keys(self.config, self.local, from, &prekeys, message, out)?;
+        // Only now, with the first message authenticated, are the one-time
+        // prekeys spent (and the base key remembered).
+        self.prekeys.record_accepted(
+            signed_id,
+            kem_id,
+            message.one_time_prekey_id(),
+            message.base_key(),
+        );
         Ok(accepted)
     }
 
@@ -158,50 +161,30 @@ impl<'a> Responder<'a> {
     ///
     /// # Errors
     /// As [`accept_into`](Self::accept_into).
-    pub fn accept<R: CryptoRng + ?Sized>(
+    pub fn accept(
         self,
-        rng: &mut R,
         from: &DeviceAddress,
         message: &PreKeyMessage<'_>,
     ) -> Result<(Session, Vec<u8>), Error> {
         let mut out = vec![0u8; message.message().plaintext_len()];
-        let (session, len) = self.accept_into(rng, from, message, &mut out)?;
+        let (session, len) = self.accept_into(from, message, &mut out)?;
         out.truncate(len);
         Ok((session, out))
     }
 }
 
-/// X3DH as the responder plus the first decrypt, with the prekeys the message
-/// names already looked up. Touches no store: the caller spends the one-time
-/// prekey and records the base key when it commits the new session.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn accept_with_keys<R: CryptoRng + ?Sized>(
-    rng: &mut R,
+/// The hybrid handshake as the responder plus the first decrypt, with the
+/// prekeys the message names already looked up. Touches no store: the caller
+/// spends the one-time prekeys and records the base key when it commits the
+/// new session.
+pub(crate) fn accept_with_keys(
     config: SessionConfig,
     local: &LocalDevice,
     from: &DeviceAddress,
-    signed_prekey: &SignedPreKey,
-    one_time_prekey: Option<&OneTimePreKey>,
+    prekeys: &ResponderPreKeys<'_>,
     message: &PreKeyMessage<'_>,
     out: &mut [u8],
 ) -> Result<(Session, usize), Error> {
-    let (secret, associated_data) = x3dh::respond(
-        local,
-        from,
-        signed_prekey,
-        one_time_prekey,
-        message.identity_key(),
-        message.base_key(),
-    )?;
-    Session::respond_and_decrypt(
-        rng,
-        config,
-        local,
-        from,
-        signed_prekey.key_pair(),
-        secret,
-        &associated_data,
-        message,
-        out,
-    )
+    let handshake = x3dh::respond(local, from, prekeys, message)?;
+    Session::respond_and_decrypt(config, local, from, prekeys, handshake, message, out)
 }

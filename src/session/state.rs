@@ -9,11 +9,12 @@ use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 use super::{
-    HandshakePreKeys, MAX_PREVIOUS_RATCHET_KEYS, ReceivingChain, Role, SendingChain, Session,
-    SessionConfig,
+    HandshakePreKeys, MAX_PREVIOUS_RATCHET_KEYS, ReceivingChain, Role, Sending, SendingChain,
+    Session, SessionConfig,
 };
 use crate::account::DeviceAddress;
 use crate::codec::{Reader, Writer};
+use crate::crypto::kem::{KEM_CIPHERTEXT_LEN, KemCiphertext};
 use crate::crypto::{DhKeyPair, KEY_LEN, SecretKey32};
 use crate::error::{DecodeError, Error};
 use crate::identity::IdentityKey;
@@ -29,8 +30,18 @@ const SESSION_STATE_VERSION: u8 = 2;
 const SKIPPED_ENTRY_LEN: usize = KEY_LEN + 4 + KEY_LEN;
 /// Fixed part of a stored session before the variable-length lists, with
 /// room for two addresses of the longest account id.
-const FIXED_LEN: usize =
-    2 + 8 + 1 + 3 * KEY_LEN + 2 * (5 + 64) + KEY_LEN + (2 * KEY_LEN + 4) + 4 + 1 + 10;
+const FIXED_LEN: usize = 2
+    + 8
+    + 1
+    + 3 * KEY_LEN
+    + 2 * (5 + 64)
+    + KEY_LEN
+    + (2 * KEY_LEN + 4)
+    + 4
+    + 1
+    + 14
+    + 64
+    + KEM_CIPHERTEXT_LEN;
 
 impl Session {
     /// Encodes the whole session, skipped keys included. The result holds
@@ -78,11 +89,19 @@ impl Session {
                 .u32(address.device_id());
         }
         w.bytes(self.base_key.as_bytes())
-            .bytes(self.root.as_bytes())
-            .bytes(self.sending.ratchet.secret_bytes())
-            .bytes(self.sending.chain.as_bytes())
-            .u32(self.sending.next_number)
-            .u32(self.previous_chain_length);
+            .bytes(self.root.as_bytes());
+        match &self.sending {
+            Sending::Ready(sending) => {
+                w.flag(true)
+                    .bytes(sending.ratchet.secret_bytes())
+                    .bytes(sending.chain.as_bytes())
+                    .u32(sending.next_number);
+            }
+            Sending::Due => {
+                w.flag(false);
+            }
+        }
+        w.u32(self.previous_chain_length);
         match &self.receiving {
             Some(r) => {
                 w.flag(true)
@@ -100,9 +119,19 @@ impl Session {
         }
         let prekeys = &self.handshake_prekeys;
         w.u32(prekeys.signed_prekey_id)
+            .u32(prekeys.kem_prekey_id)
             .flag(prekeys.one_time_prekey_id.is_some())
             .u32(prekeys.one_time_prekey_id.unwrap_or(0))
-            .flag(self.awaiting_reply);
+            .bytes(&prekeys.kem_public_digest)
+            .bytes(&prekeys.kem_ciphertext_digest);
+        match &self.pending_prekey {
+            Some(kem_ciphertext) => {
+                w.flag(true).bytes(kem_ciphertext.as_bytes());
+            }
+            None => {
+                w.flag(false);
+            }
+        }
         w.u32(self.skipped.len() as u32);
         for entry in self.skipped.iter() {
             w.bytes(entry.ratchet_key.as_bytes())
@@ -139,15 +168,19 @@ impl Session {
         let remote_address = DeviceAddress::from_address(&Address::parse(&mut r)?);
         let base_key = r.public_key("base key")?;
         let root = RootKey::new(SecretKey32::from_bytes(r.array("root key")?));
-        let ratchet_secret = Zeroizing::new(r.array::<KEY_LEN>("sending ratchet secret")?);
-        let sending = SendingChain {
-            ratchet: DhKeyPair::from_stored_secret(*ratchet_secret).ok_or(
-                DecodeError::InvalidValue {
-                    field: "sending ratchet secret",
-                },
-            )?,
-            chain: ChainKey::from_bytes(r.array("sending chain key")?),
-            next_number: r.u32("sending counter")?,
+        let sending = if r.flag("sending chain flag")? {
+            let ratchet_secret = Zeroizing::new(r.array::<KEY_LEN>("sending ratchet secret")?);
+            Sending::Ready(SendingChain {
+                ratchet: DhKeyPair::from_stored_secret(*ratchet_secret).ok_or(
+                    DecodeError::InvalidValue {
+                        field: "sending ratchet secret",
+                    },
+                )?,
+                chain: ChainKey::from_bytes(r.array("sending chain key")?),
+                next_number: r.u32("sending counter")?,
+            })
+        } else {
+            Sending::Due
         };
         let previous_chain_length = r.u32("previous chain length")?;
         let receiving = if r.flag("receiving chain flag")? {
@@ -159,6 +192,13 @@ impl Session {
         } else {
             None
         };
+        // A due sending step is against the receiving chain's ratchet key.
+        if matches!(sending, Sending::Due) && receiving.is_none() {
+            return Err(DecodeError::InvalidValue {
+                field: "sending chain flag",
+            }
+            .into());
+        }
         let previous_count = usize::from(r.u8("previous ratchet key count")?);
         if previous_count > MAX_PREVIOUS_RATCHET_KEYS {
             return Err(DecodeError::LimitExceeded {
@@ -173,6 +213,7 @@ impl Session {
             previous_ratchet_keys.push(r.public_key("previous ratchet key")?);
         }
         let signed_prekey_id = r.u32("handshake signed prekey id")?;
+        let kem_prekey_id = r.u32("handshake KEM prekey id")?;
         let has_one_time = r.flag("handshake one-time prekey flag")?;
         let one_time_id = r.u32("handshake one-time prekey id")?;
         if !has_one_time && one_time_id != 0 {
@@ -183,15 +224,34 @@ impl Session {
         }
         let handshake_prekeys = HandshakePreKeys {
             signed_prekey_id,
+            kem_prekey_id,
             one_time_prekey_id: has_one_time.then_some(one_time_id),
+            kem_public_digest: r.array("KEM prekey digest")?,
+            kem_ciphertext_digest: r.array("KEM ciphertext digest")?,
         };
-        let awaiting_reply = r.flag("awaiting reply flag")?;
-        if awaiting_reply && role != Role::Initiator {
-            return Err(DecodeError::InvalidValue {
-                field: "awaiting reply flag",
+        let pending_prekey = if r.flag("awaiting reply flag")? {
+            // Only an initiator that has decrypted nothing yet awaits a reply.
+            if role != Role::Initiator || receiving.is_some() {
+                return Err(DecodeError::InvalidValue {
+                    field: "awaiting reply flag",
+                }
+                .into());
             }
-            .into());
-        }
+            let ciphertext = KemCiphertext::from_bytes(&r.array("KEM ciphertext")?);
+            // The ciphertext is the one the AD was computed over.
+            if !crate::crypto::ct_eq(
+                &crate::crypto::sha256(&[ciphertext.as_bytes()]),
+                &handshake_prekeys.kem_ciphertext_digest,
+            ) {
+                return Err(DecodeError::InvalidValue {
+                    field: "KEM ciphertext",
+                }
+                .into());
+            }
+            Some(ciphertext)
+        } else {
+            None
+        };
         let skipped_count = r.count_u32("skipped key count", config.max_skipped_keys() as usize)?;
         let mut skipped = SkippedKeys::default();
         for _ in 0..skipped_count {
@@ -223,6 +283,9 @@ impl Session {
             responder_address,
             base_key: &base_key,
             signed_prekey_id: handshake_prekeys.signed_prekey_id,
+            kem_prekey_id: handshake_prekeys.kem_prekey_id,
+            kem_public_digest: &handshake_prekeys.kem_public_digest,
+            kem_ciphertext_digest: &handshake_prekeys.kem_ciphertext_digest,
             one_time_prekey_id: handshake_prekeys.one_time_prekey_id,
         });
         Ok(Self {
@@ -240,7 +303,7 @@ impl Session {
             receiving,
             previous_ratchet_keys,
             handshake_prekeys,
-            awaiting_reply,
+            pending_prekey,
             skipped,
         })
     }

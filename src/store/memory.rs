@@ -17,7 +17,7 @@ use crate::devices::SessionRecord;
 use crate::error::DecodeError;
 use crate::group::GroupSession;
 use crate::identity::DeviceId;
-use crate::prekey::{OneTimePreKey, PreKeyId, PreKeyStore, SignedPreKey};
+use crate::prekey::{KemPreKey, OneTimePreKey, PreKeyId, PreKeyStore, SignedPreKey};
 use crate::sealed::Address;
 use crate::storage::Persist;
 use crate::trust::TrustRecord;
@@ -176,13 +176,15 @@ impl MemoryStore {
         let mut accepted = Vec::new();
         for change in changes.changes() {
             if let Change::AcceptPreKeyMessage {
+                kem_prekey_id,
                 one_time_prekey_id,
                 base_key,
                 ..
             } = change
             {
                 let spent = one_time_prekey_id
-                    .is_some_and(|id| self.prekeys.find_one_time_prekey(id).is_none());
+                    .is_some_and(|id| self.prekeys.find_one_time_prekey(id).is_none())
+                    || self.prekeys.find_kem_prekey(*kem_prekey_id).is_none();
                 if spent
                     || self.prekeys.has_accepted_base_key(base_key)
                     || accepted.contains(base_key)
@@ -223,6 +225,13 @@ impl PreKeyStorage for MemoryStore {
             .prekeys
             .find_one_time_prekey(id)
             .map(OneTimePreKey::duplicate))
+    }
+
+    fn kem_prekey(&self, id: PreKeyId) -> Result<Option<KemPreKey>, StoreError> {
+        Ok(self
+            .prekeys
+            .find_kem_prekey(id)
+            .map(|(key, _)| key.duplicate()))
     }
 
     fn has_accepted_base_key(&self, base_key: &PublicKey) -> Result<bool, StoreError> {
@@ -269,11 +278,16 @@ impl ProtocolStore for MemoryStore {
                 }
                 Change::AcceptPreKeyMessage {
                     signed_prekey_id,
+                    kem_prekey_id,
                     one_time_prekey_id,
                     base_key,
                 } => {
-                    self.prekeys
-                        .record_accepted(signed_prekey_id, one_time_prekey_id, &base_key);
+                    self.prekeys.record_accepted(
+                        signed_prekey_id,
+                        kem_prekey_id,
+                        one_time_prekey_id,
+                        &base_key,
+                    );
                 }
                 Change::SaveGroup { session } => {
                     self.groups.insert(session.group_id().to_vec(), *session);

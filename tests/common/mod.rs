@@ -105,7 +105,6 @@ pub fn prekey_message(wire: &[u8]) -> PreKeyMessage<'_> {
 /// Runs [`Responder::accept`] as `local` on `wire`, which the transport says
 /// came from device `from`, with the given limits.
 pub fn accept(
-    rng: &mut TestRng,
     local: &LocalDevice,
     store: &mut PreKeyStore,
     from: &DeviceAddress,
@@ -114,7 +113,7 @@ pub fn accept(
 ) -> Result<(Session, Vec<u8>), Error> {
     Responder::new(local, store)
         .with_config(config)
-        .accept(rng, from, &prekey_message(wire))
+        .accept(from, &prekey_message(wire))
 }
 
 /// Runs an accept as `local` of `wire` from `from` (with `config`, and
@@ -122,7 +121,6 @@ pub fn accept(
 /// prekey store's encoding did not change, and returns the error.
 #[allow(clippy::too_many_arguments)]
 pub fn rejected_accept(
-    rng: &mut TestRng,
     local: &LocalDevice,
     store: &mut PreKeyStore,
     from: &DeviceAddress,
@@ -137,7 +135,7 @@ pub fn rejected_accept(
         responder = responder.expect_initiator(expected);
     }
     let error = responder
-        .accept(rng, from, &message)
+        .accept(from, &message)
         .expect_err("the accept must fail");
     assert_eq!(
         store.encode().to_vec(),
@@ -149,11 +147,9 @@ pub fn rejected_accept(
 
 /// Runs a decrypt that must fail, checks that the session's encoding did not
 /// change, and returns the error.
-pub fn rejected(session: &mut Session, rng: &mut TestRng, wire: &[u8]) -> Error {
+pub fn rejected(session: &mut Session, wire: &[u8]) -> Error {
     let before = session.encode().to_vec();
-    let error = session
-        .decrypt(rng, wire)
-        .expect_err("the decrypt must fail");
+    let error = session.decrypt(wire).expect_err("the decrypt must fail");
     assert_eq!(
         session.encode().to_vec(),
         before,
@@ -205,7 +201,6 @@ impl Pair {
         .unwrap();
         let first = alice.encrypt(&mut rng, b"hello").unwrap();
         let (bob, plaintext) = accept(
-            &mut rng,
             &bob_device,
             &mut bob_prekeys,
             &alice_device.address(),
@@ -248,21 +243,21 @@ impl Pair {
 
     /// Alice decrypts.
     pub fn alice_receives(&mut self, wire: &[u8]) -> Result<Vec<u8>, Error> {
-        self.alice.decrypt(&mut self.rng, wire)
+        self.alice.decrypt(wire)
     }
 
     /// Bob decrypts.
     pub fn bob_receives(&mut self, wire: &[u8]) -> Result<Vec<u8>, Error> {
-        self.bob.decrypt(&mut self.rng, wire)
+        self.bob.decrypt(wire)
     }
 
     /// Bob decrypts a message that must be rejected without changing his session.
     pub fn bob_rejects(&mut self, wire: &[u8]) -> Error {
-        rejected(&mut self.bob, &mut self.rng, wire)
+        rejected(&mut self.bob, wire)
     }
 
     /// Alice decrypts a message that must be rejected without changing her session.
     pub fn alice_rejects(&mut self, wire: &[u8]) -> Error {
-        rejected(&mut self.alice, &mut self.rng, wire)
+        rejected(&mut self.alice, wire)
     }
 }

@@ -86,22 +86,40 @@ pub fn device_with_identity(
 }
 
 /// A bundle for `prekeys` as the server hands it out: through its wire
-/// encoding. With `one_time`, a fresh one-time prekey is generated for it, so
-/// no two bundles share one.
+/// encoding. With `one_time`, a fresh one-time prekey and a fresh one-time KEM
+/// prekey (signed by `identity`) are generated for it, so no two bundles share
+/// one; without, the bundle has no one-time prekey and names the last-resort
+/// KEM prekey.
 pub fn publish(
     rng: &mut ChaCha20Rng,
-    identity: &IdentityKey,
+    identity: &IdentityKeyPair,
     prekeys: &mut PreKeyStore,
     one_time: bool,
 ) -> PreKeyBundle {
-    let one_time_id = one_time.then(|| prekeys.generate_one_time_prekeys(rng, 1).unwrap()[0].0);
-    let bundle = PreKeyBundle::from_store(identity, prekeys, one_time_id);
+    let (one_time_id, kem_id) = if one_time {
+        let id = prekeys.generate_one_time_prekeys(rng, 1).unwrap()[0].0;
+        let kem_id = prekeys
+            .generate_one_time_kem_prekeys(rng, identity, 1)
+            .unwrap()[0];
+        (Some(id), Some(kem_id))
+    } else {
+        (None, None)
+    };
+    let bundle =
+        PreKeyBundle::from_store_with_kem(identity.public_key(), prekeys, one_time_id, kem_id);
+    assert_eq!(bundle.one_time_prekey().map(|(id, _)| id), one_time_id);
+    assert_eq!(
+        bundle.kem_prekey().id,
+        kem_id.unwrap_or(prekeys.last_resort_kem_prekey().id())
+    );
     PreKeyBundle::decode(&bundle.encode()).unwrap()
 }
 
-/// A fresh bundle of `device`, with a new one-time prekey.
+/// A fresh bundle of `device`, with a new one-time prekey and a new one-time
+/// KEM prekey.
 pub fn bundle_of(rng: &mut ChaCha20Rng, device: &mut Device) -> PreKeyBundle {
-    let identity = *device.local().identity.public_key();
+    // The manager lends its identity and its store only one at a time.
+    let identity = IdentityKeyPair::decode(&device.local().identity.encode()).unwrap();
     publish(rng, &identity, device.store_mut().prekeys_mut(), true)
 }
 
@@ -142,13 +160,12 @@ pub fn recipients(outgoing: &[OutgoingMessage]) -> Vec<DeviceAddress> {
 
 /// `to` decrypts its message of `outgoing`, sent by `from`.
 pub fn receive<S: ProtocolStore>(
-    rng: &mut ChaCha20Rng,
     to: &mut SessionManager<S>,
     from: &DeviceAddress,
     outgoing: &[OutgoingMessage],
 ) -> Decrypted {
     let me = to.local().address();
-    to.decrypt(rng, from, message_for(outgoing, &me))
+    to.decrypt(from, message_for(outgoing, &me))
         .unwrap_or_else(|e| panic!("{me} could not decrypt from {from}: {e:?}"))
 }
 
