@@ -37,11 +37,11 @@ use ed25519_dalek::{Signer, SigningKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use libcrux_ml_kem::mlkem768;
+use ratchetbox::at_rest::{self, StorageKey};
 use ratchetbox::devices::{SessionManager, SessionRecord};
 use ratchetbox::provisioning::{LinkRequest, provision};
 use ratchetbox::rand_core::Rng;
 use ratchetbox::rand_core::SeedableRng;
-use ratchetbox::storage::{self, StorageKey};
 use ratchetbox::store::{MemoryStore, SessionStore};
 use ratchetbox::{AccountId, SafetyNumber};
 use ratchetbox::{
@@ -813,12 +813,12 @@ fn devices(c: &mut Criterion) {
         .unwrap()
         .unwrap();
     let slot = b"\x03bob\x00\x00\x00\x01";
-    let sealed = storage::seal(&mut rng, &key, slot, &record);
+    let sealed = at_rest::seal(&mut rng, &key, slot, &record);
     g.bench_function("seal_session_record", |b| {
-        b.iter(|| black_box(storage::seal(&mut rng, &key, slot, &record)))
+        b.iter(|| black_box(at_rest::seal(&mut rng, &key, slot, &record)))
     });
     g.bench_function("open_session_record", |b| {
-        b.iter(|| black_box(storage::open::<SessionRecord>(&key, slot, &sealed).unwrap()))
+        b.iter(|| black_box(at_rest::open::<SessionRecord>(&key, slot, &sealed).unwrap()))
     });
 
     g.bench_function("link/provision_and_accept", |b| {

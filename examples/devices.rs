@@ -33,6 +33,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::error::Error as StdError;
 
+use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
 use ratchetbox::devices::{
     Decrypted, DeviceError, LocalDevice, Sealing, SessionManager, SessionUse,
 };
@@ -42,7 +43,6 @@ use ratchetbox::sealed::{
     self, DeliveryAccessKey, SenderCertificate, ServerCertificate, ServerPolicy, TrustRoot,
     TrustStore, ValidatedEnvelope,
 };
-use ratchetbox::storage::{self, StateKind, StorageError, StorageKey};
 use ratchetbox::store::MemoryStore;
 use ratchetbox::{
     AccountId, DeviceAddress, DeviceId, IdentityChange, IdentityKey, IdentityKeyPair, PreKeyBundle,
@@ -311,8 +311,8 @@ struct Saved {
 fn save(rng: &mut impl CryptoRng, device: Device) -> Saved {
     let (local, store) = device.manager.into_parts();
     let key = StorageKey::generate(rng);
-    let identity = storage::seal(rng, &key, LOCAL_DEVICE_SLOT, &local);
-    let sealed_store = storage::seal(rng, &key, STORE_SLOT, &store);
+    let identity = at_rest::seal(rng, &key, LOCAL_DEVICE_SLOT, &local);
+    let sealed_store = at_rest::seal(rng, &key, STORE_SLOT, &store);
     let sessions = store.session_addresses().count();
     let prekeys = store.prekeys().one_time_prekey_count();
     let kem_prekeys = store.prekeys().one_time_kem_prekey_count();
@@ -332,8 +332,8 @@ fn save(rng: &mut impl CryptoRng, device: Device) -> Saved {
 }
 
 fn restore(server: &Server, saved: &Saved) -> Result<Device> {
-    let local: LocalDevice = storage::open(&saved.key, LOCAL_DEVICE_SLOT, &saved.identity)?;
-    let store: MemoryStore = storage::open(&saved.key, STORE_SLOT, &saved.store)?;
+    let local: LocalDevice = at_rest::open(&saved.key, LOCAL_DEVICE_SLOT, &saved.identity)?;
+    let store: MemoryStore = at_rest::open(&saved.key, STORE_SLOT, &saved.store)?;
     let certificate = server.certify(local.address(), local.identity.public_key())?;
     println!("  {:<15} restored as {}", saved.name, local.address());
     let manager = SessionManager::new(local, store);
@@ -524,23 +524,23 @@ fn main() -> Result<()> {
     println!("the apps stop: only the blobs (and the keystore's storage keys) remain");
     let first = &saved[0];
     let wrong_key = StorageKey::generate(rng);
-    let wrong = storage::open::<LocalDevice>(&wrong_key, LOCAL_DEVICE_SLOT, &first.identity);
+    let wrong = at_rest::open::<LocalDevice>(&wrong_key, LOCAL_DEVICE_SLOT, &first.identity);
     let wrong = wrong.err();
     println!("  a device blob under a wrong key: {wrong:?}");
     check!(wrong == Some(StorageError::WrongKeyOrCorrupted));
-    let swapped = storage::open::<LocalDevice>(&first.key, LOCAL_DEVICE_SLOT, &first.store).err();
+    let swapped = at_rest::open::<LocalDevice>(&first.key, LOCAL_DEVICE_SLOT, &first.store).err();
     println!("  a store blob opened as a device: {swapped:?}");
     let found = StateKind::DeviceStore.to_byte();
     let expected = StateKind::LocalDevice;
     check!(swapped == Some(StorageError::WrongKind { expected, found }));
-    let moved = storage::open::<MemoryStore>(&first.key, b"", &first.store).err();
+    let moved = at_rest::open::<MemoryStore>(&first.key, b"", &first.store).err();
     println!("  a store blob opened without its slot: {moved:?}");
     check!(moved == Some(StorageError::WrongKeyOrCorrupted));
     for s in &mut saved {
         let new_key = StorageKey::generate(rng);
-        s.identity = storage::reseal(rng, &s.key, &new_key, LOCAL_DEVICE_SLOT, &s.identity)?;
-        s.store = storage::reseal(rng, &s.key, &new_key, STORE_SLOT, &s.store)?;
-        let old = storage::open::<MemoryStore>(&s.key, STORE_SLOT, &s.store).err();
+        s.identity = at_rest::reseal(rng, &s.key, &new_key, LOCAL_DEVICE_SLOT, &s.identity)?;
+        s.store = at_rest::reseal(rng, &s.key, &new_key, STORE_SLOT, &s.store)?;
+        let old = at_rest::open::<MemoryStore>(&s.key, STORE_SLOT, &s.store).err();
         check!(old == Some(StorageError::WrongKeyOrCorrupted));
         s.key = new_key;
     }

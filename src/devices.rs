@@ -15,7 +15,6 @@
 mod incoming;
 mod outcome;
 mod outgoing;
-mod record;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -25,9 +24,9 @@ use core::fmt;
 use rand_core::CryptoRng;
 
 pub use crate::local::LocalDevice;
+pub use crate::store::{DEFAULT_MAX_ARCHIVED_SESSIONS, MAX_ARCHIVED_SESSIONS, SessionRecord};
 pub use outcome::{Decrypted, DeviceError, OutgoingMessage, SessionStarted, SessionUse};
 pub use outgoing::Sealing;
-pub use record::{DEFAULT_MAX_ARCHIVED_SESSIONS, MAX_ARCHIVED_SESSIONS, SessionRecord};
 
 /// Most devices of one account this device keeps sessions with. Accounts have
 /// a handful (a phone and a few linked devices); the bound keeps a malicious

@@ -6,6 +6,12 @@
 
 use core::fmt;
 
+mod certificate;
+mod envelope;
+
+pub use certificate::CertificateError;
+pub use envelope::EnvelopeError;
+
 /// What is wrong with a byte string handed to a decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -172,9 +178,9 @@ pub enum Error {
     /// The prekey id space is exhausted.
     PreKeyIdsExhausted,
     /// A sealed envelope is malformed.
-    Envelope(crate::sealed::EnvelopeError),
+    Envelope(EnvelopeError),
     /// A sender certificate did not validate.
-    Certificate(crate::sealed::CertificateError),
+    Certificate(CertificateError),
     /// The sender certificate names a different identity key than the one the
     /// sender proved by decryption.
     SenderIdentityMismatch,
@@ -248,8 +254,8 @@ pub(crate) fn check_buffer(needed: usize, out: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-impl From<crate::sealed::EnvelopeError> for Error {
-    fn from(e: crate::sealed::EnvelopeError) -> Self {
+impl From<EnvelopeError> for Error {
+    fn from(e: EnvelopeError) -> Self {
         Self::Envelope(e)
     }
 }

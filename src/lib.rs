@@ -58,6 +58,7 @@ extern crate alloc;
 extern crate std;
 
 mod account;
+pub mod at_rest;
 mod bundle;
 mod codec;
 mod crypto;
@@ -74,7 +75,6 @@ mod ratchet;
 mod safety;
 pub mod sealed;
 mod session;
-pub mod storage;
 pub mod store;
 pub mod trust;
 mod x3dh;

@@ -43,6 +43,7 @@
 mod address;
 mod certificate;
 mod content;
+mod keys;
 mod open;
 mod padding;
 mod seal;
@@ -50,10 +51,11 @@ mod server;
 mod token;
 mod wire;
 
+pub use crate::error::{CertificateError, EnvelopeError};
 pub use address::{Address, MAX_ACCOUNT_ID_LEN};
 pub use certificate::{
-    CertificateError, MAX_TRUST_ENTRIES, SERVER_CERTIFICATE_LEN, SenderCertificate,
-    ServerCertificate, TrustRoot, TrustStore, VerifiedSender,
+    MAX_TRUST_ENTRIES, SERVER_CERTIFICATE_LEN, SenderCertificate, ServerCertificate, TrustRoot,
+    TrustStore, VerifiedSender,
 };
 pub use content::{ContentHint, InnerKind, MAX_INNER_LEN, SealedContent};
 pub use open::{Opened, Recipient, open};
@@ -64,7 +66,6 @@ pub use server::{
     validate,
 };
 pub use token::{DeliveryAccessKey, TOKEN_LEN};
-pub use wire::EnvelopeError;
 
 /// The wrapping key and nonce of every entry of a multi-recipient envelope
 /// that `recipient` (an account's identity) can open: the entries of that
@@ -79,7 +80,7 @@ pub(crate) fn multi_entry_keys(
     let dh = recipient.dh_key_pair().dh(&multi.ephemeral)?;
     let mut keys = alloc::vec::Vec::new();
     for entry in multi.entries() {
-        let key = seal::multi_wrap_key(recipient.public_key(), e_pub, entry.address_bytes, &dh);
+        let key = keys::multi_wrap_key(recipient.public_key(), e_pub, entry.address_bytes, &dh);
         let (ciphertext, tag) = entry.wrapped.split_at(entry.wrapped.len() - crate::TAG_LEN);
         let mut tag_bytes = [0u8; crate::TAG_LEN];
         tag_bytes.copy_from_slice(tag);

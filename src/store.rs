@@ -11,16 +11,18 @@
 //! never leaves a message read but its key unspent.
 
 mod memory;
+mod record;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
 pub use memory::MemoryStore;
+pub(crate) use record::Slot;
+pub use record::{DEFAULT_MAX_ARCHIVED_SESSIONS, MAX_ARCHIVED_SESSIONS, SessionRecord};
 
 use crate::account::{AccountId, DeviceAddress};
 use crate::crypto::PublicKey;
-use crate::devices::SessionRecord;
 use crate::error::DecodeError;
 use crate::group::GroupSession;
 use crate::identity::DeviceId;

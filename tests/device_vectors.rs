@@ -14,8 +14,8 @@ use scripted_rng::{ScriptedRng, check_vectors, read_vectors};
 
 use std::collections::BTreeMap;
 
+use ratchetbox::at_rest::{self, StorageKey};
 use ratchetbox::provisioning::{LinkRequest, provision};
-use ratchetbox::storage::{self, StorageKey};
 use ratchetbox::{
     AccountId, IdentityKeyPair, SafetyNumber, SafetyNumberMatch, TrustRecord, TrustState,
 };
@@ -140,12 +140,12 @@ fn run(input: &BTreeMap<&str, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     let mut rng = ScriptedRng::new(&[i("storage_nonce_identity")]);
     out.insert(
         "sealed_identity".into(),
-        storage::seal(&mut rng, &key, i("storage_slot_identity"), &p.alice),
+        at_rest::seal(&mut rng, &key, i("storage_slot_identity"), &p.alice),
     );
     let mut rng = ScriptedRng::new(&[i("storage_nonce_trust")]);
     out.insert(
         "sealed_trust_record".into(),
-        storage::seal(&mut rng, &key, i("storage_slot_trust"), &changed),
+        at_rest::seal(&mut rng, &key, i("storage_slot_trust"), &changed),
     );
     rng.assert_exhausted();
     out
@@ -238,15 +238,15 @@ fn stored_outputs_parse_open_and_compare() {
     // The stored blobs open under the storage key, and only as their kind.
     let key = StorageKey::from_bytes(arr(i("storage_key")));
     let identity: IdentityKeyPair =
-        storage::open(&key, i("storage_slot_identity"), o("sealed_identity")).unwrap();
+        at_rest::open(&key, i("storage_slot_identity"), o("sealed_identity")).unwrap();
     assert_eq!(identity.public_key(), p.alice.public_key());
     let record: TrustRecord =
-        storage::open(&key, i("storage_slot_trust"), o("sealed_trust_record")).unwrap();
+        at_rest::open(&key, i("storage_slot_trust"), o("sealed_trust_record")).unwrap();
     assert_eq!(record, changed);
     assert!(
-        storage::open::<TrustRecord>(&key, i("storage_slot_identity"), o("sealed_identity"))
+        at_rest::open::<TrustRecord>(&key, i("storage_slot_identity"), o("sealed_identity"))
             .is_err()
     );
     // ... and only in their slots.
-    assert!(storage::open::<TrustRecord>(&key, b"carol", o("sealed_trust_record")).is_err());
+    assert!(at_rest::open::<TrustRecord>(&key, b"carol", o("sealed_trust_record")).is_err());
 }

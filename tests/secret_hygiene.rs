@@ -20,12 +20,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chacha20::ChaCha20Rng;
+use ratchetbox::at_rest::StorageKey;
 use ratchetbox::devices::{LocalDevice, SessionManager, SessionRecord};
 use ratchetbox::hazmat;
 use ratchetbox::provisioning::{LinkRequest, LinkedDevice, ProvisionedAccount, provision};
 use ratchetbox::rand_core::Rng;
 use ratchetbox::rand_core::SeedableRng;
-use ratchetbox::storage::StorageKey;
 use ratchetbox::store::{MemoryStore, SessionStore};
 use ratchetbox::{AccountId, DeviceAddress};
 use ratchetbox::{

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chacha20::ChaCha20Rng;
+use ratchetbox::at_rest::{self, StorageError, StorageKey};
 use ratchetbox::devices::{DeviceError, SessionManager, SessionUse};
 use ratchetbox::group::GroupSession;
 use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
@@ -20,7 +21,6 @@ use ratchetbox::sealed::{
     SealedContent, SenderCertificate, ServerCertificate, ServerPolicy, TrustRoot, TrustStore,
     ValidatedEnvelope,
 };
-use ratchetbox::storage::{self, StorageError, StorageKey};
 use ratchetbox::store::MemoryStore;
 use ratchetbox::{
     AccountId, BUNDLE_LEN_WITH_ONE_TIME, DecodeError, DeviceAddress, Error, HEADER_LEN,
@@ -808,15 +808,15 @@ fn state_at_rest_has_192_bit_nonces_and_is_bound_to_its_slot() {
     let mut rng = rng(12);
     let key = StorageKey::generate(&mut rng);
     let identity = IdentityKeyPair::from_seed(&[0x72; 32]);
-    let one = storage::seal(&mut rng, &key, b"identity", &identity);
-    let two = storage::seal(&mut rng, &key, b"identity", &identity);
+    let one = at_rest::seal(&mut rng, &key, b"identity", &identity);
+    let two = at_rest::seal(&mut rng, &key, b"identity", &identity);
     assert_eq!(one.len(), identity.encode().len() + 3 + 24 + 16);
     assert_ne!(one[3..27], two[3..27], "fresh 24-byte nonces");
     assert_eq!(
-        storage::open::<IdentityKeyPair>(&key, b"elsewhere", &one).err(),
+        at_rest::open::<IdentityKeyPair>(&key, b"elsewhere", &one).err(),
         Some(StorageError::WrongKeyOrCorrupted)
     );
-    let back: IdentityKeyPair = storage::open(&key, b"identity", &one).unwrap();
+    let back: IdentityKeyPair = at_rest::open(&key, b"identity", &one).unwrap();
     assert_eq!(back.public_key(), identity.public_key());
 }
 

@@ -7,7 +7,6 @@ use alloc::vec::Vec;
 
 use zeroize::Zeroizing;
 
-use super::record::Slot;
 use super::{Decrypted, DeviceError, SessionManager, SessionRecord, SessionUse};
 use crate::account::DeviceAddress;
 use crate::error::Error;
@@ -16,6 +15,7 @@ use crate::message::{Message, PreKeyMessage, RatchetMessage};
 use crate::plaintext::Plaintext;
 use crate::sealed;
 use crate::session::{Role, Session, accept_with_keys};
+use crate::store::Slot;
 use crate::store::{Change, ChangeSet, ProtocolStore};
 use crate::trust::{IdentityChange, TrustState};
 use crate::x3dh::ResponderPreKeys;

@@ -5,10 +5,10 @@ use std::sync::OnceLock;
 
 use super::rng;
 use crate::account::{AccountId, DeviceAddress};
+use crate::at_rest::{self, StateKind, StorageKey};
 use crate::devices::{LocalDevice, SessionManager, SessionRecord};
 use crate::provisioning::{self, LinkRequest, ProvisioningError};
 use crate::safety::{SafetyNumber, SafetyNumberMatch};
-use crate::storage::{self, StateKind, StorageKey};
 use crate::store::MemoryStore;
 use crate::trust::TrustRecord;
 use crate::{IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyStore, SignedPreKey};
@@ -80,13 +80,13 @@ pub fn sealed_state(data: &[u8]) {
         StateKind::Group,
         StateKind::DeviceStore,
     ] {
-        if let Ok(plaintext) = storage::open_bytes(&key, kind, SLOT, data) {
-            assert_eq!(plaintext.len() + storage::SEALED_STATE_OVERHEAD, data.len());
-            assert!(storage::open_bytes(&key, kind, b"another slot", data).is_err());
+        if let Ok(plaintext) = at_rest::open_bytes(&key, kind, SLOT, data) {
+            assert_eq!(plaintext.len() + at_rest::SEALED_STATE_OVERHEAD, data.len());
+            assert!(at_rest::open_bytes(&key, kind, b"another slot", data).is_err());
         }
     }
-    let _ = storage::open::<IdentityKeyPair>(&key, SLOT, data);
-    let _ = storage::open::<MemoryStore>(&key, SLOT, data);
+    let _ = at_rest::open::<IdentityKeyPair>(&key, SLOT, data);
+    let _ = at_rest::open::<MemoryStore>(&key, SLOT, data);
 }
 
 struct LinkFixture {
@@ -316,7 +316,7 @@ pub(super) fn seeds(seeds: &mut Vec<(&'static str, Vec<u8>)>) {
             let key = storage_key();
             seeds.push((
                 "sealed_state",
-                storage::seal(&mut rng(12), &key, SLOT, &store),
+                at_rest::seal(&mut rng(12), &key, SLOT, &store),
             ));
             let prekeys = store.prekeys();
             seeds.push(("prekey_row", prekeys.signed_prekey().encode().to_vec()));
@@ -339,7 +339,7 @@ pub(super) fn seeds(seeds: &mut Vec<(&'static str, Vec<u8>)>) {
     }
     seeds.push((
         "sealed_state",
-        storage::seal(&mut rng(13), &storage_key(), SLOT, &identity),
+        at_rest::seal(&mut rng(13), &storage_key(), SLOT, &identity),
     ));
     if let Some(f) = link_fixture() {
         seeds.push(("link_accept", f.payload.clone()));

@@ -61,6 +61,17 @@ impl GroupSession {
         Zeroizing::new(w.into_vec())
     }
 
+    /// [`decode`](Self::decode) for stores, whose errors are [`DecodeError`]s:
+    /// an invalid stored configuration is an invalid value.
+    pub(crate) fn decode_record(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes).map_err(|e| match e {
+            Error::Decode(d) => d,
+            _ => DecodeError::InvalidValue {
+                field: "group state",
+            },
+        })
+    }
+
     /// Decodes what [`encode`](Self::encode) produced.
     ///
     /// # Errors

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use crate::codec::{Reader, Writer};
 use crate::crypto::{KEY_LEN, SIGNATURE_LEN, labels};
-use crate::error::DecodeError;
+use crate::error::{CertificateError, DecodeError};
 use crate::identity::{DeviceId, IdentityKey, IdentityKeyPair};
 use crate::sealed::address::Address;
 
@@ -21,58 +21,6 @@ const SENDER_CERTIFICATE_TAG: u8 = 0x13;
 pub const SERVER_CERTIFICATE_LEN: usize = 1 + 4 + 4 + KEY_LEN + SIGNATURE_LEN;
 /// Most trust roots and revoked server keys a [`TrustStore`] holds.
 pub const MAX_TRUST_ENTRIES: usize = 64;
-
-/// Why a certificate was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CertificateError {
-    /// The bytes are not a certificate.
-    Malformed(DecodeError),
-    /// The server certificate names a trust root that is not pinned.
-    WrongRoot {
-        /// The root id the certificate names.
-        root_id: u32,
-    },
-    /// A signature in the chain does not verify.
-    BadSignature,
-    /// The sender certificate has expired.
-    Expired {
-        /// Its expiry time.
-        expires: u64,
-        /// The time it was checked at.
-        now: u64,
-    },
-    /// The server key that issued the certificate is revoked.
-    Revoked {
-        /// The revoked server key id.
-        key_id: u32,
-    },
-}
-
-impl core::fmt::Display for CertificateError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Malformed(e) => write!(f, "malformed certificate: {e}"),
-            Self::WrongRoot { root_id } => {
-                write!(f, "certificate chains to unpinned root {root_id}")
-            }
-            Self::BadSignature => f.write_str("certificate signature does not verify"),
-            Self::Expired { expires, now } => {
-                write!(f, "certificate expired at {expires} (now {now})")
-            }
-            Self::Revoked { key_id } => write!(f, "server key {key_id} is revoked"),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for CertificateError {}
-
-impl From<DecodeError> for CertificateError {
-    fn from(e: DecodeError) -> Self {
-        Self::Malformed(e)
-    }
-}
 
 /// A trust root: an id and an Ed25519 public key, pinned by clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

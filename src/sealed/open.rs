@@ -6,20 +6,21 @@ use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 use crate::crypto::{self, KEY_LEN, PublicKey, TAG_LEN};
+use crate::error::{CertificateError, EnvelopeError};
 use crate::error::{DecodeError, Error};
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::plaintext::Plaintext;
 use crate::sealed::address::Address;
-use crate::sealed::certificate::{CertificateError, SenderCertificate, TrustStore, VerifiedSender};
+use crate::sealed::certificate::{SenderCertificate, TrustStore, VerifiedSender};
 use crate::sealed::content::{self, ContentHint, InnerKind};
-use crate::sealed::padding;
-use crate::sealed::seal::{
+use crate::sealed::keys::{
     multi_auth_key, multi_auth_tag, multi_content_keys, multi_wrap_key, single_ephemeral_keys,
     single_static_key,
 };
+use crate::sealed::padding;
 use crate::sealed::wire::{
-    EnvelopeError, MULTI_TAG, MultiEnvelope, RecipientEntry, SENDER_BLOCK_LEN, SINGLE_TAG,
-    SPLIT_TAG, SingleEnvelope, SplitEnvelope,
+    MULTI_TAG, MultiEnvelope, RecipientEntry, SENDER_BLOCK_LEN, SINGLE_TAG, SPLIT_TAG,
+    SingleEnvelope, SplitEnvelope,
 };
 
 /// An opened envelope: the authenticated sender and the inner message. The

@@ -2,10 +2,11 @@
 //! policy and its registry of delivery access keys, and split multi-recipient
 //! envelopes into per-device parts by copying bytes. No secret key, no allocation.
 
+use crate::error::EnvelopeError;
 use crate::sealed::address::Address;
 use crate::sealed::token::{DeliveryAccessKey, TOKEN_LEN};
 use crate::sealed::wire::{
-    EnvelopeError, MULTI_TAG, MultiEnvelope, RecipientEntry, SINGLE_TAG, SPLIT_TAG, SingleEnvelope,
+    MULTI_TAG, MultiEnvelope, RecipientEntry, SINGLE_TAG, SPLIT_TAG, SingleEnvelope,
 };
 
 /// What a server accepts.

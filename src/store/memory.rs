@@ -6,6 +6,7 @@ use core::fmt;
 
 use zeroize::Zeroizing;
 
+use super::SessionRecord;
 use super::{
     Change, ChangeSet, GroupStore, IdentityStore, PreKeyStorage, ProtocolStore, SessionStore,
     StoreError,
@@ -13,13 +14,11 @@ use super::{
 use crate::account::{AccountId, DeviceAddress};
 use crate::codec::{Reader, Writer};
 use crate::crypto::PublicKey;
-use crate::devices::SessionRecord;
 use crate::error::DecodeError;
 use crate::group::GroupSession;
 use crate::identity::DeviceId;
 use crate::prekey::{KemPreKey, OneTimePreKey, PreKeyId, PreKeyStore, SignedPreKey};
 use crate::sealed::Address;
-use crate::storage::Persist;
 use crate::trust::TrustRecord;
 
 const MEMORY_STORE_TAG: u8 = 0x57;
@@ -30,8 +29,8 @@ const MEMORY_STORE_VERSION: u8 = 1;
 /// anything changes.
 ///
 /// [`encode`](Self::encode) snapshots the whole store; seal the snapshot with
-/// [`storage::seal`](crate::storage::seal) (kind
-/// [`StateKind::DeviceStore`](crate::storage::StateKind::DeviceStore)).
+/// [`at_rest::seal`](crate::at_rest::seal) (kind
+/// [`StateKind::DeviceStore`](crate::at_rest::StateKind::DeviceStore)).
 pub struct MemoryStore {
     prekeys: PreKeyStore,
     trust: BTreeMap<AccountId, TrustRecord>,
@@ -154,7 +153,7 @@ impl MemoryStore {
         for _ in 0..r.u32("group count")? {
             let len = r.u32("group state length")? as usize;
             let bytes = r.take(len, "group state")?;
-            let group = GroupSession::decode_state(bytes)?;
+            let group = GroupSession::decode_record(bytes)?;
             let id = group.group_id().to_vec();
             if store
                 .groups

@@ -11,21 +11,21 @@
 //!
 //! ```
 //! use ratchetbox::IdentityKeyPair;
-//! use ratchetbox::storage::{self, StorageKey};
+//! use ratchetbox::at_rest::{self, StorageKey};
 //! let mut rng = ratchetbox::os_rng();
 //! let identity = IdentityKeyPair::generate(&mut rng);
 //! let key = StorageKey::generate(&mut rng);
 //!
-//! let blob = storage::seal(&mut rng, &key, b"identity", &identity);
-//! let restored: IdentityKeyPair = storage::open(&key, b"identity", &blob)?;
+//! let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+//! let restored: IdentityKeyPair = at_rest::open(&key, b"identity", &blob)?;
 //! assert_eq!(restored.public_key(), identity.public_key());
-//! assert!(storage::open::<IdentityKeyPair>(&key, b"elsewhere", &blob).is_err());
+//! assert!(at_rest::open::<IdentityKeyPair>(&key, b"elsewhere", &blob).is_err());
 //!
 //! // Moving to a new storage key is one call per blob.
 //! let new_key = StorageKey::generate(&mut rng);
-//! let moved = storage::reseal(&mut rng, &key, &new_key, b"identity", &blob)?;
-//! assert!(storage::open::<IdentityKeyPair>(&key, b"identity", &moved).is_err());
-//! # Ok::<(), ratchetbox::storage::StorageError>(())
+//! let moved = at_rest::reseal(&mut rng, &key, &new_key, b"identity", &blob)?;
+//! assert!(at_rest::open::<IdentityKeyPair>(&key, b"identity", &moved).is_err());
+//! # Ok::<(), ratchetbox::at_rest::StorageError>(())
 //! ```
 
 use alloc::vec::Vec;
@@ -89,7 +89,7 @@ pub enum StateKind {
     Identity,
     /// A device's [`PreKeyStore`](crate::PreKeyStore).
     PreKeys,
-    /// A [`SessionRecord`](crate::devices::SessionRecord) (one remote device's sessions).
+    /// A [`SessionRecord`](crate::store::SessionRecord) (one remote device's sessions).
     Sessions,
     /// A [`TrustRecord`](crate::TrustRecord).
     Trust,
@@ -348,7 +348,7 @@ macro_rules! persist_by_codec {
 persist_by_codec! {
     crate::IdentityKeyPair => Identity,
     crate::PreKeyStore => PreKeys,
-    crate::devices::SessionRecord => Sessions,
+    crate::store::SessionRecord => Sessions,
     crate::store::MemoryStore => DeviceStore,
     crate::devices::LocalDevice => LocalDevice,
 }
@@ -369,12 +369,7 @@ impl Persist for crate::group::GroupSession {
         self.encode()
     }
     fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::decode(bytes).map_err(|e| match e {
-            crate::Error::Decode(d) => d,
-            _ => DecodeError::InvalidValue {
-                field: "group state",
-            },
-        })
+        Self::decode_record(bytes)
     }
 }
 
@@ -463,7 +458,7 @@ mod tests {
             .unwrap();
         let bob = crate::AccountId::new(b"bob").unwrap();
         let session = crate::Session::initiate(&mut rng, &local, &bob, &bundle).unwrap();
-        let record = crate::devices::SessionRecord::new(session);
+        let record = crate::store::SessionRecord::new(session);
         // A fresh initiator session between "alice" and "bob": 1402 bytes
         // (it keeps the 1088-byte KEM ciphertext until a reply arrives).
         assert_eq!(record.encode().len(), 2 + 4 + 1402 + 1);
