@@ -1,0 +1,1 @@
+//! A SQLite-backed [`ratchetbox::store::ProtocolStore`] (work in progress).
