@@ -1,0 +1,1 @@
+//! UniFFI bindings of ratchetbox (work in progress).
