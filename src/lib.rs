@@ -33,6 +33,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! New here? The [`guide`] walks an app through setup, prekeys, the server's
+//! part, 1:1 and group messages, persistence, identity changes, backup and
+//! restore, and linking devices, with a running example for each step.
+//!
 //! Beyond 1:1 sessions:
 //! - [`sealed`]: sealed-sender envelopes. The server learns the recipient and a
 //!   padded length, validates envelopes and splits multi-recipient ones without
@@ -65,6 +69,8 @@ mod crypto;
 pub mod devices;
 mod error;
 pub mod group;
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
 mod identity;
 mod local;
 mod message;
@@ -122,6 +128,14 @@ pub mod fuzzing;
 ///
 /// It panics if the operating system cannot supply randomness, which no
 /// protocol could continue safely without anyway.
+///
+/// ```
+/// use ratchetbox::IdentityKeyPair;
+/// let mut rng = ratchetbox::os_rng();
+/// let alice = IdentityKeyPair::generate(&mut rng);
+/// let bob = IdentityKeyPair::generate(&mut rng);
+/// assert_ne!(alice.public_key(), bob.public_key());
+/// ```
 #[cfg(feature = "std")]
 pub fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
     rand_core::UnwrapErr(getrandom::SysRng)
