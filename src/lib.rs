@@ -113,6 +113,11 @@ pub use safety::{
 pub use session::{MAX_PREVIOUS_RATCHET_KEYS, Responder, Role, Session, SessionConfig};
 pub use trust::{IdentityChange, Observation, TrustRecord, TrustState};
 
+/// The README's Rust code, compiled and run as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Internal values for known-answer vectors and fuzzing. Not a stable API;
 /// never enable the `hazmat` feature in an application.
 #[cfg(feature = "hazmat")]
