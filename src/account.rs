@@ -27,9 +27,22 @@ pub struct AccountId {
 impl AccountId {
     /// An account id from its bytes.
     ///
+    /// ```
+    /// use ratchetbox::{AccountId, DecodeError};
+    /// use ratchetbox::sealed::MAX_ACCOUNT_ID_LEN;
+    /// let bob = AccountId::new(b"bob")?;
+    /// assert_eq!(bob, AccountId::new(b"bob")?);
+    /// let too_long = [b'x'; MAX_ACCOUNT_ID_LEN + 1];
+    /// assert!(matches!(AccountId::new(&too_long), Err(DecodeError::LimitExceeded { .. })));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`DecodeError::InvalidValue`] for an empty id,
     /// [`DecodeError::LimitExceeded`] for one longer than [`MAX_ACCOUNT_ID_LEN`].
+    /// Account ids come from the service's directory, so either is a bug there
+    /// or in the app: fix the id (a server should refuse to register it), do
+    /// not retry.
     pub fn new(account_id: &[u8]) -> Result<Self, DecodeError> {
         Ok(Self::from_address(&Address::new(account_id, 0)?))
     }
@@ -46,7 +59,15 @@ impl AccountId {
         }
     }
 
-    /// The id's bytes.
+    /// The id's bytes, as given to [`new`](Self::new).
+    ///
+    /// ```
+    /// # use ratchetbox::AccountId;
+    /// let alice = AccountId::new(b"alice")?;
+    /// assert_eq!(alice.as_bytes(), b"alice");
+    /// assert_eq!(alice.to_string(), "alice");
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
@@ -120,26 +141,69 @@ pub struct DeviceAddress {
 
 impl DeviceAddress {
     /// The address of `device` of `account`.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, DeviceAddress};
+    /// let alice = AccountId::new(b"alice")?;
+    /// let laptop = DeviceAddress::new(alice, 2);
+    /// assert_eq!(laptop.to_string(), "alice/2");
+    /// assert!(DeviceAddress::new(alice, 1) < laptop);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub const fn new(account: AccountId, device: DeviceId) -> Self {
         Self { account, device }
     }
 
-    /// An owned copy of a wire address.
+    /// An owned copy of a wire address, for example the recipient the server
+    /// read from an envelope, to keep as a map key.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, DeviceAddress};
+    /// use ratchetbox::sealed::Address;
+    /// let wire = Address::new(b"bob", 3)?;
+    /// let owned = DeviceAddress::from_address(&wire);
+    /// assert_eq!(owned, DeviceAddress::new(AccountId::new(b"bob")?, 3));
+    /// assert_eq!(owned.as_address(), wire);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn from_address(address: &Address<'_>) -> Self {
         Self::new(AccountId::from_address(address), address.device_id())
     }
 
     /// The account.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, DeviceAddress};
+    /// let bob = AccountId::new(b"bob")?;
+    /// let tablet = DeviceAddress::new(bob, 4);
+    /// assert_eq!(tablet.account(), &bob);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn account(&self) -> &AccountId {
         &self.account
     }
 
     /// The device id.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, DeviceAddress};
+    /// let tablet = DeviceAddress::new(AccountId::new(b"bob")?, 4);
+    /// assert_eq!(tablet.device_id(), 4);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn device_id(&self) -> DeviceId {
         self.device
     }
 
     /// The borrowed wire form, as the sealed and group APIs take it.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, DeviceAddress};
+    /// let tablet = DeviceAddress::new(AccountId::new(b"bob")?, 4);
+    /// let wire = tablet.as_address();
+    /// assert_eq!((wire.account_id(), wire.device_id()), (&b"bob"[..], 4));
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn as_address(&self) -> Address<'_> {
         Address::from_parts(self.account.as_bytes(), self.device)
     }

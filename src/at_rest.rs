@@ -47,15 +47,58 @@ pub const SEALED_STATE_OVERHEAD: usize = HEADER_LEN + XNONCE_LEN + TAG_LEN;
 
 /// A 32-byte key that seals stored state. The app keeps it in the platform
 /// keystore (Keychain, Android Keystore) and never stores it beside the blobs.
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+/// let other = StorageKey::generate(&mut rng);
+/// let wrong = at_rest::open::<IdentityKeyPair>(&other, b"identity", &blob);
+/// assert_eq!(wrong.err(), Some(StorageError::WrongKeyOrCorrupted));
+/// assert_eq!(format!("{key:?}"), "StorageKey([redacted])");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct StorageKey(SecretKey32);
 
 impl StorageKey {
-    /// A storage key from its bytes.
+    /// A storage key from its bytes (as read back from the platform keystore).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+    /// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let key = StorageKey::generate(&mut rng);
+    /// let from_keystore = [7u8; 32];
+    /// let key = StorageKey::from_bytes(from_keystore);
+    /// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+    /// // The same bytes make the same key, on the next start of the app.
+    /// let again = StorageKey::from_bytes(from_keystore);
+    /// let opened: IdentityKeyPair = at_rest::open(&again, b"identity", &blob)?;
+    /// assert_eq!(opened.public_key(), identity.public_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         Self(SecretKey32::from_bytes(bytes))
     }
 
-    /// A fresh random storage key.
+    /// A fresh random storage key, made once when the app is installed.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+    /// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let key = StorageKey::generate(&mut rng);
+    /// let key = StorageKey::generate(&mut rng);
+    /// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+    /// let opened: IdentityKeyPair = at_rest::open(&key, b"identity", &blob)?;
+    /// assert_eq!(opened.public_key(), identity.public_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         rng.fill_bytes(bytes.as_mut());
@@ -82,6 +125,19 @@ impl fmt::Debug for StorageKey {
 }
 
 /// What kind of object a sealed blob holds; bound into its associated data.
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+/// let misfiled = at_rest::open::<TrustRecord>(&key, b"identity", &blob);
+/// let expected = StateKind::Trust;
+/// assert_eq!(misfiled.err(), Some(StorageError::WrongKind { expected, found: 1 }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StateKind {
@@ -103,6 +159,17 @@ pub enum StateKind {
 
 impl StateKind {
     /// The kind's byte in the sealed header.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+    /// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let key = StorageKey::generate(&mut rng);
+    /// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+    /// assert_eq!(blob[2], StateKind::Identity.to_byte());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const fn to_byte(self) -> u8 {
         match self {
             Self::Identity => 1,
@@ -130,6 +197,34 @@ impl StateKind {
 }
 
 /// Why a sealed blob could not be opened.
+///
+/// What the app does: for [`WrongKeyOrCorrupted`](Self::WrongKeyOrCorrupted),
+/// check it used the right storage key and slot; otherwise, and for every
+/// other variant, the blob is lost: restore a backup, or for a session record
+/// delete it and start a fresh session, for the identity re-register or
+/// re-link the device. [`UnsupportedVersion`](Self::UnsupportedVersion) and
+/// [`Decode`](Self::Decode) mean a newer app wrote it: do not delete it on a
+/// downgrade.
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+/// let mut flipped = blob.clone();
+/// flipped[40] ^= 1;
+/// match at_rest::open::<IdentityKeyPair>(&key, b"identity", &flipped) {
+///     Err(StorageError::WrongKeyOrCorrupted) => {} // the key is right, so: corrupted
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(
+///     at_rest::open::<IdentityKeyPair>(&key, b"identity", &blob[..10]).err(),
+///     Some(StorageError::Truncated)
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -190,13 +285,59 @@ impl From<DecodeError> for StorageError {
     }
 }
 
-/// An object with a stored encoding that can be sealed at rest.
+/// An object with a stored encoding that can be sealed at rest: the identity
+/// key pair, the prekey store, the local device, session and trust records,
+/// group states and a whole [`MemoryStore`](crate::store::MemoryStore).
+///
+/// Code generic over it seals any of them:
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// use ratchetbox::at_rest::Persist;
+/// fn save<T: Persist>(key: &StorageKey, slot: &[u8], object: &T) -> Vec<u8> {
+///     at_rest::seal(&mut ratchetbox::os_rng(), key, slot, object)
+/// }
+/// let record = TrustRecord::first_seen(*identity.public_key());
+/// let blob = save(&key, b"bob", &record);
+/// assert_eq!(blob[2], TrustRecord::KIND.to_byte());
+/// assert_eq!(at_rest::open::<TrustRecord>(&key, b"bob", &blob)?, record);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Persist: Sized {
     /// The kind bound into the sealed blob.
     const KIND: StateKind;
     /// The object's versioned encoding (it may hold secrets).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+    /// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let key = StorageKey::generate(&mut rng);
+    /// use ratchetbox::at_rest::{Persist, SEALED_STATE_OVERHEAD};
+    /// let encoding = identity.encode_state();
+    /// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+    /// assert_eq!(blob.len(), encoding.len() + SEALED_STATE_OVERHEAD);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn encode_state(&self) -> Zeroizing<Vec<u8>>;
     /// Decodes what [`encode_state`](Self::encode_state) produced.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+    /// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let key = StorageKey::generate(&mut rng);
+    /// use ratchetbox::at_rest::Persist;
+    /// let record = TrustRecord::first_seen(*identity.public_key());
+    /// assert_eq!(TrustRecord::decode_state(&record.encode_state())?, record);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// A [`DecodeError`] for a malformed encoding.
@@ -212,6 +353,20 @@ pub trait Persist: Sized {
 /// Nothing here stops a blob from being replaced by an *older* blob of the
 /// same slot (a rollback); an application that must detect that keeps a
 /// counter in storage it trusts.
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// use ratchetbox::at_rest::SEALED_STATE_OVERHEAD;
+/// let record = TrustRecord::first_seen(*identity.public_key());
+/// let blob = at_rest::seal(&mut rng, &key, b"bob", &record); // slot: Bob's account id
+/// assert_eq!(blob.len(), record.encode().len() + SEALED_STATE_OVERHEAD);
+/// assert_eq!(at_rest::open::<TrustRecord>(&key, b"bob", &blob)?, record);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn seal<T: Persist, R: CryptoRng + ?Sized>(
     rng: &mut R,
     key: &StorageKey,
@@ -223,11 +378,26 @@ pub fn seal<T: Persist, R: CryptoRng + ?Sized>(
 
 /// Opens a blob [`seal`] produced for `slot` as a `T`.
 ///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+/// let opened: IdentityKeyPair = at_rest::open(&key, b"identity", &blob)?;
+/// assert_eq!(opened.public_key(), identity.public_key());
+/// // A blob copied to another slot does not open there.
+/// let moved = at_rest::open::<IdentityKeyPair>(&key, b"backup", &blob);
+/// assert_eq!(moved.err(), Some(StorageError::WrongKeyOrCorrupted));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// [`StorageError`]: truncation, a foreign tag or version, another kind of
 /// object, a wrong key, another slot or an altered byte
 /// ([`StorageError::WrongKeyOrCorrupted`]: check the key, else treat the blob
-/// as lost), or undecodable content.
+/// as lost), or undecodable content. See [`StorageError`] for what to do.
 pub fn open<T: Persist>(key: &StorageKey, slot: &[u8], blob: &[u8]) -> Result<T, StorageError> {
     let plaintext = open_bytes(key, T::KIND, slot, blob)?;
     Ok(T::decode_state(&plaintext)?)
@@ -236,8 +406,23 @@ pub fn open<T: Persist>(key: &StorageKey, slot: &[u8], blob: &[u8]) -> Result<T,
 /// Re-seals a blob of `slot` under a new storage key, keeping its kind and
 /// slot, without decoding the object.
 ///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+/// let new_key = StorageKey::generate(&mut rng);
+/// let moved = at_rest::reseal(&mut rng, &key, &new_key, b"identity", &blob)?;
+/// let opened: IdentityKeyPair = at_rest::open(&new_key, b"identity", &moved)?;
+/// assert_eq!(opened.public_key(), identity.public_key());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
-/// As [`open_bytes`], for the old key.
+/// As [`open_bytes`], for the old key. Keep the old key until every blob
+/// was resealed; a blob that fails is lost as [`StorageError`] describes.
 pub fn reseal<R: CryptoRng + ?Sized>(
     rng: &mut R,
     old: &StorageKey,
@@ -250,7 +435,21 @@ pub fn reseal<R: CryptoRng + ?Sized>(
     Ok(seal_bytes(rng, new, kind, slot, &plaintext))
 }
 
-/// Seals an already encoded object of `kind` for `slot`.
+/// Seals an already encoded object of `kind` for `slot` (for example a
+/// record a store keeps encoded, without decoding it first).
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// let encoding = identity.encode();
+/// let blob = at_rest::seal_bytes(&mut rng, &key, StateKind::Identity, b"identity", &encoding);
+/// let opened: IdentityKeyPair = at_rest::open(&key, b"identity", &blob)?;
+/// assert_eq!(opened.public_key(), identity.public_key());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn seal_bytes<R: CryptoRng + ?Sized>(
     rng: &mut R,
     key: &StorageKey,
@@ -276,6 +475,18 @@ pub fn seal_bytes<R: CryptoRng + ?Sized>(
 }
 
 /// Opens a blob of `kind` and `slot` into the object's encoding.
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord};
+/// # use ratchetbox::at_rest::{self, StateKind, StorageError, StorageKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let key = StorageKey::generate(&mut rng);
+/// let blob = at_rest::seal(&mut rng, &key, b"identity", &identity);
+/// let encoding = at_rest::open_bytes(&key, StateKind::Identity, b"identity", &blob)?;
+/// assert_eq!(&encoding[..], &identity.encode()[..]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
 /// As [`open`], except that content is not decoded.

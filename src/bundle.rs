@@ -22,6 +22,21 @@ pub const BUNDLE_LEN_WITH_ONE_TIME: usize = BUNDLE_LEN_WITHOUT_ONE_TIME + 4 + KE
 
 /// A signed ML-KEM-768 prekey as a bundle carries it: its id, the
 /// encapsulation key and the identity's signature over `0x0A ‖ key`.
+///
+/// ```
+/// use ratchetbox::{BundleKemPreKey, IdentityKeyPair, PreKeyStore};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let kem = store.last_resort_kem_prekey(); // what the device uploads
+/// let published = BundleKemPreKey {
+///     id: kem.id(),
+///     key: kem.public_key().clone(),
+///     signature: *kem.signature(),
+/// };
+/// let signed = [&[0x0A][..], published.key.as_bytes()].concat();
+/// assert!(bob.public_key().verify(&signed, &published.signature).is_ok());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundleKemPreKey {
     /// The KEM prekey id.
@@ -34,6 +49,24 @@ pub struct BundleKemPreKey {
 
 /// A prekey bundle as published, not yet verified. Only
 /// [`verify`](Self::verify) turns it into something a session can start from.
+///
+/// The device uploads its parts; the server assembles a bundle per request
+/// (spending a one-time prekey of each kind while any is left) and sends its
+/// encoding; the initiator decodes and verifies it.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, BUNDLE_LEN_WITH_ONE_TIME};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let one_time = store.generate_one_time_prekeys(&mut rng, 1)?;
+/// let wire = PreKeyBundle::from_store(bob.public_key(), &store, Some(one_time[0].0)).encode();
+/// assert_eq!(wire.len(), BUNDLE_LEN_WITH_ONE_TIME);
+///
+/// let bundle = PreKeyBundle::decode(&wire)?.verify_for(bob.public_key())?;
+/// assert_eq!(bundle.one_time_prekey(), Some((one_time[0].0, &one_time[0].1)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreKeyBundle {
     identity_key: IdentityKey,
@@ -48,7 +81,25 @@ pub struct PreKeyBundle {
 impl PreKeyBundle {
     /// Assembles a bundle from published parts (what a server does): the
     /// KEM prekey is one of the device's one-time KEM prekeys while any is
-    /// left, else its last-resort KEM prekey.
+    /// left, else its last-resort KEM prekey. Nothing is checked here: the
+    /// initiator's [`verify`](Self::verify) does that.
+    ///
+    /// ```
+    /// # use ratchetbox::{BundleKemPreKey, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (spk, kem) = (store.signed_prekey(), store.last_resort_kem_prekey());
+    /// let kem_prekey = BundleKemPreKey {
+    ///     id: kem.id(),
+    ///     key: kem.public_key().clone(),
+    ///     signature: *kem.signature(),
+    /// };
+    /// let bundle = PreKeyBundle::new(
+    ///     *bob.public_key(), 1, spk.id(), *spk.public_key(), *spk.signature(), kem_prekey, None,
+    /// );
+    /// assert_eq!(bundle, PreKeyBundle::from_store(bob.public_key(), &store, None));
+    /// ```
     pub fn new(
         identity_key: IdentityKey,
         device_id: DeviceId,
@@ -98,7 +149,8 @@ impl PreKeyBundle {
     /// # let bob = IdentityKeyPair::generate(&mut rng);
     /// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// let kem = store.generate_one_time_kem_prekeys(&mut rng, &bob, 1)?;
-    /// let bundle = PreKeyBundle::from_store_with_kem(bob.public_key(), &store, None, Some(kem[0]));
+    /// let bundle =
+    ///     PreKeyBundle::from_store_with_kem(bob.public_key(), &store, None, Some(kem[0]));
     /// assert_eq!(bundle.kem_prekey().id, kem[0]);
     /// # Ok::<(), ratchetbox::Error>(())
     /// ```
@@ -133,37 +185,109 @@ impl PreKeyBundle {
         )
     }
 
-    /// The identity key the bundle claims.
+    /// The identity key the bundle claims (unverified: compare it with the
+    /// contact's recorded key, or use [`verify_for`](Self::verify_for)).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(bundle.identity_key(), bob.public_key());
+    /// ```
     pub fn identity_key(&self) -> &IdentityKey {
         &self.identity_key
     }
 
     /// The device the bundle belongs to.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// let store = PreKeyStore::generate(&mut rng, &bob, 3);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(bundle.device_id(), 3);
+    /// ```
     pub fn device_id(&self) -> DeviceId {
         self.device_id
     }
 
     /// The signed prekey's id.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(bundle.signed_prekey_id(), store.signed_prekey().id());
+    /// ```
     pub fn signed_prekey_id(&self) -> PreKeyId {
         self.signed_prekey_id
     }
 
     /// The signed prekey.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(bundle.signed_prekey(), store.signed_prekey().public_key());
+    /// ```
     pub fn signed_prekey(&self) -> &PublicKey {
         &self.signed_prekey
     }
 
     /// The identity's signature over `0x05 ‖ signed prekey`.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// let signed = [&[0x05][..], bundle.signed_prekey().as_bytes()].concat();
+    /// assert!(bob.public_key().verify(&signed, bundle.signed_prekey_signature()).is_ok());
+    /// ```
     pub fn signed_prekey_signature(&self) -> &[u8; SIGNATURE_LEN] {
         &self.signed_prekey_signature
     }
 
-    /// The one-time prekey's id and key, if the bundle has one.
+    /// The one-time prekey's id and key, if the bundle has one. A bundle has
+    /// none once the device's one-time prekeys ran out; sessions still start.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, key) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, Some(id));
+    /// assert_eq!(bundle.one_time_prekey(), Some((id, &key)));
+    /// let without = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(without.one_time_prekey(), None);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn one_time_prekey(&self) -> Option<(PreKeyId, &PublicKey)> {
         self.one_time_prekey.as_ref().map(|(id, k)| (*id, k))
     }
 
     /// The KEM prekey (one-time or last resort; the bundle does not say which).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// let kem = store.last_resort_kem_prekey();
+    /// let published = bundle.kem_prekey();
+    /// assert_eq!((published.id, &published.key), (kem.id(), kem.public_key()));
+    /// ```
     pub fn kem_prekey(&self) -> &BundleKemPreKey {
         &self.kem_prekey
     }
@@ -208,8 +332,26 @@ impl PreKeyBundle {
     /// Like [`verify`](Self::verify), and also checks that the bundle's identity
     /// is `expected` (for example the key recorded for this contact).
     ///
+    /// ```
+    /// # use ratchetbox::{Error, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert!(bundle.clone().verify_for(bob.public_key()).is_ok());
+    ///
+    /// let recorded = IdentityKeyPair::generate(&mut rng); // the key we knew for Bob
+    /// let changed = bundle.verify_for(recorded.public_key());
+    /// assert_eq!(changed.err(), Some(Error::IdentityMismatch));
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::IdentityMismatch`] if the identity differs; otherwise as `verify`.
+    /// - [`Error::IdentityMismatch`] if the identity differs from `expected`:
+    ///   the contact reinstalled, or someone is impersonating them. Do not
+    ///   start a session silently: show a red lock and ask the user to compare
+    ///   the new safety number, then verify against the accepted key.
+    /// - [`Error::InvalidSignature`] as for [`verify`](Self::verify): the
+    ///   bundle is forged or corrupted; fetch it again.
     pub fn verify_for(self, expected: &IdentityKey) -> Result<VerifiedBundle, Error> {
         if self.identity_key != *expected {
             return Err(Error::IdentityMismatch);
@@ -217,7 +359,20 @@ impl PreKeyBundle {
         self.verify()
     }
 
-    /// Encodes the bundle (SPEC.md §4.1).
+    /// Encodes the bundle (SPEC.md §4.1), as a server sends it:
+    /// [`BUNDLE_LEN_WITH_ONE_TIME`] or [`BUNDLE_LEN_WITHOUT_ONE_TIME`] bytes.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore, BUNDLE_LEN_WITHOUT_ONE_TIME};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// let wire = bundle.encode();
+    /// assert_eq!(wire.len(), BUNDLE_LEN_WITHOUT_ONE_TIME);
+    /// assert_eq!(PreKeyBundle::decode(&wire)?, bundle);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(BUNDLE_LEN_WITH_ONE_TIME);
         w.u8(BUNDLE_TAG)
@@ -243,10 +398,25 @@ impl PreKeyBundle {
     /// Decodes a bundle. Decoding checks structure only; call
     /// [`verify`](Self::verify) before use.
     ///
+    /// ```
+    /// # use ratchetbox::{DecodeError, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let wire = PreKeyBundle::from_store(bob.public_key(), &store, None).encode();
+    /// assert_eq!(PreKeyBundle::decode(&wire)?.identity_key(), bob.public_key());
+    /// let cut = PreKeyBundle::decode(&wire[..100]);
+    /// assert!(matches!(cut, Err(DecodeError::Truncated { .. })));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    ///
     /// # Errors
     /// A [`DecodeError`] for a wrong tag, invalid identity key, non-canonical
     /// prekey, invalid KEM key (FIPS 203 modulus check), bad flag, truncation
-    /// or trailing bytes.
+    /// or trailing bytes. The server sent something that is not a bundle: do
+    /// not start a session; fetch the bundle again, and if it fails again the
+    /// server holds a broken upload (report it; the contact's device should
+    /// upload new prekeys).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(BUNDLE_TAG)?;
@@ -282,6 +452,20 @@ impl PreKeyBundle {
 /// A bundle whose signed prekey and KEM prekey signatures have both been
 /// strictly verified. The only way to get one is [`PreKeyBundle::verify`];
 /// only this type starts a session.
+///
+/// ```
+/// use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
+/// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+/// let verified = bundle.verify()?;
+/// let session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &verified)?;
+/// assert_eq!(session.remote_identity(), verified.identity_key());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct VerifiedBundle {
     bundle: PreKeyBundle,
@@ -290,22 +474,70 @@ pub struct VerifiedBundle {
 }
 
 impl VerifiedBundle {
-    /// The verified identity key.
+    /// The verified identity key: record it for the contact (or compare it
+    /// with the recorded one) before trusting the session.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// let verified = bundle.verify()?;
+    /// assert_eq!(verified.identity_key(), bob.public_key());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn identity_key(&self) -> &IdentityKey {
         &self.bundle.identity_key
     }
 
-    /// The device the bundle belongs to.
+    /// The device the bundle belongs to: the device id of the session it
+    /// starts.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// let verified = bundle.verify()?;
+    /// assert_eq!(verified.device_id(), store.device_id());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn device_id(&self) -> DeviceId {
         self.bundle.device_id
     }
 
     /// The signed prekey's id and key.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// let verified = bundle.verify()?;
+    /// let spk = store.signed_prekey();
+    /// assert_eq!(verified.signed_prekey(), (spk.id(), spk.public_key()));
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn signed_prekey(&self) -> (PreKeyId, &PublicKey) {
         (self.bundle.signed_prekey_id, &self.bundle.signed_prekey)
     }
 
     /// The verified KEM prekey's id and encapsulation key.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// let verified = bundle.verify()?;
+    /// let kem = store.last_resort_kem_prekey();
+    /// assert_eq!(verified.kem_prekey(), (kem.id(), kem.public_key()));
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn kem_prekey(&self) -> (PreKeyId, &KemPublicKey) {
         (self.bundle.kem_prekey.id, &self.bundle.kem_prekey.key)
     }
@@ -315,6 +547,17 @@ impl VerifiedBundle {
     }
 
     /// The one-time prekey's id and key, if the bundle has one.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, key) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, Some(id));
+    /// assert_eq!(bundle.verify()?.one_time_prekey(), Some((id, &key)));
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn one_time_prekey(&self) -> Option<(PreKeyId, &PublicKey)> {
         self.bundle.one_time_prekey()
     }

@@ -85,6 +85,20 @@ pub const TAG_LEN: usize = 16;
 /// (a replay check, a session lookup) could be fooled by an altered copy.
 /// [`from_bytes`](Self::from_bytes) is the one place every received key is
 /// checked. Public keys are not secret, so equality is ordinary byte equality.
+///
+/// An app meets them as prekeys (in bundles and the prekey store) and as the
+/// base key that names a session.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, PreKeyStore, PublicKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let (id, key): (u32, PublicKey) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+/// assert_eq!(PublicKey::from_bytes(*key.as_bytes())?, key); // what the server stores
+/// assert_eq!(store.find_one_time_prekey(id).map(|k| *k.public_key()), Some(key));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey([u8; KEY_LEN]);
 
@@ -131,7 +145,15 @@ impl PublicKey {
         Self(bytes)
     }
 
-    /// The 32-byte encoding.
+    /// The 32-byte encoding (little-endian u-coordinate).
+    ///
+    /// ```
+    /// # use ratchetbox::PublicKey;
+    /// let key = PublicKey::from_bytes([9; 32])?;
+    /// let bytes: &[u8; 32] = key.as_bytes();
+    /// assert_eq!(PublicKey::from_bytes(*bytes)?, key);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }

@@ -12,7 +12,20 @@ mod envelope;
 pub use certificate::CertificateError;
 pub use envelope::EnvelopeError;
 
-/// What is wrong with a byte string handed to a decoder.
+/// What is wrong with a byte string handed to a decoder. It names the field, for
+/// logs; an app treats every variant the same way: bytes that do not parse never
+/// will, so drop the message (or, for stored state, treat the blob as lost).
+/// Calls that can also fail in other ways wrap it in [`Error::Decode`].
+///
+/// ```
+/// use ratchetbox::{DecodeError, Error, Message, Session};
+/// let error = Message::parse(&[0x04, 1, 2]).unwrap_err();
+/// assert_eq!(error, DecodeError::Truncated { field: "ratchet message" });
+/// assert_eq!(error.to_string(), "input ended while reading ratchet message");
+///
+/// let stored = Session::decode(b"not a session");
+/// assert!(matches!(stored, Err(Error::Decode(DecodeError::UnknownFormat { .. }))));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -97,6 +110,69 @@ impl fmt::Display for DecodeError {
 }
 
 /// Everything that can go wrong in ratchetbox.
+///
+/// Decrypting and accepting are transactional (on an error the session and the
+/// prekey store are unchanged), so an app can log the error and go on with the
+/// next message. What it should do:
+/// - Ignore: [`DuplicateMessage`](Self::DuplicateMessage), a redelivery.
+/// - Drop the message: [`Decode`](Self::Decode),
+///   [`DecryptionFailed`](Self::DecryptionFailed),
+///   [`TooManySkippedMessages`](Self::TooManySkippedMessages),
+///   [`CounterExhausted`](Self::CounterExhausted),
+///   [`NonContributoryDh`](Self::NonContributoryDh), [`Envelope`](Self::Envelope),
+///   [`Certificate`](Self::Certificate),
+///   [`SenderIdentityMismatch`](Self::SenderIdentityMismatch),
+///   [`WrongRecipient`](Self::WrongRecipient), [`SelfSend`](Self::SelfSend). If
+///   every message from one peer fails to decrypt, the sessions have lost sync:
+///   start a new one with a fresh bundle.
+/// - Hand it elsewhere: [`WrongSession`](Self::WrongSession) to
+///   [`Responder::accept`](crate::Responder::accept);
+///   [`RepeatedPreKeyMessage`](Self::RepeatedPreKeyMessage) to the session with
+///   that base key; [`WrongGroup`](Self::WrongGroup) to that group's session.
+/// - Keep it and retry later: [`NotAMember`](Self::NotAMember), until the
+///   sender's distribution message has been processed (drop it for a removed member).
+/// - The sender used a stale bundle: [`UnknownSignedPreKey`](Self::UnknownSignedPreKey),
+///   [`UnknownKemPreKey`](Self::UnknownKemPreKey) and
+///   [`UnknownOneTimePreKey`](Self::UnknownOneTimePreKey). The message is lost;
+///   the sender must fetch a new bundle.
+/// - Fetch the bundle again: [`InvalidSignature`](Self::InvalidSignature) or
+///   [`NonContributoryDh`](Self::NonContributoryDh) from a bundle (an
+///   [`InvalidSignature`](Self::InvalidSignature) on a group message: drop it).
+/// - Show a red lock and ask the user to verify the contact's safety number:
+///   [`IdentityMismatch`](Self::IdentityMismatch), the identity key changed.
+/// - Fix the call: [`BufferTooSmall`](Self::BufferTooSmall) (retry with
+///   `needed` bytes), [`MessageTooLarge`](Self::MessageTooLarge) (send it as an
+///   attachment), [`InvalidConfig`](Self::InvalidConfig).
+/// - Prekey upkeep: [`TooManyPreKeys`](Self::TooManyPreKeys) (top up only to the
+///   limit), [`PreKeyIdsExhausted`](Self::PreKeyIdsExhausted) (register the device
+///   again with a fresh [`PreKeyStore`](crate::PreKeyStore)).
+///
+/// ```
+/// # use ratchetbox::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+/// # };
+/// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+/// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+/// # let bundle = bundle.verify()?;
+/// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+/// # let first_message = PreKeyMessage::parse(&first)?;
+/// # let responder = Responder::new(&bob, &mut bob_prekeys);
+/// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+/// // A corrupted message fails and leaves the session as it was.
+/// let reply = bob_session.encrypt(&mut rng, b"hi Alice")?;
+/// let mut corrupted = reply.clone();
+/// corrupted[60] ^= 1;
+/// assert_eq!(alice_session.decrypt(&corrupted), Err(Error::DecryptionFailed));
+/// assert_eq!(alice_session.decrypt(&reply)?, b"hi Alice");
+/// assert_eq!(alice_session.decrypt(&reply), Err(Error::DuplicateMessage));
+/// assert!(matches!(alice_session.decrypt(b"junk"), Err(Error::Decode(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {

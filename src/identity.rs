@@ -27,6 +27,18 @@ pub type DeviceId = u32;
 ///
 /// Only canonical encodings of points of large order are accepted, so two
 /// distinct byte strings never name the same identity. Equality is constant time.
+///
+/// An app meets one as a contact's key: in a bundle, a session or a trust
+/// record. It stores and compares the 32-byte encoding.
+///
+/// ```
+/// use ratchetbox::{IdentityKey, IdentityKeyPair};
+/// let bob = IdentityKeyPair::generate(&mut ratchetbox::os_rng());
+/// let stored: [u8; 32] = bob.public_key().to_bytes(); // e.g. in the contact's row
+/// let recorded = IdentityKey::from_bytes(&stored)?;
+/// assert_eq!(&recorded, bob.public_key());
+/// # Ok::<(), ratchetbox::DecodeError>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct IdentityKey {
     verifying: VerifyingKey,
@@ -75,6 +87,14 @@ impl IdentityKey {
     }
 
     /// The 32-byte Ed25519 encoding, which is also `Encode(IK)` in SPEC.md.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKey, IdentityKeyPair};
+    /// let alice = IdentityKeyPair::from_seed(&[7; 32]);
+    /// let bytes = alice.public_key().to_bytes();
+    /// assert_eq!(IdentityKey::from_bytes(&bytes)?.to_bytes(), bytes);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn to_bytes(&self) -> [u8; KEY_LEN] {
         self.verifying.to_bytes()
     }
@@ -83,15 +103,35 @@ impl IdentityKey {
         &self.verifying
     }
 
-    /// The X25519 form used in X3DH.
+    /// The X25519 form used in X3DH: the Montgomery form of the same point, so
+    /// it follows from the Ed25519 key and is never published separately.
+    ///
+    /// ```
+    /// # use ratchetbox::IdentityKeyPair;
+    /// let alice = IdentityKeyPair::from_seed(&[7; 32]);
+    /// let dh = alice.public_key().dh_public();
+    /// assert_eq!(dh, IdentityKeyPair::from_seed(&[7; 32]).public_key().dh_public());
+    /// assert_ne!(dh.as_bytes(), &alice.public_key().to_bytes());
+    /// ```
     pub fn dh_public(&self) -> &PublicKey {
         &self.dh_public
     }
 
     /// Strictly verifies an Ed25519 signature made by this identity.
     ///
+    /// ```
+    /// # use ratchetbox::{Error, IdentityKeyPair};
+    /// let alice = IdentityKeyPair::generate(&mut ratchetbox::os_rng());
+    /// let signature = alice.sign(b"hello");
+    /// alice.public_key().verify(b"hello", &signature)?;
+    /// assert_eq!(alice.public_key().verify(b"hellO", &signature), Err(Error::InvalidSignature));
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::InvalidSignature`] if the signature does not verify strictly.
+    /// [`Error::InvalidSignature`] if the signature does not verify strictly:
+    /// the data was not signed by this identity (forged or corrupted in
+    /// transit). Do not use the data; if it came from a server, fetch it again.
     pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), Error> {
         crypto::verify_strict(&self.verifying, message, signature)
     }
@@ -117,6 +157,18 @@ impl core::fmt::Debug for IdentityKey {
 
 /// An account's identity key pair. Secret: zeroized on drop, never printed,
 /// neither `Clone` nor `Copy` (hand it to a new device through its encoding).
+///
+/// An account generates one at registration, keeps it sealed at rest, and
+/// gives a copy to each device it links.
+///
+/// ```
+/// use ratchetbox::IdentityKeyPair;
+/// let alice = IdentityKeyPair::generate(&mut ratchetbox::os_rng());
+/// let saved = alice.encode(); // seal it before writing it anywhere
+/// let restored = IdentityKeyPair::decode(&saved)?;
+/// assert_eq!(restored.public_key(), alice.public_key());
+/// # Ok::<(), ratchetbox::DecodeError>(())
+/// ```
 pub struct IdentityKeyPair {
     signing: SigningKey,
     dh: DhKeyPair,
@@ -138,7 +190,17 @@ impl IdentityKeyPair {
         Self::from_seed(&seed)
     }
 
-    /// Rebuilds an identity from its 32-byte Ed25519 seed.
+    /// Rebuilds an identity from its 32-byte Ed25519 seed. The same seed
+    /// always gives the same identity; use it for test fixtures, or for a seed
+    /// the app keeps in a platform keystore.
+    ///
+    /// ```
+    /// # use ratchetbox::IdentityKeyPair;
+    /// let a = IdentityKeyPair::from_seed(&[42; 32]);
+    /// let b = IdentityKeyPair::from_seed(&[42; 32]);
+    /// assert_eq!(a.public_key(), b.public_key());
+    /// assert_ne!(a.public_key(), IdentityKeyPair::from_seed(&[43; 32]).public_key());
+    /// ```
     pub fn from_seed(seed: &[u8; KEY_LEN]) -> Self {
         let signing = SigningKey::from_bytes(seed);
         let dh = crypto::identity_dh_key_pair(&signing);
@@ -150,7 +212,14 @@ impl IdentityKeyPair {
         }
     }
 
-    /// The public identity key.
+    /// The public identity key, to publish with the device's prekeys.
+    ///
+    /// ```
+    /// # use ratchetbox::IdentityKeyPair;
+    /// let alice = IdentityKeyPair::from_seed(&[1; 32]);
+    /// let public = *alice.public_key(); // `Copy`, unlike the pair
+    /// assert_eq!(public.to_bytes().len(), 32);
+    /// ```
     pub fn public_key(&self) -> &IdentityKey {
         &self.public
     }
@@ -165,7 +234,16 @@ impl IdentityKeyPair {
         }
     }
 
-    /// Signs `message` with the identity key (Ed25519).
+    /// Signs `message` with the identity key (Ed25519). Signatures are
+    /// deterministic: the same message gives the same signature.
+    ///
+    /// ```
+    /// # use ratchetbox::IdentityKeyPair;
+    /// let alice = IdentityKeyPair::from_seed(&[1; 32]);
+    /// let signature = alice.sign(b"my device list, version 3");
+    /// assert!(alice.public_key().verify(b"my device list, version 3", &signature).is_ok());
+    /// assert_eq!(signature, alice.sign(b"my device list, version 3"));
+    /// ```
     pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         crypto::sign(&self.signing, message)
     }
@@ -180,6 +258,13 @@ impl IdentityKeyPair {
 
     /// Encodes the key pair for storage (SPEC.md §6.1). The result holds the
     /// secret seed: store it encrypted.
+    ///
+    /// ```
+    /// # use ratchetbox::IdentityKeyPair;
+    /// let alice = IdentityKeyPair::from_seed(&[1; 32]);
+    /// let saved = alice.encode(); // zeroized when dropped
+    /// assert_eq!(saved.len(), 2 + 32); // tag, version, seed
+    /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(2 + KEY_LEN);
         w.u8(IDENTITY_STATE_TAG)
@@ -190,8 +275,22 @@ impl IdentityKeyPair {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// # use ratchetbox::{DecodeError, IdentityKeyPair};
+    /// let alice = IdentityKeyPair::from_seed(&[1; 32]);
+    /// let restored = IdentityKeyPair::decode(&alice.encode())?;
+    /// assert_eq!(restored.public_key(), alice.public_key());
+    /// let truncated = IdentityKeyPair::decode(&alice.encode()[..20]);
+    /// assert!(matches!(truncated, Err(DecodeError::Truncated { .. })));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    ///
     /// # Errors
-    /// A [`DecodeError`] for a wrong tag, unknown version, truncation or trailing bytes.
+    /// A [`DecodeError`] for a wrong tag, unknown version, truncation or trailing
+    /// bytes. The stored identity is corrupt (or from a newer ratchetbox, for
+    /// [`DecodeError::UnsupportedVersion`]): do not generate a new identity
+    /// silently, since every contact would see a changed key; restore it from a
+    /// backup or link this device again.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(IDENTITY_STATE_TAG)?;

@@ -40,7 +40,17 @@ pub struct LocalDevice {
 }
 
 impl LocalDevice {
-    /// This device's address.
+    /// This device's address: what peers' sessions with it are keyed by, and
+    /// what the server names as the sender of its messages.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, DeviceAddress, IdentityKeyPair, LocalDevice};
+    /// # let identity = IdentityKeyPair::from_seed(&[1; 32]);
+    /// let laptop = LocalDevice { account: AccountId::new(b"alice")?, device_id: 2, identity };
+    /// assert_eq!(laptop.address(), DeviceAddress::new(AccountId::new(b"alice")?, 2));
+    /// assert_eq!(laptop.address().to_string(), "alice/2");
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn address(&self) -> DeviceAddress {
         DeviceAddress::new(self.account, self.device_id)
     }
@@ -58,6 +68,15 @@ impl fmt::Debug for LocalDevice {
 impl LocalDevice {
     /// Encodes the device (SPEC.md §13.3): `0x4C ‖ 0x01 ‖ u8(len) ‖ account id ‖
     /// device id ‖ identity seed`. Holds the identity secret: seal it.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice};
+    /// # let identity = IdentityKeyPair::from_seed(&[1; 32]);
+    /// let phone = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
+    /// let saved = phone.encode(); // zeroized when dropped
+    /// assert_eq!(saved.len(), 3 + b"alice".len() + 4 + 32);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let account = self.account.as_bytes();
         let mut w = Writer::with_capacity(3 + account.len() + 4 + KEY_LEN);
@@ -72,8 +91,23 @@ impl LocalDevice {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, DecodeError, IdentityKeyPair, LocalDevice};
+    /// # let identity = IdentityKeyPair::from_seed(&[1; 32]);
+    /// # let phone = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
+    /// let restored = LocalDevice::decode(&phone.encode())?;
+    /// assert_eq!(restored.address(), phone.address());
+    /// assert_eq!(restored.identity.public_key(), phone.identity.public_key());
+    /// let newer = LocalDevice::decode(b"\x4c\x09"); // version 9
+    /// assert!(matches!(newer, Err(DecodeError::UnsupportedVersion { found: 9 })));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    ///
     /// # Errors
-    /// A [`DecodeError`] for a malformed blob.
+    /// A [`DecodeError`] for a malformed blob (wrong tag, unknown version, an
+    /// account id of 0 or more than 64 bytes, truncation or trailing bytes). The
+    /// stored device is lost: do not invent a new identity for it; restore it
+    /// from a backup or link the device again.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(LOCAL_DEVICE_TAG)?;

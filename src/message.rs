@@ -28,7 +28,36 @@ pub const PREKEY_PREFIX_LEN: usize = 1 + KEY_LEN + KEY_LEN + 4 + 4 + KEM_CIPHERT
 /// Bytes a prekey message adds to its plaintext.
 pub const PREKEY_MESSAGE_OVERHEAD: usize = PREKEY_PREFIX_LEN + RATCHET_MESSAGE_OVERHEAD;
 
-/// A Double Ratchet message header.
+/// A Double Ratchet message header. It travels in the clear (a relay can read
+/// it), and the receiver checks it against the session's bounds before trying
+/// any key. Read it from a parsed [`RatchetMessage`]:
+///
+/// ```
+/// # use ratchetbox::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+/// # };
+/// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+/// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+/// # let bundle = bundle.verify()?;
+/// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+/// # let first_message = PreKeyMessage::parse(&first)?;
+/// # let responder = Responder::new(&bob, &mut bob_prekeys);
+/// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+/// let one = bob_session.encrypt(&mut rng, b"one")?;
+/// let two = bob_session.encrypt(&mut rng, b"two")?;
+/// let h1 = *RatchetMessage::parse(&one)?.header();
+/// let h2 = *RatchetMessage::parse(&two)?.header();
+/// // One sending chain: the same ratchet key, consecutive numbers, fresh nonces.
+/// assert_eq!(h1.ratchet_key, h2.ratchet_key);
+/// assert_eq!((h1.message_number, h2.message_number), (0, 1));
+/// assert_ne!(h1.nonce, h2.nonce);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     /// The sender's current ratchet public key.
@@ -64,7 +93,34 @@ impl Header {
     }
 }
 
-/// A parsed, borrowed ratchet message: header, ciphertext and tag.
+/// A parsed, borrowed ratchet message: header, ciphertext and tag. Every message
+/// after the handshake is one. Parse it to decrypt into a buffer of your own
+/// ([`Session::decrypt_into`](crate::Session::decrypt_into)) or to read its
+/// header; [`Message::parse`] takes either message kind.
+///
+/// ```
+/// # use ratchetbox::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+/// # };
+/// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+/// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+/// # let bundle = bundle.verify()?;
+/// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+/// # let first_message = PreKeyMessage::parse(&first)?;
+/// # let responder = Responder::new(&bob, &mut bob_prekeys);
+/// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+/// let wire = bob_session.encrypt(&mut rng, b"hello Alice")?;
+/// let message = RatchetMessage::parse(&wire)?;
+/// let mut out = vec![0u8; message.plaintext_len()];
+/// let n = alice_session.decrypt_into(&message, &mut out)?;
+/// assert_eq!(&out[..n], b"hello Alice");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RatchetMessage<'a> {
     header_bytes: &'a [u8],
@@ -76,9 +132,37 @@ pub struct RatchetMessage<'a> {
 impl<'a> RatchetMessage<'a> {
     /// Parses a ratchet message without copying it.
     ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// let wire = bob_session.encrypt(&mut rng, b"hi")?;
+    /// assert_eq!(RatchetMessage::parse(&wire)?.plaintext_len(), 2);
+    ///
+    /// let cut = RatchetMessage::parse(&wire[..10]);
+    /// assert_eq!(cut.err(), Some(DecodeError::Truncated { field: "ratchet message" }));
+    /// // A prekey message is the other kind, for `Message::parse`.
+    /// let prekey = RatchetMessage::parse(&first);
+    /// assert!(matches!(prekey, Err(DecodeError::UnknownFormat { found: 0x05, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`DecodeError`] for a wrong tag, a message shorter than
-    /// [`RATCHET_MESSAGE_OVERHEAD`], or a non-canonical ratchet key.
+    /// [`RATCHET_MESSAGE_OVERHEAD`], or a non-canonical ratchet key. Such bytes can
+    /// never decrypt: drop the message.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         if bytes.len() < RATCHET_MESSAGE_OVERHEAD {
             // Report the tag first, so a wrong message type is named as such.
@@ -107,12 +191,60 @@ impl<'a> RatchetMessage<'a> {
         })
     }
 
-    /// The header.
+    /// The header, as sent in the clear.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// # bob_session.encrypt(&mut rng, b"one")?;
+    /// let wire = bob_session.encrypt(&mut rng, b"two")?;
+    /// let message = RatchetMessage::parse(&wire)?;
+    /// assert_eq!(message.header().message_number, 1);
+    /// assert_eq!(message.header().previous_chain_length, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn header(&self) -> &Header {
         &self.header
     }
 
-    /// Length of the plaintext this message decrypts to.
+    /// Length of the plaintext this message decrypts to: the buffer size
+    /// [`Session::decrypt_into`](crate::Session::decrypt_into) needs.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// let wire = bob_session.encrypt(&mut rng, b"twelve bytes")?;
+    /// let message = RatchetMessage::parse(&wire)?;
+    /// assert_eq!(message.plaintext_len(), 12);
+    /// assert_eq!(wire.len(), RATCHET_MESSAGE_OVERHEAD + 12);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn plaintext_len(&self) -> usize {
         self.ciphertext.len()
     }
@@ -131,7 +263,31 @@ impl<'a> RatchetMessage<'a> {
 }
 
 /// A parsed, borrowed prekey message: the hybrid handshake's fields and the
-/// first ratchet message.
+/// first ratchet message. Until the responder replies, every message the
+/// initiator sends is one. The responder hands the first to
+/// [`Responder::accept`](crate::Responder::accept), which creates its session;
+/// a repeat goes to that session ([`Session::decrypt`](crate::Session::decrypt)).
+///
+/// ```
+/// # use ratchetbox::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+/// # };
+/// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+/// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+/// # let bundle = bundle.verify()?;
+/// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+/// let message = PreKeyMessage::parse(&wire)?;
+/// let responder = Responder::new(&bob, &mut bob_prekeys);
+/// let (bob_session, plaintext) = responder.accept(&alice.address(), &message)?;
+/// assert_eq!(plaintext, b"hi Bob");
+/// assert_eq!(bob_session.remote_identity(), message.identity_key());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct PreKeyMessage<'a> {
     identity_key: IdentityKey,
@@ -159,9 +315,31 @@ impl core::fmt::Debug for PreKeyMessage<'_> {
 impl<'a> PreKeyMessage<'a> {
     /// Parses a prekey message without copying it.
     ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// let message = PreKeyMessage::parse(&wire)?;
+    /// assert_eq!(message.message().plaintext_len(), 6);
+    ///
+    /// let cut = PreKeyMessage::parse(&wire[..100]);
+    /// assert_eq!(cut.err(), Some(DecodeError::Truncated { field: "KEM ciphertext" }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`DecodeError`] for a wrong tag, invalid identity key, non-canonical
-    /// base key, bad flag, or a malformed embedded ratchet message.
+    /// [`DecodeError`] for a wrong tag, invalid identity key, non-canonical base
+    /// key, bad flag, or a malformed embedded ratchet message. Such bytes can never
+    /// start a session: drop the message.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(PREKEY_MESSAGE_TAG)?;
@@ -199,39 +377,170 @@ impl<'a> PreKeyMessage<'a> {
         })
     }
 
-    /// The initiator's identity key, as claimed. It is authenticated only once
-    /// the embedded message decrypts.
+    /// The initiator's identity key, as claimed. It is authenticated only once the
+    /// embedded message decrypts; to require a known key, use
+    /// [`Responder::expect_initiator`](crate::Responder::expect_initiator).
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// let message = PreKeyMessage::parse(&wire)?;
+    /// assert_eq!(message.identity_key(), alice.identity.public_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity_key(&self) -> &IdentityKey {
         &self.identity_key
     }
 
-    /// The initiator's X3DH ephemeral key; it identifies the session.
+    /// The initiator's X3DH ephemeral key; it identifies the session (both sides'
+    /// [`Session::base_key`](crate::Session::base_key) is this key).
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// let message = PreKeyMessage::parse(&wire)?;
+    /// assert_eq!(message.base_key(), alice_session.base_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn base_key(&self) -> &PublicKey {
         &self.base_key
     }
 
     /// The signed prekey the initiator used.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// let message = PreKeyMessage::parse(&wire)?;
+    /// assert_eq!(message.signed_prekey_id(), bob_prekeys.signed_prekey().id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn signed_prekey_id(&self) -> PreKeyId {
         self.signed_prekey_id
     }
 
-    /// The one-time prekey the initiator used, if any.
+    /// The one-time prekey the initiator used, if any (the bundle had one left).
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let ids = bob_prekeys.generate_one_time_prekeys(&mut rng, 1)?;
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, Some(ids[0].0));
+    /// let bob_account = AccountId::new(b"bob")?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &bob_account, &bundle.verify()?)?;
+    /// let wire = session.encrypt(&mut rng, b"hi Bob")?;
+    /// assert_eq!(PreKeyMessage::parse(&wire)?.one_time_prekey_id(), Some(ids[0].0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn one_time_prekey_id(&self) -> Option<PreKeyId> {
         self.one_time_prekey_id
     }
 
-    /// The KEM prekey the initiator encapsulated to.
+    /// The KEM prekey the initiator encapsulated to: a one-time KEM prekey if the
+    /// bundle had one, else the last-resort one.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// let message = PreKeyMessage::parse(&wire)?;
+    /// assert_eq!(message.kem_prekey_id(), bob_prekeys.last_resort_kem_prekey().id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kem_prekey_id(&self) -> PreKeyId {
         self.kem_prekey_id
     }
 
-    /// The ML-KEM-768 ciphertext (any 1088 bytes parse: one not made for the
-    /// named KEM prekey makes the first message fail to decrypt).
+    /// The ML-KEM-768 ciphertext (any 1088 bytes parse: one not made for the named
+    /// KEM prekey makes the first message fail to decrypt). Every prekey message of
+    /// a session repeats the same one.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let one = alice_session.encrypt(&mut rng, b"one")?;
+    /// let two = alice_session.encrypt(&mut rng, b"two")?;
+    /// let (one, two) = (PreKeyMessage::parse(&one)?, PreKeyMessage::parse(&two)?);
+    /// assert_eq!(one.kem_ciphertext().len(), KEM_CIPHERTEXT_LEN);
+    /// assert_eq!(one.kem_ciphertext(), two.kem_ciphertext());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn kem_ciphertext(&self) -> &'a [u8; KEM_CIPHERTEXT_LEN] {
         self.kem_ciphertext
     }
 
     /// The embedded ratchet message.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// let inner = *PreKeyMessage::parse(&wire)?.message();
+    /// assert_eq!(inner.header().message_number, 0);
+    /// assert_eq!(wire.len(), PREKEY_MESSAGE_OVERHEAD + inner.plaintext_len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn message(&self) -> &RatchetMessage<'a> {
         &self.message
     }
@@ -265,7 +574,37 @@ impl PreKeyPrefix<'_> {
     }
 }
 
-/// Either kind of incoming session message, told apart by its first byte.
+/// Either kind of incoming session message, told apart by its first byte. A
+/// receiver routes on it: a prekey message without a session that
+/// [owns it](crate::Session::owns_prekey_message) starts a new one, everything
+/// else goes to the peer's session.
+///
+/// ```
+/// # use ratchetbox::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+/// # };
+/// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+/// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+/// # let bundle = bundle.verify()?;
+/// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+/// let mut bob_session = match Message::parse(&wire)? {
+///     Message::PreKey(first) => {
+///         let responder = Responder::new(&bob, &mut bob_prekeys);
+///         let (session, plaintext) = responder.accept(&alice.address(), &first)?;
+///         assert_eq!(plaintext, b"hi Bob");
+///         session
+///     }
+///     Message::Ratchet(_) => unreachable!("no session with Alice yet"),
+/// };
+/// let reply = bob_session.encrypt(&mut rng, b"hi Alice")?;
+/// assert!(matches!(Message::parse(&reply)?, Message::Ratchet(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 // A short-lived view on the stack; boxing the larger variant would put an
 // allocation on the parse path.
 #[allow(clippy::large_enum_variant)]
@@ -280,9 +619,30 @@ pub enum Message<'a> {
 impl<'a> Message<'a> {
     /// Parses either message kind.
     ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// assert!(matches!(Message::parse(&wire)?, Message::PreKey(_)));
+    ///
+    /// assert_eq!(Message::parse(&[]).err(), Some(DecodeError::Truncated { field: "format tag" }));
+    /// let junk = Message::parse(&[9; 80]);
+    /// assert_eq!(junk.err(), Some(DecodeError::UnknownFormat { expected: 0x04, found: 9 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`DecodeError`] if the bytes are neither a valid prekey message nor a
-    /// valid ratchet message.
+    /// [`DecodeError`] if the bytes are neither a valid prekey message nor a valid
+    /// ratchet message. Such bytes can never decrypt: drop the message.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         match bytes.first() {
             Some(&PREKEY_MESSAGE_TAG) => PreKeyMessage::parse(bytes).map(Self::PreKey),

@@ -23,12 +23,27 @@ use crate::crypto;
 pub struct Plaintext(Vec<u8>);
 
 impl Plaintext {
-    /// The bytes.
+    /// The bytes (a `Plaintext` also derefs to `[u8]`).
+    ///
+    /// ```
+    /// use ratchetbox::Plaintext;
+    /// let text = Plaintext::from(b"meet at noon".to_vec());
+    /// let bytes: &[u8] = text.as_bytes();
+    /// assert_eq!(bytes, b"meet at noon");
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
-    /// The bytes as an owned buffer that still zeroizes on drop.
+    /// The bytes as an owned buffer that still zeroizes on drop, for an app that
+    /// keeps the message (in its own encrypted storage, say) without copying it.
+    ///
+    /// ```
+    /// use ratchetbox::Plaintext;
+    /// let text = Plaintext::from(b"meet at noon".to_vec());
+    /// let owned = text.into_zeroizing();
+    /// assert_eq!(owned.as_slice(), b"meet at noon");
+    /// ```
     pub fn into_zeroizing(mut self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(core::mem::take(&mut self.0))
     }

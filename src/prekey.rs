@@ -60,6 +60,21 @@ const ONE_TIME_PREKEY_TAG: u8 = 0x52;
 
 /// A signed prekey: an X25519 key pair, its id, and the identity's signature
 /// over `Encode(public key)`.
+///
+/// A device has one current signed prekey (and a few retired ones); every
+/// bundle carries it.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, PreKeyStore, SignedPreKey};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let current: &SignedPreKey = store.signed_prekey();
+/// assert_eq!(current.id(), 1);
+/// let rotated = store.rotate_signed_prekey(&mut rng, &bob, 1_000)?;
+/// assert_eq!(rotated.id(), 2);
+/// # Ok::<(), ratchetbox::Error>(())
+/// ```
 pub struct SignedPreKey {
     id: PreKeyId,
     key_pair: DhKeyPair,
@@ -81,17 +96,45 @@ impl SignedPreKey {
         }
     }
 
-    /// The prekey id.
+    /// The prekey id: 1 for a new store, one more at each rotation.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// assert_eq!(store.signed_prekey().id(), 1);
+    /// ```
     pub fn id(&self) -> PreKeyId {
         self.id
     }
 
-    /// The public half.
+    /// The public half, to publish.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # use ratchetbox::PreKeyBundle;
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(bundle.signed_prekey(), store.signed_prekey().public_key());
+    /// ```
     pub fn public_key(&self) -> &PublicKey {
         self.key_pair.public()
     }
 
     /// The identity's signature over `0x05 ‖ public key`.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let spk = store.signed_prekey();
+    /// let signed = [&[0x05][..], spk.public_key().as_bytes()].concat();
+    /// assert!(bob.public_key().verify(&signed, spk.signature()).is_ok());
+    /// ```
     pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
         &self.signature
     }
@@ -110,6 +153,15 @@ impl SignedPreKey {
 
     /// Encodes the key alone, for a store that keeps prekeys as separate rows
     /// (SPEC.md §6.2): `0x51 ‖ id ‖ secret ‖ signature`. Holds a secret.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let row = store.signed_prekey().encode(); // zeroized when dropped
+    /// assert_eq!(row.len(), 1 + 4 + 32 + 64);
+    /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(1 + 4 + KEY_LEN + SIGNATURE_LEN);
         w.u8(SIGNED_PREKEY_TAG);
@@ -119,8 +171,23 @@ impl SignedPreKey {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// # use ratchetbox::{DecodeError, IdentityKeyPair, PreKeyStore, SignedPreKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let mut row = store.signed_prekey().encode();
+    /// let back = SignedPreKey::decode(&row)?;
+    /// assert_eq!(back.public_key(), store.signed_prekey().public_key());
+    /// row[5] |= 7; // the secret's low bits: no longer a clamped scalar
+    /// assert!(matches!(SignedPreKey::decode(&row), Err(DecodeError::InvalidValue { .. })));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    ///
     /// # Errors
-    /// A [`DecodeError`] for a malformed or unclamped key.
+    /// A [`DecodeError`] for a malformed or unclamped key: the stored row is
+    /// corrupt. Treat the prekey as gone: if it was the current one, start a
+    /// fresh [`PreKeyStore`] and replace the device's prekeys on the server.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(SIGNED_PREKEY_TAG)?;
@@ -140,18 +207,54 @@ impl core::fmt::Debug for SignedPreKey {
 }
 
 /// A one-time prekey: used by at most one session, then deleted.
+///
+/// The app uploads batches of their public keys; the server hands each out
+/// once, and the device deletes the secret when the first message that used
+/// it decrypts.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, OneTimePreKey, PreKeyStore};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let upload = store.generate_one_time_prekeys(&mut rng, 3)?;
+/// let (id, key) = upload[0];
+/// let held: &OneTimePreKey = store.find_one_time_prekey(id).ok_or("missing")?;
+/// assert_eq!(held.public_key(), &key);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct OneTimePreKey {
     id: PreKeyId,
     key_pair: DhKeyPair,
 }
 
 impl OneTimePreKey {
-    /// The prekey id.
+    /// The prekey id, unique among the device's one-time prekeys.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, _) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// assert_eq!(store.find_one_time_prekey(id).map(|k| k.id()), Some(id));
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn id(&self) -> PreKeyId {
         self.id
     }
 
-    /// The public half.
+    /// The public half, to publish.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, key) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// assert_eq!(store.find_one_time_prekey(id).map(|k| *k.public_key()), Some(key));
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn public_key(&self) -> &PublicKey {
         self.key_pair.public()
     }
@@ -168,6 +271,17 @@ impl OneTimePreKey {
     }
 
     /// Encodes the key alone (SPEC.md §6.2): `0x52 ‖ id ‖ secret`. Holds a secret.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, _) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// let row = store.find_one_time_prekey(id).ok_or("missing")?.encode();
+    /// assert_eq!(row.len(), 1 + 4 + 32);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(1 + 4 + KEY_LEN);
         w.u8(ONE_TIME_PREKEY_TAG)
@@ -178,8 +292,23 @@ impl OneTimePreKey {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// # use ratchetbox::{DecodeError, IdentityKeyPair, OneTimePreKey, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # let (id, _) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// let row = store.find_one_time_prekey(id).ok_or("missing")?.encode();
+    /// assert_eq!(OneTimePreKey::decode(&row)?.id(), id);
+    /// let wrong = OneTimePreKey::decode(&store.signed_prekey().encode());
+    /// assert!(matches!(wrong, Err(DecodeError::UnknownFormat { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// A [`DecodeError`] for a malformed or unclamped key.
+    /// A [`DecodeError`] for a malformed or unclamped key: the stored row is
+    /// corrupt. Delete it; an initiator that was given this prekey gets
+    /// [`Error::UnknownOneTimePreKey`] and must fetch a new bundle.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(ONE_TIME_PREKEY_TAG)?;
@@ -217,6 +346,18 @@ struct AcceptedBaseKey {
 }
 
 /// Whether a KEM prekey is spent by the message that uses it.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, KemPreKeyKind, PreKeyStore};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let one_time = store.generate_one_time_kem_prekeys(&mut rng, &bob, 1)?[0];
+/// let kind = |id| store.find_kem_prekey(id).map(|(_, kind)| kind);
+/// assert_eq!(kind(one_time), Some(KemPreKeyKind::OneTime));
+/// assert_eq!(kind(1), Some(KemPreKeyKind::LastResort));
+/// # Ok::<(), ratchetbox::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KemPreKeyKind {
     /// Used by one session, then deleted.
@@ -230,6 +371,27 @@ pub enum KemPreKeyKind {
 /// prekey, the retired pairs in their grace period, unused one-time prekeys
 /// of both kinds, and the base keys of the prekey messages accepted under them
 /// (bounded by [`MAX_ACCEPTED_BASE_KEYS`]).
+///
+/// A device creates one at registration, uploads its public parts, tops the
+/// one-time prekeys up when the server runs low, rotates the signed prekey
+/// periodically, and saves the store (sealed) after every change.
+/// [`Responder`](crate::Responder) spends its keys as first messages arrive.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let one_time = store.generate_one_time_prekeys(&mut rng, 5)?;
+/// let kem = store.generate_one_time_kem_prekeys(&mut rng, &bob, 5)?;
+/// // Upload: what a server needs to assemble bundles.
+/// let bundle = PreKeyBundle::from_store_with_kem(
+///     bob.public_key(), &store, Some(one_time[0].0), Some(kem[0]));
+/// assert!(bundle.verify().is_ok());
+/// let saved = store.encode(); // seal before writing
+/// assert_eq!(PreKeyStore::decode(&saved)?.one_time_kem_prekey_count(), 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PreKeyStore {
     device_id: DeviceId,
     signed: SignedPreKey,
@@ -278,27 +440,74 @@ impl PreKeyStore {
         }
     }
 
-    /// The device these prekeys belong to.
+    /// The device these prekeys belong to (it must match the local device
+    /// that accepts with them).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// let store = PreKeyStore::generate(&mut rng, &bob, 7);
+    /// assert_eq!(store.device_id(), 7);
+    /// ```
     pub fn device_id(&self) -> DeviceId {
         self.device_id
     }
 
-    /// The current signed prekey.
+    /// The current signed prekey, the one new bundles carry.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// store.rotate_signed_prekey(&mut rng, &bob, 1_000)?;
+    /// assert_eq!(store.signed_prekey().id(), 2);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn signed_prekey(&self) -> &SignedPreKey {
         &self.signed
     }
 
-    /// The current last-resort KEM prekey.
+    /// The current last-resort KEM prekey, which bundles carry once the
+    /// one-time KEM prekeys are used up.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # use ratchetbox::PreKeyBundle;
+    /// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None);
+    /// assert_eq!(bundle.kem_prekey().id, store.last_resort_kem_prekey().id());
+    /// ```
     pub fn last_resort_kem_prekey(&self) -> &KemPreKey {
         &self.last_resort
     }
 
     /// Generates `count` one-time prekeys and returns their ids and public keys,
-    /// ready to upload.
+    /// ready to upload. Save the store before uploading them.
+    ///
+    /// ```
+    /// # use ratchetbox::{Error, IdentityKeyPair, PreKeyStore, MAX_ONE_TIME_PREKEYS};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let upload = store.generate_one_time_prekeys(&mut rng, 10)?;
+    /// let ids: Vec<u32> = upload.iter().map(|(id, _)| *id).collect();
+    /// assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+    /// let too_many = store.generate_one_time_prekeys(&mut rng, MAX_ONE_TIME_PREKEYS);
+    /// assert_eq!(too_many, Err(Error::TooManyPreKeys { max: MAX_ONE_TIME_PREKEYS }));
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::TooManyPreKeys`] if the store would exceed
-    /// [`MAX_ONE_TIME_PREKEYS`]; [`Error::PreKeyIdsExhausted`] when ids run out.
+    /// Nothing is generated on an error.
+    /// - [`Error::TooManyPreKeys`] if the store would exceed
+    ///   [`MAX_ONE_TIME_PREKEYS`]: top up only to the limit (see
+    ///   [`one_time_prekey_count`](Self::one_time_prekey_count)).
+    /// - [`Error::PreKeyIdsExhausted`] when ids run out (after 2^32 keys): register
+    ///   the device again with a fresh store.
     pub fn generate_one_time_prekeys<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -323,9 +532,28 @@ impl PreKeyStore {
     /// returns their ids (ready to upload with
     /// [`find_kem_prekey`](Self::find_kem_prekey)'s public keys and signatures).
     ///
+    /// ```
+    /// # use ratchetbox::{Error, IdentityKeyPair, PreKeyStore, MAX_ONE_TIME_KEM_PREKEYS};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// for id in store.generate_one_time_kem_prekeys(&mut rng, &bob, 2)? {
+    ///     let (key, _) = store.find_kem_prekey(id).expect("just generated");
+    ///     let _upload = (id, key.public_key(), key.signature());
+    /// }
+    /// let too_many =
+    ///     store.generate_one_time_kem_prekeys(&mut rng, &bob, MAX_ONE_TIME_KEM_PREKEYS + 1);
+    /// assert_eq!(too_many, Err(Error::TooManyPreKeys { max: MAX_ONE_TIME_KEM_PREKEYS }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::TooManyPreKeys`] beyond [`MAX_ONE_TIME_KEM_PREKEYS`];
-    /// [`Error::PreKeyIdsExhausted`] when ids run out.
+    /// Nothing is generated on an error.
+    /// - [`Error::TooManyPreKeys`] beyond [`MAX_ONE_TIME_KEM_PREKEYS`]: top up
+    ///   only to the limit (see
+    ///   [`one_time_kem_prekey_count`](Self::one_time_kem_prekey_count)).
+    /// - [`Error::PreKeyIdsExhausted`] when ids run out (shared with the
+    ///   last-resort KEM prekeys): register the device again with a fresh store.
     pub fn generate_one_time_kem_prekeys<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -352,8 +580,22 @@ impl PreKeyStore {
     /// [`expire_retired_signed_prekeys`](Self::expire_retired_signed_prekeys)
     /// removes it.
     ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let now = 1_700_000_000; // seconds since the Unix epoch, say
+    /// let new_id = store.rotate_signed_prekey(&mut rng, &bob, now)?.id();
+    /// assert_eq!(new_id, 2);
+    /// assert!(store.find_signed_prekey(1).is_some()); // retired, still accepted
+    /// assert_eq!(store.last_resort_kem_prekey().id(), 2); // rotated with it
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::PreKeyIdsExhausted`] when prekey ids run out.
+    /// [`Error::PreKeyIdsExhausted`] when prekey ids run out (the store is
+    /// unchanged): register the device again with a fresh store.
     pub fn rotate_signed_prekey<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -385,7 +627,22 @@ impl PreKeyStore {
     }
 
     /// Deletes retired prekey pairs retired at least `grace` seconds before
-    /// `now`. Returns how many were deleted.
+    /// `now`. Returns how many were deleted. A message naming a deleted prekey
+    /// fails with [`Error::UnknownSignedPreKey`], so choose a grace period
+    /// longer than messages usually wait on the server.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let week = 7 * 24 * 3600;
+    /// store.rotate_signed_prekey(&mut rng, &bob, 1_000)?;
+    /// assert_eq!(store.expire_retired_signed_prekeys(1_000 + week - 1, week), 0);
+    /// assert_eq!(store.expire_retired_signed_prekeys(1_000 + week, week), 1);
+    /// assert!(store.find_signed_prekey(1).is_none());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn expire_retired_signed_prekeys(&mut self, now: u64, grace: u64) -> usize {
         let before = self.retired.len();
         self.retired
@@ -404,6 +661,26 @@ impl PreKeyStore {
 
     /// Whether a prekey message with this base key was already accepted (its
     /// session exists, or existed): a repeat or a replay, never a new session.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// let first = PreKeyMessage::parse(&wire)?;
+    /// assert!(!bob_prekeys.has_accepted_base_key(first.base_key()));
+    /// Responder::new(&bob, &mut bob_prekeys).accept(&alice.address(), &first)?;
+    /// assert!(bob_prekeys.has_accepted_base_key(first.base_key()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn has_accepted_base_key(&self, base_key: &PublicKey) -> bool {
         self.accepted.iter().any(|a| a.base_key == *base_key)
     }
@@ -412,8 +689,25 @@ impl PreKeyStore {
     /// and the one-time KEM prekey it named (a last-resort KEM prekey stays)
     /// and remembers its base key with its prekey ids, dropping the oldest
     /// beyond [`MAX_ACCEPTED_BASE_KEYS`]. Call it only after the message
-    /// decrypted. Returns `false`, changing nothing, if a named prekey is
-    /// gone or the base key is already recorded (two operations raced).
+    /// decrypted. Returns `false`, changing nothing, if a named prekey (the
+    /// signed one included) is gone or the base key is already recorded (two
+    /// operations raced).
+    ///
+    /// [`Responder`](crate::Responder) calls this; a store implementation
+    /// that keeps prekeys elsewhere does the same in one transaction.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore, PublicKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, _) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// let base_key = PublicKey::from_bytes([9; 32])?; // from the prekey message
+    /// assert!(store.record_accepted(1, 1, Some(id), &base_key));
+    /// assert!(store.find_one_time_prekey(id).is_none()); // spent
+    /// assert!(!store.record_accepted(1, 1, None, &base_key)); // already recorded
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn record_accepted(
         &mut self,
         signed_prekey_id: PreKeyId,
@@ -421,9 +715,12 @@ impl PreKeyStore {
         one_time_prekey_id: Option<PreKeyId>,
         base_key: &PublicKey,
     ) -> bool {
+        // The signed prekey too: a remembered triple whose signed prekey is
+        // gone would make the stored form undecodable (SPEC.md §6.2).
+        let signed_held = self.find_signed_prekey(signed_prekey_id).is_some();
         let one_time_held = one_time_prekey_id.is_none_or(|id| self.one_time.contains_key(&id));
         let kem_held = self.find_kem_prekey(kem_prekey_id).is_some();
-        if !one_time_held || !kem_held || self.has_accepted_base_key(base_key) {
+        if !signed_held || !one_time_held || !kem_held || self.has_accepted_base_key(base_key) {
             return false;
         }
         if let Some(id) = one_time_prekey_id {
@@ -441,12 +738,36 @@ impl PreKeyStore {
         true
     }
 
-    /// How many base keys of accepted prekey messages are remembered.
+    /// How many base keys of accepted prekey messages are remembered (at most
+    /// [`MAX_ACCEPTED_BASE_KEYS`]).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore, PublicKey};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// assert_eq!(store.accepted_base_key_count(), 0);
+    /// store.record_accepted(1, 1, None, &PublicKey::from_bytes([9; 32])?);
+    /// assert_eq!(store.accepted_base_key_count(), 1);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn accepted_base_key_count(&self) -> usize {
         self.accepted.len()
     }
 
     /// Looks a signed prekey up by id: the current one or a retired one.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// store.rotate_signed_prekey(&mut rng, &bob, 1_000)?;
+    /// assert_eq!(store.find_signed_prekey(1).map(|k| k.id()), Some(1)); // retired
+    /// assert_eq!(store.find_signed_prekey(2).map(|k| k.id()), Some(2)); // current
+    /// assert!(store.find_signed_prekey(3).is_none());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn find_signed_prekey(&self, id: PreKeyId) -> Option<&SignedPreKey> {
         if self.signed.id == id {
             return Some(&self.signed);
@@ -456,6 +777,18 @@ impl PreKeyStore {
 
     /// Looks a KEM prekey up by id: an unused one-time one, or the current or
     /// a retired last-resort one.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, KemPreKeyKind, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let id = store.generate_one_time_kem_prekeys(&mut rng, &bob, 1)?[0];
+    /// let (key, kind) = store.find_kem_prekey(id).expect("held");
+    /// assert_eq!((key.id(), kind), (id, KemPreKeyKind::OneTime));
+    /// assert!(store.find_kem_prekey(id + 1).is_none());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn find_kem_prekey(&self, id: PreKeyId) -> Option<(&KemPreKey, KemPreKeyKind)> {
         if let Some(key) = self.one_time_kem.get(&id) {
             return Some((key, KemPreKeyKind::OneTime));
@@ -467,32 +800,100 @@ impl PreKeyStore {
     }
 
     /// Looks a one-time prekey up by id, without removing it.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, key) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// assert_eq!(store.find_one_time_prekey(id).map(|k| *k.public_key()), Some(key));
+    /// assert!(store.find_one_time_prekey(id + 1).is_none());
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn find_one_time_prekey(&self, id: PreKeyId) -> Option<&OneTimePreKey> {
         self.one_time.get(&id)
     }
 
     /// Deletes a one-time prekey. Sessions call this only after the initial
-    /// message that used the key has decrypted.
+    /// message that used the key has decrypted. Returns whether it was held.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let (id, _) = store.generate_one_time_prekeys(&mut rng, 1)?[0];
+    /// assert!(store.remove_one_time_prekey(id));
+    /// assert!(!store.remove_one_time_prekey(id)); // already gone
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn remove_one_time_prekey(&mut self, id: PreKeyId) -> bool {
         self.one_time.remove(&id).is_some()
     }
 
     /// How many one-time prekeys remain, so the app knows when to upload more.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// const TARGET: usize = 20; // what the app keeps on the server
+    /// let missing = TARGET - store.one_time_prekey_count();
+    /// let _upload = store.generate_one_time_prekeys(&mut rng, missing)?;
+    /// assert_eq!(store.one_time_prekey_count(), TARGET);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn one_time_prekey_count(&self) -> usize {
         self.one_time.len()
     }
 
-    /// Ids of the one-time prekeys that remain.
+    /// Ids of the one-time prekeys that remain, in increasing order (for
+    /// example to tell the server which ones it may still hand out).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// store.generate_one_time_prekeys(&mut rng, 3)?;
+    /// store.remove_one_time_prekey(2);
+    /// assert_eq!(store.one_time_prekey_ids().collect::<Vec<_>>(), [1, 3]);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn one_time_prekey_ids(&self) -> impl Iterator<Item = PreKeyId> + '_ {
         self.one_time.keys().copied()
     }
 
-    /// How many one-time KEM prekeys remain.
+    /// How many one-time KEM prekeys remain, so the app knows when to upload
+    /// more (bundles fall back to the last-resort KEM prekey meanwhile).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// assert_eq!(store.one_time_kem_prekey_count(), 0);
+    /// store.generate_one_time_kem_prekeys(&mut rng, &bob, 2)?;
+    /// assert_eq!(store.one_time_kem_prekey_count(), 2);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn one_time_kem_prekey_count(&self) -> usize {
         self.one_time_kem.len()
     }
 
-    /// Ids of the one-time KEM prekeys that remain.
+    /// Ids of the one-time KEM prekeys that remain, in increasing order.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let ids = store.generate_one_time_kem_prekeys(&mut rng, &bob, 2)?;
+    /// assert_eq!(store.one_time_kem_prekey_ids().collect::<Vec<_>>(), ids);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn one_time_kem_prekey_ids(&self) -> impl Iterator<Item = PreKeyId> + '_ {
         self.one_time_kem.keys().copied()
     }
@@ -644,6 +1045,24 @@ mod tests {
         assert_eq!(store.expire_retired_signed_prekeys(100, 10), 1);
         assert_eq!(store.accepted_base_key_count(), 1);
         assert!(store.has_accepted_base_key(&key(0)));
+    }
+
+    #[test]
+    fn accepting_under_a_signed_prekey_no_longer_held_changes_nothing() {
+        let (id, mut store) = store();
+        let mut rng = test_rng(6);
+        store
+            .rotate_signed_prekey(&mut rng, &id, 10)
+            .expect("rotates");
+        assert_eq!(store.expire_retired_signed_prekeys(100, 10), 1);
+        let before = store.encode();
+        let base_key = PublicKey::from_bytes([9; 32]).expect("canonical");
+        // Signed prekey 1 expired (say, between the lookup and the commit).
+        assert!(!store.record_accepted(1, 2, Some(1), &base_key));
+        assert_eq!(*store.encode(), *before, "nothing spent or remembered");
+        assert!(PreKeyStore::decode(&store.encode()).is_ok());
+        assert!(store.record_accepted(2, 2, Some(1), &base_key));
+        assert!(PreKeyStore::decode(&store.encode()).is_ok());
     }
 
     #[test]

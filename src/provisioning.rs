@@ -64,6 +64,27 @@ pub const CONFIRMATION_CODE_DIGITS: usize = 8;
 const HEADER_LEN: usize = 1 + 2 * KEY_LEN;
 
 /// Why provisioning failed.
+///
+/// On the new device, every error but [`AlreadyCompleted`](Self::AlreadyCompleted)
+/// leaves the link request usable: keep showing its code and wait for the
+/// real payload, or, if none comes, start over with a new request. On the
+/// primary, an error means the scanned code is bad: scan again.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair};
+/// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let alice = AccountId::new(b"alice")?;
+/// let mut request = LinkRequest::new(&mut rng);
+/// let (payload, _) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+/// let mut altered = payload.clone();
+/// altered[100] ^= 1;
+/// assert_eq!(request.accept(&altered).unwrap_err(), ProvisioningError::Tampered);
+/// request.accept(&payload)?; // the real payload still opens
+/// assert_eq!(request.accept(&payload).unwrap_err(), ProvisioningError::AlreadyCompleted);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProvisioningError {
@@ -105,7 +126,23 @@ impl From<DecodeError> for ProvisioningError {
 }
 
 /// The short code both devices display; equal codes mean the payload went to
-/// the key the new device showed.
+/// the key the new device showed. If the user says they differ, discard the
+/// linked account on the new device and start over.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair};
+/// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let alice = AccountId::new(b"alice")?;
+/// # let mut request = LinkRequest::new(&mut rng);
+/// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+/// # let account = request.accept(&payload)?;
+/// let on_desktop = account.confirmation_code();
+/// assert_eq!(on_desktop, &on_phone);
+/// assert_eq!(on_phone.to_string().len(), 9); // "1234 5678"
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ConfirmationCode([u8; CONFIRMATION_CODE_DIGITS]);
 
@@ -135,6 +172,21 @@ impl ConfirmationCode {
     }
 
     /// The ASCII digits.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// # let mut request = LinkRequest::new(&mut rng);
+    /// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+    /// # let account = request.accept(&payload)?;
+    /// let digits = on_phone.digits();
+    /// assert!(digits.iter().all(u8::is_ascii_digit));
+    /// assert_eq!(digits, account.confirmation_code().digits());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn digits(&self) -> &[u8; CONFIRMATION_CODE_DIGITS] {
         &self.0
     }
@@ -161,6 +213,20 @@ impl fmt::Debug for ConfirmationCode {
 
 /// The new device's side: an ephemeral key and a link secret, used for
 /// exactly one payload.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair};
+/// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let alice = AccountId::new(b"alice")?;
+/// let mut request = LinkRequest::new(&mut rng); // on the new device
+/// let code = request.code(); // shown as a QR code, scanned by the phone
+/// let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*code)?;
+/// let account = request.accept(&payload)?; // relayed by the server
+/// assert_eq!(account.confirmation_code(), &on_phone);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct LinkRequest {
     public: PublicKey,
     /// `None` once a payload was accepted: the keys are gone, replays are refused.
@@ -176,6 +242,17 @@ struct LinkSecrets {
 
 impl LinkRequest {
     /// A fresh link request: draws the link key pair, then the 32-byte secret.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// let (one, two) = (LinkRequest::new(&mut rng), LinkRequest::new(&mut rng));
+    /// assert_ne!(*one.code(), *two.code());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let key_pair = DhKeyPair::generate(rng);
         let mut link_secret = Zeroizing::new([0u8; KEY_LEN]);
@@ -193,6 +270,22 @@ impl LinkRequest {
     /// holds the secret: show it on screen only, never send it to the server.
     /// After a successful [`accept`](Self::accept) the code is all zeros
     /// after the tag and key (the secret is gone).
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// use ratchetbox::provisioning::LINK_REQUEST_LEN;
+    /// let mut request = LinkRequest::new(&mut rng);
+    /// let code = request.code();
+    /// assert_eq!((code.len(), code[0]), (LINK_REQUEST_LEN, 0x62));
+    /// # let (payload, _) = provision(&mut rng, &identity, &alice, &[1], &*code)?;
+    /// request.accept(&payload)?;
+    /// assert!(request.code()[33..].iter().all(|&b| b == 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn code(&self) -> Zeroizing<[u8; LINK_REQUEST_LEN]> {
         let mut out = Zeroizing::new([0u8; LINK_REQUEST_LEN]);
         out[0] = LINK_REQUEST_TAG;
@@ -207,8 +300,29 @@ impl LinkRequest {
     /// so the request accepts nothing again; on failure it stays usable (a
     /// forged payload cannot spoil the real one).
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// let mut request = LinkRequest::new(&mut rng);
+    /// let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+    /// let account = request.accept(&payload)?;
+    /// assert_eq!(account.identity_key(), identity.public_key());
+    /// assert_eq!(account.confirmation_code(), &on_phone); // the user compares both screens
+    ///
+    /// // A payload for another request (a replay from an earlier linking) is refused.
+    /// let mut other = LinkRequest::new(&mut rng);
+    /// assert_eq!(other.accept(&payload).unwrap_err(), ProvisioningError::WrongEphemeralKey);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// - [`ProvisioningError::AlreadyCompleted`] after a successful accept;
+    /// Except after success, the request stays usable: ignore the payload and
+    /// wait for the real one (or start over with a new request).
+    /// - [`ProvisioningError::AlreadyCompleted`] after a successful accept: a
+    ///   replay; ignore it;
     /// - [`ProvisioningError::Malformed`] for bytes that do not parse;
     /// - [`ProvisioningError::WrongEphemeralKey`] for a payload sealed to another request;
     /// - [`ProvisioningError::Tampered`] for one that does not authenticate
@@ -277,7 +391,26 @@ impl fmt::Debug for LinkRequest {
     }
 }
 
-/// What the new device received: the account's identity and data.
+/// What the new device received: the account's identity and data. Keep it
+/// only until the user confirmed the codes match, then make it a device.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair};
+/// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let alice = AccountId::new(b"alice")?;
+/// # let mut request = LinkRequest::new(&mut rng);
+/// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+/// # let account = request.accept(&payload)?;
+/// assert_eq!(account.account(), &alice);
+/// assert_eq!(account.existing_devices(), [1]);
+/// if account.confirmation_code() == &on_phone {
+///     let device = account.into_device(&mut rng);
+///     assert_eq!(device.identity.public_key(), identity.public_key());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ProvisionedAccount {
     identity: IdentityKeyPair,
     account: AccountId,
@@ -285,7 +418,28 @@ pub struct ProvisionedAccount {
     code: ConfirmationCode,
 }
 
-/// A linked device, ready to register its prekeys.
+/// A linked device, ready to register its prekeys and start a
+/// [`SessionManager`](crate::devices::SessionManager).
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair};
+/// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let alice = AccountId::new(b"alice")?;
+/// # let mut request = LinkRequest::new(&mut rng);
+/// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+/// # let account = request.accept(&payload)?;
+/// use ratchetbox::devices::{LocalDevice, SessionManager};
+/// use ratchetbox::store::MemoryStore;
+/// let linked = account.into_device(&mut rng);
+/// assert_eq!(linked.prekeys.device_id(), linked.device_id);
+/// let (account, device_id) = (linked.account, linked.device_id);
+/// let local = LocalDevice { account, device_id, identity: linked.identity };
+/// let desktop = SessionManager::new(local, MemoryStore::new(linked.prekeys));
+/// assert_eq!(desktop.local().identity.public_key(), identity.public_key());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct LinkedDevice {
     /// The account's identity key pair, shared by all its devices.
     pub identity: IdentityKeyPair,
@@ -299,27 +453,96 @@ pub struct LinkedDevice {
 
 impl ProvisionedAccount {
     /// The code to compare with the primary's screen.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// # let mut request = LinkRequest::new(&mut rng);
+    /// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+    /// # let account = request.accept(&payload)?;
+    /// println!("Does your phone show {}?", account.confirmation_code());
+    /// assert_eq!(account.confirmation_code(), &on_phone);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn confirmation_code(&self) -> &ConfirmationCode {
         &self.code
     }
 
     /// The account's identity key.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// # let mut request = LinkRequest::new(&mut rng);
+    /// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+    /// # let account = request.accept(&payload)?;
+    /// assert_eq!(account.identity_key(), identity.public_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity_key(&self) -> &IdentityKey {
         self.identity.public_key()
     }
 
     /// The account.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// # let mut request = LinkRequest::new(&mut rng);
+    /// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+    /// # let account = request.accept(&payload)?;
+    /// assert_eq!(account.account(), &alice);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn account(&self) -> &AccountId {
         &self.account
     }
 
-    /// The account's device ids at provisioning time.
+    /// The account's device ids at provisioning time (as the primary listed
+    /// them).
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// # let mut request = LinkRequest::new(&mut rng);
+    /// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+    /// # let account = request.accept(&payload)?;
+    /// assert_eq!(account.existing_devices(), [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn existing_devices(&self) -> &[DeviceId] {
         &self.existing_devices
     }
 
     /// Becomes a device of the account: a random device id in `1..2^31` that
     /// no listed device uses, and a fresh prekey store for it.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair};
+    /// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = AccountId::new(b"alice")?;
+    /// # let mut request = LinkRequest::new(&mut rng);
+    /// # let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+    /// # let account = request.accept(&payload)?;
+    /// let device = account.into_device(&mut rng);
+    /// assert_ne!(device.device_id, 1); // the phone's id is taken
+    /// assert_eq!((device.account, device.prekeys.device_id()), (alice, device.device_id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_device<R: CryptoRng + ?Sized>(self, rng: &mut R) -> LinkedDevice {
         let device_id = choose_device_id(rng, &self.existing_devices);
         let prekeys = PreKeyStore::generate(rng, &self.identity, device_id);
@@ -370,10 +593,27 @@ fn choose_device_id<R: CryptoRng + ?Sized>(rng: &mut R, taken: &[DeviceId]) -> D
 /// `code` (as scanned from its screen). Returns the payload to send it and the
 /// code to display.
 ///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair};
+/// # use ratchetbox::provisioning::{LinkRequest, ProvisioningError, provision};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let identity = IdentityKeyPair::generate(&mut rng);
+/// # let alice = AccountId::new(b"alice")?;
+/// let mut request = LinkRequest::new(&mut rng);
+/// let (payload, on_phone) = provision(&mut rng, &identity, &alice, &[1], &*request.code())?;
+/// assert_eq!(request.accept(&payload)?.confirmation_code(), &on_phone);
+///
+/// // A code that was misread is refused: scan again.
+/// let misread = provision(&mut rng, &identity, &alice, &[1], &request.code()[..40]);
+/// assert!(matches!(misread, Err(ProvisioningError::Malformed(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
-/// [`ProvisioningError::Malformed`] for a bad request code or more than
-/// [`MAX_LISTED_DEVICES`] devices; [`ProvisioningError::NonContributoryDh`] for a
-/// small-order key in it.
+/// [`ProvisioningError::Malformed`] for a bad request code (scan it again) or
+/// more than [`MAX_LISTED_DEVICES`] devices (remove old devices first);
+/// [`ProvisioningError::NonContributoryDh`] for a small-order key in it (a
+/// forged code: do not link).
 pub fn provision<R: CryptoRng + ?Sized>(
     rng: &mut R,
     identity: &IdentityKeyPair,

@@ -93,6 +93,23 @@ pub struct SafetyNumber {
 }
 
 /// The result of comparing a scanned safety number with the local one.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, SafetyNumber, SafetyNumberMatch};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let (alice, alice_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"alice")?);
+/// # let (bob, bob_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"bob")?);
+/// # let on_alice = SafetyNumber::new(&alice_id, alice.public_key(), &bob_id, bob.public_key());
+/// # let on_bob = SafetyNumber::new(&bob_id, bob.public_key(), &alice_id, alice.public_key());
+/// # let scanned = on_bob.scannable();
+/// let verdict = match on_alice.compare_scanned(&scanned)? {
+///     SafetyNumberMatch::Match => "mark Bob verified (TrustRecord::mark_verified)",
+///     SafetyNumberMatch::Mismatch => "warn: the keys differ; do not mark verified",
+///     SafetyNumberMatch::VersionMismatch { .. } => "ask both sides to update the app",
+/// };
+/// assert_eq!(verdict, "mark Bob verified (TrustRecord::mark_verified)");
+/// # Ok::<(), ratchetbox::DecodeError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SafetyNumberMatch {
     /// Both sides see the same identities.
@@ -108,7 +125,19 @@ pub enum SafetyNumberMatch {
 
 impl SafetyNumber {
     /// The safety number between this side (`local_*`) and a contact (`remote_*`).
-    /// Costs two fingerprints of [`SAFETY_NUMBER_ITERATIONS`] hashes each.
+    /// Costs two fingerprints of [`SAFETY_NUMBER_ITERATIONS`] hashes each:
+    /// compute it when the user opens the verification screen, not per message.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, SafetyNumber, SafetyNumberMatch};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let (alice, alice_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"alice")?);
+    /// # let (bob, bob_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"bob")?);
+    /// let on_alice = SafetyNumber::new(&alice_id, alice.public_key(), &bob_id, bob.public_key());
+    /// let on_bob = SafetyNumber::new(&bob_id, bob.public_key(), &alice_id, alice.public_key());
+    /// assert_eq!(on_alice.to_string(), on_bob.to_string());
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn new(
         local_account: &AccountId,
         local_identity: &IdentityKey,
@@ -122,7 +151,21 @@ impl SafetyNumber {
     }
 
     /// The 60 ASCII digits to display: the two parties' 30 digits, smaller first,
-    /// so both sides show the same number.
+    /// so both sides show the same number. `Display` shows them in twelve
+    /// groups of five.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, SafetyNumber, SafetyNumberMatch};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let (alice, alice_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"alice")?);
+    /// # let (bob, bob_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"bob")?);
+    /// # let on_alice =
+    /// #     SafetyNumber::new(&alice_id, alice.public_key(), &bob_id, bob.public_key());
+    /// let digits = on_alice.digits();
+    /// assert!(digits.iter().all(u8::is_ascii_digit));
+    /// assert_eq!(on_alice.to_string().replace(' ', "").as_bytes(), digits);
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn digits(&self) -> [u8; SAFETY_NUMBER_DIGITS] {
         let (local, remote) = (self.local.digits(), self.remote.digits());
         let (first, second) = if local <= remote {
@@ -136,7 +179,21 @@ impl SafetyNumber {
         out
     }
 
-    /// The scannable form: `0x5A ‖ version ‖ local fingerprint ‖ remote fingerprint`.
+    /// The scannable form: `0x5A ‖ version ‖ local fingerprint ‖ remote fingerprint`,
+    /// to show as a QR code for the contact to scan.
+    ///
+    /// ```
+    /// use ratchetbox::SCANNABLE_LEN;
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, SafetyNumber, SafetyNumberMatch};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let (alice, alice_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"alice")?);
+    /// # let (bob, bob_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"bob")?);
+    /// # let on_alice =
+    /// #     SafetyNumber::new(&alice_id, alice.public_key(), &bob_id, bob.public_key());
+    /// let code = on_alice.scannable();
+    /// assert_eq!((code.len(), code[0]), (SCANNABLE_LEN, 0x5A));
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
     pub fn scannable(&self) -> [u8; SCANNABLE_LEN] {
         let mut out = [0u8; SCANNABLE_LEN];
         out[0] = SCANNABLE_TAG;
@@ -149,9 +206,28 @@ impl SafetyNumber {
     /// Compares the contact's scannable form (as scanned from their screen) with
     /// this side's, in constant time. Their "local" is our "remote".
     ///
+    /// ```
+    /// use ratchetbox::DecodeError;
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, SafetyNumber, SafetyNumberMatch};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let (alice, alice_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"alice")?);
+    /// # let (bob, bob_id) = (IdentityKeyPair::generate(&mut rng), AccountId::new(b"bob")?);
+    /// # let on_alice =
+    /// #     SafetyNumber::new(&alice_id, alice.public_key(), &bob_id, bob.public_key());
+    /// # let on_bob = SafetyNumber::new(&bob_id, bob.public_key(), &alice_id, alice.public_key());
+    /// let scanned = on_bob.scannable(); // from Bob's screen
+    /// assert_eq!(on_alice.compare_scanned(&scanned)?, SafetyNumberMatch::Match);
+    /// // Scanning one's own code is no match; a QR code of something else is an error.
+    /// assert_eq!(on_alice.compare_scanned(&on_alice.scannable())?, SafetyNumberMatch::Mismatch);
+    /// let not_ours = on_alice.compare_scanned(b"https://example.com");
+    /// assert!(matches!(not_ours, Err(DecodeError::UnknownFormat { .. })));
+    /// # Ok::<(), ratchetbox::DecodeError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`DecodeError`] if `scanned` is not a scannable safety number at all
-    /// (wrong tag or length). A well-formed code of another version is not an
+    /// (wrong tag or length): tell the user the code is not a safety number and
+    /// let them scan again. A well-formed code of another version is not an
     /// error: it gives [`SafetyNumberMatch::VersionMismatch`].
     pub fn compare_scanned(&self, scanned: &[u8]) -> Result<SafetyNumberMatch, DecodeError> {
         let (&tag, rest) = scanned.split_first().ok_or(DecodeError::Truncated {

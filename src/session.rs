@@ -48,6 +48,27 @@ pub const MAX_PREVIOUS_RATCHET_KEYS: usize = 4;
 const AAD_LEN: usize = AD_LEN + HEADER_LEN;
 
 /// Which side of the X3DH handshake this session was.
+///
+/// ```
+/// # use ratchetbox::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+/// # };
+/// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+/// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+/// # let bundle = bundle.verify()?;
+/// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+/// # let first_message = PreKeyMessage::parse(&first)?;
+/// # let responder = Responder::new(&bob, &mut bob_prekeys);
+/// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+/// assert_eq!(alice_session.role(), Role::Initiator);
+/// assert_eq!(bob_session.role(), Role::Responder);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// Fetched a bundle and sent the prekey message (Alice).
@@ -92,7 +113,37 @@ struct HandshakePreKeys {
     kem_ciphertext_digest: [u8; 32],
 }
 
-/// A Double Ratchet session with one remote device.
+/// A Double Ratchet session with one remote device. The initiator creates it
+/// from a bundle ([`Session::initiate`]), the responder from the first message
+/// ([`Responder::accept`]). Save it with [`encode`](Self::encode) after every
+/// encrypt and decrypt: the state moves forward with each message, and an older
+/// copy can fail on newer messages and accept old ones again.
+///
+/// ```
+/// # use ratchetbox::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+/// # };
+/// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+/// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+/// # let bundle = bundle.verify()?;
+/// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+/// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+/// # let first_message = PreKeyMessage::parse(&first)?;
+/// # let responder = Responder::new(&bob, &mut bob_prekeys);
+/// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+/// let wire = alice_session.encrypt(&mut rng, b"how are you?")?;
+/// assert_eq!(bob_session.decrypt(&wire)?, b"how are you?");
+///
+/// let saved = bob_session.encode(); // store it encrypted
+/// let mut bob_session = Session::decode(&saved)?;
+/// let reply = bob_session.encrypt(&mut rng, b"fine")?;
+/// assert_eq!(alice_session.decrypt(&reply)?, b"fine");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Session {
     config: SessionConfig,
     role: Role,
@@ -178,14 +229,17 @@ impl Session {
     /// account's.
     ///
     /// ```
-    /// use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
+    /// use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore};
+    /// use ratchetbox::Session;
     /// let mut rng = ratchetbox::os_rng();
-    /// let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+    /// let identity = IdentityKeyPair::generate(&mut rng);
+    /// let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
     /// let bob = IdentityKeyPair::generate(&mut rng);
     /// let bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
     ///
     /// let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, None).verify()?;
-    /// let mut session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
+    /// let bob_account = AccountId::new(b"bob")?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &bob_account, &bundle)?;
     /// let first = session.encrypt(&mut rng, b"hi Bob")?;
     /// assert!(session.is_awaiting_reply());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -206,14 +260,16 @@ impl Session {
     /// [`initiate`](Self::initiate) with explicit limits.
     ///
     /// ```
-    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session, SessionConfig};
+    /// # use ratchetbox::*;
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
     /// # let bob = IdentityKeyPair::generate(&mut rng);
     /// # let bob_prekeys = PreKeyStore::generate(&mut rng, &bob, 1);
     /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &bob_prekeys, None).verify()?;
     /// let strict = SessionConfig::new(100, 200)?;
-    /// let session = Session::initiate_with_config(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle, strict)?;
+    /// # let bob = AccountId::new(b"bob")?;
+    /// let session = Session::initiate_with_config(&mut rng, &alice, &bob, &bundle, strict)?;
     /// assert_eq!(session.config().max_skip(), 100);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -356,7 +412,32 @@ impl Session {
     }
 
     /// Bytes [`encrypt_into`](Self::encrypt_into) writes for a plaintext of
-    /// `plaintext_len` bytes.
+    /// `plaintext_len` bytes: more while [`is_awaiting_reply`](Self::is_awaiting_reply),
+    /// as prekey messages carry the handshake.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(alice_session.encrypted_len(5), PREKEY_MESSAGE_OVERHEAD + 5);
+    ///
+    /// let reply = bob_session.encrypt(&mut rng, b"hi Alice")?;
+    /// alice_session.decrypt(&reply)?;
+    /// assert_eq!(alice_session.encrypted_len(5), RATCHET_MESSAGE_OVERHEAD + 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encrypted_len(&self, plaintext_len: usize) -> usize {
         let prefix = if self.pending_prekey.is_some() {
             PREKEY_PREFIX_LEN
@@ -376,13 +457,15 @@ impl Session {
     /// only the first message for each position.
     ///
     /// ```
-    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
+    /// # use ratchetbox::*;
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
     /// # let bob = IdentityKeyPair::generate(&mut rng);
     /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
-    /// let mut session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
+    /// # let bob_account = AccountId::new(b"bob")?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &bob_account, &bundle)?;
     /// // A prekey message (the session awaits a reply) carries the 1088-byte KEM
     /// // ciphertext: 1240 bytes for 5 bytes of plaintext.
     /// let mut buffer = [0u8; 2048];
@@ -392,10 +475,12 @@ impl Session {
     /// ```
     ///
     /// # Errors
-    /// [`Error::BufferTooSmall`] if `out` is shorter than
-    /// [`encrypted_len`](Self::encrypted_len) (retry with a larger buffer);
-    /// [`Error::CounterExhausted`] after 2^32 − 1 messages in one chain (start
-    /// a new session).
+    /// - [`Error::BufferTooSmall`] if `out` is shorter than
+    ///   [`encrypted_len`](Self::encrypted_len): retry with a larger buffer;
+    /// - [`Error::CounterExhausted`] after 2^32 − 1 messages in one chain: start a
+    ///   new session with a fresh bundle;
+    /// - [`Error::MessageTooLarge`] for a plaintext beyond what the AEAD can
+    ///   encrypt (about 256 GiB): split it.
     pub fn encrypt_into<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -465,13 +550,15 @@ impl Session {
     /// Encrypts `plaintext` into a new `Vec`.
     ///
     /// ```
-    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
+    /// # use ratchetbox::*;
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
     /// # let bob = IdentityKeyPair::generate(&mut rng);
     /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
-    /// let mut session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
+    /// # let bob_account = AccountId::new(b"bob")?;
+    /// let mut session = Session::initiate(&mut rng, &alice, &bob_account, &bundle)?;
     /// let wire = session.encrypt(&mut rng, b"hello")?;
     /// assert_eq!(wire.len(), session.encrypted_len(5));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -504,17 +591,21 @@ impl Session {
     /// is checked against the session's bounds before any key is tried.
     ///
     /// ```
-    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore, RatchetMessage, Responder, Session};
+    /// # use ratchetbox::*;
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, ratchetbox::DecodeError> {
-    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity: IdentityKeyPair::generate(rng) })
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
     /// # };
     /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
-    /// # let mut store = PreKeyStore::generate(&mut rng, &bob.identity, 1);
-    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &store, None).verify()?;
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
     /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
-    /// # let first = alice_session.encrypt(&mut rng, b"hi")?;
-    /// # let (mut bob_session, _) = Responder::new(&bob, &mut store).accept(&alice.address(), &PreKeyMessage::parse(&first)?)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
     /// let mut wire = [0u8; 128];
     /// let len = bob_session.encrypt_into(&mut rng, b"reply", &mut wire)?;
     ///
@@ -532,12 +623,21 @@ impl Session {
     /// ```
     ///
     /// # Errors
-    /// - [`Error::BufferTooSmall`] if `out` is shorter than the plaintext;
-    /// - [`Error::DuplicateMessage`] for a message already decrypted;
-    /// - [`Error::TooManySkippedMessages`] beyond [`SessionConfig::max_skip`];
-    /// - [`Error::NonContributoryDh`] for a small-order ratchet key;
-    /// - [`Error::CounterExhausted`] for message number 2^32 − 1;
-    /// - [`Error::DecryptionFailed`] for anything that does not authenticate.
+    /// On any error the session is unchanged, so after logging it an app can
+    /// always go on with the next message.
+    /// - [`Error::BufferTooSmall`] if `out` is shorter than the plaintext: retry
+    ///   with [`plaintext_len`](RatchetMessage::plaintext_len) bytes;
+    /// - [`Error::DuplicateMessage`] for a message already decrypted (or whose
+    ///   skipped key was evicted): a redelivery, drop it silently;
+    /// - [`Error::TooManySkippedMessages`] beyond [`SessionConfig::max_skip`]:
+    ///   drop the message;
+    /// - [`Error::NonContributoryDh`] for a small-order ratchet key (a forgery):
+    ///   drop the message;
+    /// - [`Error::CounterExhausted`] for message number 2^32 − 1: drop it;
+    /// - [`Error::DecryptionFailed`] for anything that does not authenticate
+    ///   (forged, corrupted, or for another session): drop it. If every message
+    ///   from the peer fails, the two sides have lost sync (for example one
+    ///   restored an old backup): start a new session with a fresh bundle.
     pub fn decrypt_into(
         &mut self,
         message: &RatchetMessage<'_>,
@@ -730,9 +830,39 @@ impl Session {
     /// yet seen a reply. A prekey message for a new session goes to
     /// [`Responder::accept`] instead.
     ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// // Until Bob replies, Alice's messages repeat the handshake; his session reads them.
+    /// let second = alice_session.encrypt(&mut rng, b"still there?")?;
+    /// assert_eq!(bob_session.decrypt(&second)?, b"still there?");
+    /// assert_eq!(bob_session.decrypt(&second), Err(Error::DuplicateMessage));
+    ///
+    /// // A prekey message of a new session is for `Responder::accept`.
+    /// let mut other = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let new_session = other.encrypt(&mut rng, b"hello again")?;
+    /// assert_eq!(bob_session.decrypt(&new_session), Err(Error::WrongSession));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Decode`] for malformed bytes, [`Error::WrongSession`] for a prekey
-    /// message of another session, otherwise as [`decrypt_into`](Self::decrypt_into).
+    /// [`Error::Decode`] for malformed bytes (drop the message);
+    /// [`Error::WrongSession`] for a prekey message of another session (give it to
+    /// [`Responder::accept`]); otherwise as [`decrypt_into`](Self::decrypt_into).
+    /// On any error the session is unchanged.
     pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Vec<u8>, Error> {
         let message = match Message::parse(bytes)? {
             Message::Ratchet(m) => m,
@@ -750,8 +880,33 @@ impl Session {
     }
 
     /// Whether `message` is a repeat of the prekey message that created this
-    /// (responder) session: same initiator identity, base key, prekey ids and
-    /// KEM ciphertext.
+    /// (responder) session: same initiator identity, base key, prekey ids and KEM
+    /// ciphertext. Always false for an initiator.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// let repeat = alice_session.encrypt(&mut rng, b"again")?;
+    /// assert!(bob_session.owns_prekey_message(&PreKeyMessage::parse(&repeat)?));
+    ///
+    /// let mut other = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let new_session = other.encrypt(&mut rng, b"hello again")?;
+    /// assert!(!bob_session.owns_prekey_message(&PreKeyMessage::parse(&new_session)?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn owns_prekey_message(&self, message: &PreKeyMessage<'_>) -> bool {
         let handshake = &self.handshake_prekeys;
         self.role == Role::Responder
@@ -768,46 +923,251 @@ impl Session {
 
     /// True while this initiator session has not yet decrypted a reply, so its
     /// messages are still prekey messages.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert!(alice_session.is_awaiting_reply());
+    /// assert!(!bob_session.is_awaiting_reply()); // a responder never is
+    ///
+    /// let reply = bob_session.encrypt(&mut rng, b"hi Alice")?;
+    /// alice_session.decrypt(&reply)?;
+    /// assert!(!alice_session.is_awaiting_reply());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_awaiting_reply(&self) -> bool {
         self.pending_prekey.is_some()
     }
 
     /// This device's identity key.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(alice_session.local_identity(), alice.identity.public_key());
+    /// assert_eq!(bob_session.local_identity(), bob.identity.public_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn local_identity(&self) -> &IdentityKey {
         &self.local_identity
     }
 
-    /// The remote device's identity key.
+    /// The remote device's identity key: compare it with the contact's trust
+    /// record, or show the [`SafetyNumber`](crate::SafetyNumber) computed from it.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(bob_session.remote_identity(), alice.identity.public_key());
+    /// assert_eq!(alice_session.remote_identity(), bob.identity.public_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remote_identity(&self) -> &IdentityKey {
         &self.remote_identity
     }
 
     /// This device's address, as bound into the session.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(*alice_session.local_address(), alice.address());
+    /// assert_eq!(*bob_session.local_address(), bob.address());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn local_address(&self) -> &DeviceAddress {
         &self.local_address
     }
 
     /// The remote device's address, as bound into the session.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(*alice_session.remote_address(), bob.address());
+    /// assert_eq!(*bob_session.remote_address(), alice.address());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remote_address(&self) -> &DeviceAddress {
         &self.remote_address
     }
 
-    /// The initiator's X3DH ephemeral key, which names the session.
+    /// The initiator's X3DH ephemeral key, which names the session: both sides
+    /// have the same one, and [`Error::RepeatedPreKeyMessage`] names a session by it.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(alice_session.base_key(), bob_session.base_key());
+    ///
+    /// let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// let repeat = responder.accept(&alice.address(), &first_message);
+    /// let base_key = *bob_session.base_key();
+    /// assert_eq!(repeat.err(), Some(Error::RepeatedPreKeyMessage { base_key }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn base_key(&self) -> &PublicKey {
         &self.base_key
     }
 
     /// Which side of the handshake this session was.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(alice_session.role(), Role::Initiator);
+    /// assert_eq!(bob_session.role(), Role::Responder);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn role(&self) -> Role {
         self.role
     }
 
-    /// The session's limits.
+    /// The session's limits, fixed when it was created and stored with it.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(*bob_session.config(), SessionConfig::default());
+    /// assert_eq!(alice_session.config().max_skip(), SessionConfig::DEFAULT_MAX_SKIP);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn config(&self) -> &SessionConfig {
         &self.config
     }
 
-    /// How many skipped message keys are stored.
+    /// How many skipped message keys are stored: keys of messages that have not
+    /// arrived yet although later ones have (bounded by
+    /// [`SessionConfig::max_skipped_keys`]).
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// let one = bob_session.encrypt(&mut rng, b"one")?;
+    /// let two = bob_session.encrypt(&mut rng, b"two")?;
+    /// alice_session.decrypt(&two)?; // arrives first: the key for `one` is kept
+    /// assert_eq!(alice_session.skipped_key_count(), 1);
+    /// alice_session.decrypt(&one)?;
+    /// assert_eq!(alice_session.skipped_key_count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn skipped_key_count(&self) -> usize {
         self.skipped.len()
     }

@@ -28,7 +28,26 @@ use crate::identity::IdentityKey;
 const TRUST_RECORD_TAG: u8 = 0x55;
 const TRUST_RECORD_VERSION: u8 = 1;
 
-/// Where a contact's identity key stands.
+/// Where a contact's identity key stands: the lock icon to show.
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+/// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+/// let lock = |state: &TrustState| match state {
+///     TrustState::Unverified => "grey",
+///     TrustState::Verified => "green",
+///     TrustState::Changed { .. } => "red",
+/// };
+/// let mut record = TrustRecord::first_seen(bob);
+/// assert_eq!(lock(record.state()), "grey");
+/// record.mark_verified(&bob)?;
+/// assert_eq!(lock(record.state()), "green");
+/// record.observe(&reinstalled);
+/// assert_eq!(lock(record.state()), "red");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 // IdentityKey keeps its decompressed point (to verify without re-decoding), so
 // the changed state is large; records are few and copied rarely.
 #[allow(clippy::large_enum_variant)]
@@ -52,6 +71,22 @@ pub enum TrustState {
 impl TrustState {
     /// Whether this state blocks sending and new sessions (a change away from a
     /// verified key that the app has not accepted yet).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// record.observe(&reinstalled); // from unverified: reported, not blocking
+    /// assert!(!record.state().is_blocking());
+    ///
+    /// let mut verified = TrustRecord::first_seen(bob);
+    /// verified.mark_verified(&bob)?;
+    /// verified.observe(&reinstalled); // from verified: blocks until accepted
+    /// assert!(verified.state().is_blocking());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_blocking(&self) -> bool {
         matches!(
             self,
@@ -89,6 +124,19 @@ pub struct TrustRecord {
 }
 
 /// What [`TrustRecord::observe`] found.
+///
+/// ```
+/// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+/// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+/// use ratchetbox::Observation;
+/// let mut record = TrustRecord::first_seen(bob);
+/// assert_eq!(record.observe(&bob), Observation { changed: false, blocked: false });
+/// let seen = record.observe(&reinstalled);
+/// assert_eq!(seen, Observation { changed: true, blocked: false }); // show a notice
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observation {
     /// The key differs from the one recorded: the change to report.
@@ -98,7 +146,37 @@ pub struct Observation {
 }
 
 /// An identity change, reported to the app when a contact's key differs from
-/// the recorded one.
+/// the recorded one: show "Bob's safety number changed" beside the new
+/// safety number.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// // Bob reinstalls: a new identity key, and a new bundle with it.
+/// let bob_again = device(&mut rng, b"bob")?;
+/// let new_key = *bob_again.local().identity.public_key();
+/// let new_bundle = PreKeyBundle::from_store(&new_key, bob_again.store().prekeys(), None);
+/// let started = alice.process_bundle(&mut rng, &bob_id, &new_bundle)?;
+///
+/// let change = started.identity_change.ok_or("no change reported")?;
+/// assert_eq!((change.account, change.previous, change.new), (bob_id, bob_key, new_key));
+/// assert!(!change.was_verified); // so it did not block
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdentityChange {
     /// The contact account.
@@ -113,6 +191,15 @@ pub struct IdentityChange {
 
 impl TrustRecord {
     /// The record for a key seen for the first time: unverified.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let record = TrustRecord::first_seen(bob);
+    /// assert_eq!((record.identity(), record.state()), (&bob, &TrustState::Unverified));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn first_seen(identity: IdentityKey) -> Self {
         Self {
             identity,
@@ -121,11 +208,34 @@ impl TrustRecord {
     }
 
     /// The most recently seen key (after a change, the new one).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// assert_eq!(record.identity(), &bob);
+    /// record.observe(&reinstalled);
+    /// assert_eq!(record.identity(), &reinstalled);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn identity(&self) -> &IdentityKey {
         &self.identity
     }
 
     /// The trust state.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// record.observe(&reinstalled);
+    /// assert_eq!(record.state(), &TrustState::Changed { previous: bob, was_verified: false });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn state(&self) -> &TrustState {
         &self.state
     }
@@ -133,6 +243,20 @@ impl TrustRecord {
     /// Applies the policy to a key offered for this account (from a bundle or
     /// an authenticated prekey message). A different key turns the record into
     /// [`TrustState::Changed`]; see the [module docs](crate::trust) for the policy.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// record.mark_verified(&bob)?;
+    /// let seen = record.observe(&reinstalled);
+    /// assert!(seen.changed && seen.blocked); // red lock; nothing is sent until accepted
+    /// assert!(record.observe(&bob).changed); // the verified key came back
+    /// assert_eq!(record.state(), &TrustState::Verified);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn observe(&mut self, offered: &IdentityKey) -> Observation {
         if *offered == self.identity {
             return Observation {
@@ -182,9 +306,24 @@ impl TrustRecord {
     /// The user accepted the current key after a change (or acknowledged a
     /// reported one): it becomes unverified, and stops blocking.
     ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// record.mark_verified(&bob)?;
+    /// record.observe(&reinstalled);
+    /// assert!(record.accept(&bob).is_err()); // not the key the user was shown
+    /// record.accept(&reinstalled)?;
+    /// assert_eq!(record.state(), &TrustState::Unverified);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`crate::Error::IdentityMismatch`] if `identity` is not the recorded key
-    /// (the app accepted a key it did not show).
+    /// (the app accepted a key it did not show; another change arrived
+    /// meanwhile): show the current key's safety number and ask again.
     pub fn accept(&mut self, identity: &IdentityKey) -> Result<(), crate::Error> {
         self.check(identity)?;
         if matches!(self.state, TrustState::Changed { .. }) {
@@ -195,15 +334,41 @@ impl TrustRecord {
 
     /// The user compared safety numbers computed from `identity`: it becomes verified.
     ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// # let reinstalled = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// record.mark_verified(&bob)?;
+    /// assert_eq!(record.state(), &TrustState::Verified);
+    /// assert_eq!(record.mark_verified(&reinstalled), Err(ratchetbox::Error::IdentityMismatch));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`crate::Error::IdentityMismatch`] if `identity` is not the recorded key.
+    /// [`crate::Error::IdentityMismatch`] if `identity` is not the recorded key
+    /// (the key changed while the user compared): show the new safety number
+    /// and let the user compare again.
     pub fn mark_verified(&mut self, identity: &IdentityKey) -> Result<(), crate::Error> {
         self.check(identity)?;
         self.state = TrustState::Verified;
         Ok(())
     }
 
-    /// Clears the verified mark (for example when the user un-verifies).
+    /// Clears the verified mark (for example when the user un-verifies). A
+    /// changed state is left as it is.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// record.mark_verified(&bob)?;
+    /// record.mark_unverified();
+    /// assert_eq!(record.state(), &TrustState::Unverified);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mark_unverified(&mut self) {
         if self.state == TrustState::Verified {
             self.state = TrustState::Unverified;
@@ -218,7 +383,18 @@ impl TrustRecord {
         }
     }
 
-    /// Encodes the record (SPEC.md §12.2). Public data only.
+    /// Encodes the record (SPEC.md §12.2). Public data only, but seal it
+    /// anyway: it says who the user talks to.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let record = TrustRecord::first_seen(bob);
+    /// let bytes = record.encode();
+    /// assert_eq!(TrustRecord::decode(&bytes)?, record);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self) -> alloc::vec::Vec<u8> {
         let mut w = Writer::with_capacity(3 + 2 * KEY_LEN + 1);
         w.u8(TRUST_RECORD_TAG)
@@ -243,8 +419,22 @@ impl TrustRecord {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, TrustRecord, TrustState};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = *IdentityKeyPair::generate(&mut rng).public_key();
+    /// let mut record = TrustRecord::first_seen(bob);
+    /// record.mark_verified(&bob)?;
+    /// let bytes = record.encode();
+    /// assert_eq!(TrustRecord::decode(&bytes)?.state(), &TrustState::Verified);
+    /// assert!(TrustRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// A [`DecodeError`] for a malformed, truncated or unknown record.
+    /// A [`DecodeError`] for a malformed, truncated or unknown record. The
+    /// record is lost: delete it; the contact's next key is then recorded as
+    /// first seen (unverified), so the user must verify again.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(TRUST_RECORD_TAG)?;

@@ -26,16 +26,48 @@ pub const KEM_SEED_LEN: usize = 64;
 const ENCAPSULATION_RANDOMNESS_LEN: usize = 32;
 
 /// A validated ML-KEM-768 encapsulation key. Public: equality is byte equality.
+///
+/// An app meets one as a KEM prekey: the post-quantum half of a bundle.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, KemPublicKey, PreKeyBundle, PreKeyStore};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
+/// let (id, key): (u32, &KemPublicKey) = bundle.kem_prekey();
+/// assert_eq!(key, store.last_resort_kem_prekey().public_key());
+/// assert_eq!(id, 1);
+/// # Ok::<(), ratchetbox::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct KemPublicKey(Box<[u8; KEM_PUBLIC_KEY_LEN]>);
 
 impl KemPublicKey {
     /// Parses a received encapsulation key, with the FIPS 203 §7.2 input
     /// checks (the length is the type's; the modulus check: re-encoding the
-    /// decoded coefficients gives the same bytes).
+    /// decoded coefficients gives the same bytes). A server assembling bundles
+    /// from uploaded keys parses them with this.
+    ///
+    /// ```
+    /// # use ratchetbox::{DecodeError, IdentityKeyPair, KemPublicKey, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let uploaded = *store.last_resort_kem_prekey().public_key().as_bytes();
+    /// assert_eq!(KemPublicKey::from_bytes(&uploaded)?.as_bytes(), &uploaded);
+    ///
+    /// let mut bad = uploaded;
+    /// bad[0] = 0xff; // first 12-bit coefficient 4095, not below q = 3329
+    /// bad[1] |= 0x0f;
+    /// assert_eq!(KemPublicKey::from_bytes(&bad), Err(DecodeError::InvalidKemKey));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
     ///
     /// # Errors
-    /// [`DecodeError::InvalidKemKey`] if the modulus check fails.
+    /// [`DecodeError::InvalidKemKey`] if the modulus check fails: the key is
+    /// corrupt or forged. A server refuses the upload; a client treats the
+    /// bundle carrying it as broken (fetch it again, do not start a session).
     pub fn from_bytes(bytes: &[u8; KEM_PUBLIC_KEY_LEN]) -> Result<Self, DecodeError> {
         let key = mlkem768::MlKem768PublicKey::from(bytes);
         if !mlkem768::validate_public_key(&key) {
@@ -45,6 +77,15 @@ impl KemPublicKey {
     }
 
     /// The 1184-byte encoding.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, KEM_PUBLIC_KEY_LEN, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let key = store.last_resort_kem_prekey().public_key();
+    /// assert_eq!(key.as_bytes().len(), KEM_PUBLIC_KEY_LEN);
+    /// ```
     pub fn as_bytes(&self) -> &[u8; KEM_PUBLIC_KEY_LEN] {
         &self.0
     }

@@ -25,17 +25,57 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// an archived one (which is then promoted), else — for a prekey message —
     /// on a new session, after the identity-change policy.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// use ratchetbox::{Error, devices::{DeviceError, SessionUse}};
+    /// # alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let outgoing = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?;
+    /// let received = bob.decrypt(&alice_addr, &outgoing[0].message)?;
+    /// assert_eq!(received.plaintext, b"hi Bob");
+    /// assert_eq!(received.session, SessionUse::Created);
+    ///
+    /// // The server delivered it twice: drop the copy.
+    /// let again = bob.decrypt(&alice_addr, &outgoing[0].message);
+    /// assert!(matches!(again, Err(DeviceError::Protocol(Error::DuplicateMessage))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// - [`DeviceError::NoSession`] / [`DeviceError::SessionDesync`]: start a
-    ///   fresh session ([`DeviceError::needs_fresh_session`]);
+    /// Unless it says otherwise, the message is lost: acknowledge it to the
+    /// server and drop it.
+    /// - [`DeviceError::NoSession`] / [`DeviceError::SessionDesync`]: fetch the
+    ///   sender's bundle and start a fresh session
+    ///   ([`DeviceError::needs_fresh_session`]), so its next messages decrypt;
+    ///   rate-limit this per device, as a forged message looks the same;
     /// - [`DeviceError::UntrustedIdentity`] for a new session under a changed
-    ///   key of a verified contact (nothing is spent; decrypt again after
-    ///   accepting the key);
+    ///   key of a verified contact: keep the message, show a red lock, and
+    ///   decrypt again after the user accepts the key (nothing was spent);
     /// - [`Error::RepeatedPreKeyMessage`] for a prekey message that created a
-    ///   session this device no longer holds (a late repeat or a replay: drop it);
-    /// - [`Error::DuplicateMessage`], [`Error::UnknownOneTimePreKey`] and the
-    ///   other session errors as [`DeviceError::Protocol`];
-    /// - [`DeviceError::Store`].
+    ///   session this device no longer holds (a late repeat or a replay);
+    /// - [`Error::DuplicateMessage`]: already read, a repeat delivery;
+    /// - [`Error::UnknownOneTimePreKey`], [`Error::UnknownSignedPreKey`],
+    ///   [`Error::UnknownKemPreKey`]: the prekey is spent or expired; the sender
+    ///   must start again from a fresh bundle;
+    /// - the other session errors as [`DeviceError::Protocol`] (malformed or
+    ///   forged bytes);
+    /// - [`DeviceError::TooManyDevices`]: remove the account's stale devices,
+    ///   then decrypt again (nothing was spent);
+    /// - [`DeviceError::Store`]: do not acknowledge the message; retry later
+    ///   (nothing was spent).
     pub fn decrypt(
         &mut self,
         from: &DeviceAddress,
@@ -49,11 +89,63 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// session message inside. The certified sender identity must be the one
     /// the session layer authenticates.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// # use ratchetbox::devices::Sealing;
+    /// # use ratchetbox::sealed::{self, DeliveryAccessKey, SenderCertificate, ServerCertificate};
+    /// # use ratchetbox::sealed::{ServerPolicy, TrustRoot, TrustStore, ValidatedEnvelope};
+    /// # const NOW: u64 = 1_767_225_600;
+    /// # let root = IdentityKeyPair::generate(&mut rng);
+    /// # let server_key = IdentityKeyPair::generate(&mut rng);
+    /// # let server_cert = ServerCertificate::issue(1, &root, 7, server_key.public_key());
+    /// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+    /// # let alice_identity = alice.local().identity.public_key();
+    /// # let certificate = SenderCertificate::issue(
+    /// #     alice_addr.as_address(), alice_identity, NOW + 86_400, &server_key, server_cert)?;
+    /// # let key_of = |_: &AccountId| Some(DeliveryAccessKey::derive(&[7; 32]));
+    /// # let server_keys = |_: &[u8]| Some(DeliveryAccessKey::derive(&[7; 32]));
+    /// # alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// # let sealing = Sealing { certificate: &certificate, access_keys: &key_of };
+    /// # let envelope = alice.encrypt_sealed(&mut rng, &bob_id, b"hi Bob", &[1], &[1], &sealing)?;
+    /// # let policy = ServerPolicy::default();
+    /// # let validated = sealed::validate(&envelope, &policy, &server_keys)?;
+    /// # let ValidatedEnvelope::Multi(multi) = validated else {
+    /// #     unreachable!()
+    /// # };
+    /// # let part = multi.parts().next().ok_or("no part")?;
+    /// # let mut bytes = vec![0; part.len()];
+    /// # part.write_to(&mut bytes)?;
+    /// // `bytes` is Bob's part of Alice's envelope, as the server delivered it.
+    /// let (from, received) = bob.open_sealed(&bytes, &trust, NOW)?;
+    /// assert_eq!(from, alice_addr); // the certified sender
+    /// assert_eq!(received.plaintext, b"hi Bob");
+    /// // Once the sender certificate has expired, the envelope is refused.
+    /// assert!(bob.open_sealed(&bytes, &trust, NOW + 2 * 86_400).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`sealed::open`] and [`decrypt`](Self::decrypt);
     /// [`Error::SenderIdentityMismatch`] if the session's identity is not the
     /// certificate's; [`Error::Decode`] if the envelope holds both a payload and
-    /// content, or content that is not a prekey or ratchet message.
+    /// content, or content that is not a prekey or ratchet message. An envelope
+    /// that does not open (a bad certificate, an expired one, altered bytes) or
+    /// does not match is dropped; the session errors call for what
+    /// [`decrypt`](Self::decrypt) says.
     pub fn open_sealed(
         &mut self,
         envelope: &[u8],

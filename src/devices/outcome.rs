@@ -14,6 +14,36 @@ use crate::trust::{IdentityChange, TrustRecord, TrustState};
 /// Why a session-manager operation failed. Nothing was written to the store,
 /// except that [`UntrustedIdentity`](Self::UntrustedIdentity) records a key
 /// change that blocks.
+///
+/// Each variant says what the app does about it. For example, writing to a
+/// device the app listed but has no session with:
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// use ratchetbox::devices::DeviceError;
+/// let sent = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1]);
+/// let Err(DeviceError::DeviceListMismatch { missing, stale }) = sent else { unreachable!() };
+/// assert_eq!((missing, stale), (vec![bob_addr], vec![]));
+///
+/// // Fetch the missing device's bundle (and remove stale ones), then retry.
+/// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// assert_eq!(alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeviceError {
@@ -90,6 +120,32 @@ impl DeviceError {
 
     /// The device to start a fresh session with (from a new bundle), if that is
     /// what this error calls for.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// # alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// # let first = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?;
+    /// # bob.decrypt(&alice_addr, &first[0].message)?;
+    /// let reply = bob.encrypt(&mut rng, &alice_id, b"hi Alice", &[1], &[1])?;
+    /// alice.remove_device(&bob_addr)?; // say, Alice restored an old backup
+    /// let error = alice.decrypt(&bob_addr, &reply[0].message).unwrap_err();
+    /// assert_eq!(error.needs_fresh_session(), Some(&bob_addr));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn needs_fresh_session(&self) -> Option<&DeviceAddress> {
         match self {
             Self::NoSession { address } | Self::SessionDesync { address } => Some(address),
@@ -161,6 +217,32 @@ impl From<crate::error::DecodeError> for DeviceError {
 }
 
 /// A decrypted message.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// use ratchetbox::devices::SessionUse;
+/// # alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// # let outgoing = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?;
+/// let received = bob.decrypt(&alice_addr, &outgoing[0].message)?;
+/// assert_eq!(received.plaintext, b"hi Bob");
+/// assert_eq!(received.session, SessionUse::Created); // Alice's first message
+/// assert_eq!(received.identity_change, None); // no notice to show
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct Decrypted {
     /// The plaintext (zeroized on drop, never printed).
@@ -172,7 +254,33 @@ pub struct Decrypted {
     pub identity_change: Option<IdentityChange>,
 }
 
-/// Which session decrypted a message.
+/// Which session decrypted a message. Apps mostly ignore it; it tells tests
+/// and logs how sessions move.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// use ratchetbox::devices::SessionUse;
+/// # alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// let first = alice.encrypt(&mut rng, &bob_id, b"one", &[1], &[1])?;
+/// let second = alice.encrypt(&mut rng, &bob_id, b"two", &[1], &[1])?;
+/// assert_eq!(bob.decrypt(&alice_addr, &first[0].message)?.session, SessionUse::Created);
+/// assert_eq!(bob.decrypt(&alice_addr, &second[0].message)?.session, SessionUse::Active);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionUse {
@@ -190,7 +298,32 @@ pub enum SessionUse {
     Archived,
 }
 
-/// One device's copy of an outgoing message.
+/// One device's copy of an outgoing message: send `message` to `address`
+/// (or seal it to `identity_key` first).
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// # alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// let outgoing = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?;
+/// assert_eq!(outgoing[0].address, bob_addr);
+/// assert_eq!(outgoing[0].identity_key, bob_key);
+/// assert_eq!(bob.decrypt(&alice_addr, &outgoing[0].message)?.plaintext, b"hi Bob");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct OutgoingMessage {
     /// The device it goes to.
@@ -202,6 +335,28 @@ pub struct OutgoingMessage {
 }
 
 /// A session started from a bundle.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// let started = alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// assert_eq!(started.address, bob_addr);
+/// assert!(started.identity_change.is_none()); // otherwise show a "key changed" notice
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct SessionStarted {
     /// The device the session is with.

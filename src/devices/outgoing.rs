@@ -22,11 +22,43 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// To write only to this account's other devices (a note to self), pass
     /// this account as `to`; `own_devices` is then ignored.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// // Bob has one device (1); Alice has no other device than this one (1).
+    /// let outgoing = alice.encrypt(&mut rng, &bob_id, b"hi Bob", &[1], &[1])?;
+    /// assert_eq!(outgoing.len(), 1);
+    /// assert_eq!(outgoing[0].address, bob_addr);
+    ///
+    /// let received = bob.decrypt(&alice_addr, &outgoing[0].message)?;
+    /// assert_eq!(received.plaintext, b"hi Bob");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// - [`DeviceError::UntrustedIdentity`] if the contact's key change blocks;
-    /// - [`DeviceError::DeviceListMismatch`] naming missing and stale devices;
+    /// - [`DeviceError::UntrustedIdentity`] if the contact's key change blocks:
+    ///   show a red lock and send nothing until the user accepts or verifies
+    ///   the new key;
+    /// - [`DeviceError::DeviceListMismatch`] naming missing and stale devices:
+    ///   fetch bundles for `missing`, remove `stale`, and retry;
     /// - [`DeviceError::Protocol`] from the sessions (for example
-    ///   [`Error::CounterExhausted`]), [`DeviceError::Store`].
+    ///   [`Error::CounterExhausted`]: start a fresh session from a new bundle);
+    /// - [`DeviceError::Store`]: retry later. Nothing was saved, so the retry
+    ///   encrypts afresh.
     pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -152,12 +184,66 @@ impl<S: ProtocolStore> SessionManager<S> {
     /// devices are included): if `sealing.access_keys` knows every one of them,
     /// the envelope carries their combination; otherwise it carries none.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// # use ratchetbox::devices::Sealing;
+    /// # use ratchetbox::sealed::{self, DeliveryAccessKey, SenderCertificate, ServerCertificate};
+    /// # use ratchetbox::sealed::{ServerPolicy, TrustRoot, TrustStore, ValidatedEnvelope};
+    /// # const NOW: u64 = 1_767_225_600;
+    /// # let root = IdentityKeyPair::generate(&mut rng);
+    /// # let server_key = IdentityKeyPair::generate(&mut rng);
+    /// # let server_cert = ServerCertificate::issue(1, &root, 7, server_key.public_key());
+    /// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+    /// # let alice_identity = alice.local().identity.public_key();
+    /// # let certificate = SenderCertificate::issue(
+    /// #     alice_addr.as_address(), alice_identity, NOW + 86_400, &server_key, server_cert)?;
+    /// # let key_of = |_: &AccountId| Some(DeliveryAccessKey::derive(&[7; 32]));
+    /// # let server_keys = |_: &[u8]| Some(DeliveryAccessKey::derive(&[7; 32]));
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let sealing = Sealing { certificate: &certificate, access_keys: &key_of };
+    /// let envelope = alice.encrypt_sealed(&mut rng, &bob_id, b"hi Bob", &[1], &[1], &sealing)?;
+    ///
+    /// // The server validates the envelope without learning the sender, and splits it.
+    /// let policy = ServerPolicy::default();
+    /// let validated = sealed::validate(&envelope, &policy, &server_keys)?;
+    /// let ValidatedEnvelope::Multi(multi) = validated else {
+    ///     unreachable!("a fan-out is a multi-recipient envelope")
+    /// };
+    /// assert_eq!(multi.recipient_count(), 1);
+    /// # let part = multi.parts().next().ok_or("no part")?;
+    /// # let mut bytes = vec![0; part.len()];
+    /// # part.write_to(&mut bytes)?;
+    /// # let (from, received) = bob.open_sealed(&bytes, &trust, NOW)?;
+    /// # assert_eq!(from, alice_addr);
+    /// # assert_eq!(received.plaintext, b"hi Bob");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`encrypt`](Self::encrypt), plus [`Error::MessageTooLarge`] when a
     /// device's message would exceed [`sealed::MAX_PAYLOAD_LEN`],
     /// [`Error::IdentityMismatch`] when the certificate is not this device's,
     /// and [`Error::Envelope`] when there is no device to send to. On any error
     /// no session has advanced.
+    ///
+    /// An app whose message is too large sends it as an attachment; one with
+    /// the wrong certificate (an app bug, or a certificate from before a
+    /// re-link) gets a new one from the server; with no device to send to,
+    /// there is nothing to send.
     pub fn encrypt_sealed<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -213,6 +299,45 @@ impl<S: ProtocolStore> SessionManager<S> {
 
 /// What sealing a fan-out needs besides the messages: this device's sender
 /// certificate, and the delivery access keys of the accounts it may reach.
+///
+/// Without a key for every account the envelope reaches, it carries no delivery
+/// token, and a server that requires one refuses it.
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// # use ratchetbox::sealed::{self, DeliveryAccessKey, SenderCertificate, ServerCertificate};
+/// # use ratchetbox::sealed::{ServerPolicy, TrustRoot, TrustStore, ValidatedEnvelope};
+/// # const NOW: u64 = 1_767_225_600;
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server_key = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server_key.public_key());
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let alice_identity = alice.local().identity.public_key();
+/// # let certificate = SenderCertificate::issue(
+/// #     alice_addr.as_address(), alice_identity, NOW + 86_400, &server_key, server_cert)?;
+/// # let key_of = |_: &AccountId| Some(DeliveryAccessKey::derive(&[7; 32]));
+/// # let server_keys = |_: &[u8]| Some(DeliveryAccessKey::derive(&[7; 32]));
+/// use ratchetbox::devices::Sealing;
+/// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// let sealing = Sealing { certificate: &certificate, access_keys: &|_| None };
+/// let envelope = alice.encrypt_sealed(&mut rng, &bob_id, b"hi Bob", &[1], &[1], &sealing)?;
+/// assert!(sealed::validate(&envelope, &ServerPolicy::default(), &server_keys).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Sealing<'a> {
     /// This device's current sender certificate.
     pub certificate: &'a SenderCertificate,

@@ -4,7 +4,56 @@
 
 use super::DecodeError;
 
-/// Why an envelope was rejected by structural validation.
+/// Why an envelope was rejected by structural validation: on the server, from
+/// [`sealed::validate`](crate::sealed::validate) (refuse the upload and return
+/// the reason to the sender); on a client, wrapped in
+/// [`Error::Envelope`](crate::Error::Envelope) by
+/// [`sealed::open`](crate::sealed::open) (drop the envelope). What the sending
+/// app does with the server's answer:
+/// - [`Oversize`](Self::Oversize): send the content as an attachment;
+/// - [`TooManyRecipients`](Self::TooManyRecipients): split the recipients over
+///   several envelopes;
+/// - [`MissingToken`](Self::MissingToken), [`WrongToken`](Self::WrongToken),
+///   [`UnknownRecipient`](Self::UnknownRecipient): its copy of a recipient's
+///   delivery access key is missing or stale: fetch it again (or send unsealed);
+/// - [`VersionNotAllowed`](Self::VersionNotAllowed): the server no longer takes
+///   this envelope version: update the app;
+/// - [`BufferTooSmall`](Self::BufferTooSmall): the caller's buffer for a
+///   [`SplitPart`](crate::sealed::SplitPart) is too small (a bug: size it with
+///   [`len`](crate::sealed::SplitPart::len));
+/// - any other variant: the bytes are malformed (a bug, or abuse): do not
+///   resend them.
+///
+/// ```
+/// use ratchetbox::IdentityKeyPair;
+/// use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 1, server.public_key());
+/// # let alice_address = Address::new(b"alice", 1)?;
+/// # let alice_key = alice.public_key();
+/// # let alice_cert =
+/// #     SenderCertificate::issue(alice_address, alice_key, 2_000_000_000, &server, server_cert)?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let (kind, hint) = (InnerKind::Opaque, ContentHint::Default);
+/// # let content = SealedContent { kind, hint, message: b"hi" };
+/// let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// let envelope =
+///     seal(&mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key))?;
+///
+/// let policy = ServerPolicy::default();
+/// let registry = |account: &[u8]| (account == b"bob").then(|| bob_key.clone());
+/// assert!(validate(&envelope, &policy, &registry).is_ok());
+/// let stale = |_: &[u8]| Some(DeliveryAccessKey::derive(&[8; 32]));
+/// assert_eq!(validate(&envelope, &policy, &stale).err(), Some(EnvelopeError::WrongToken));
+/// let small = ServerPolicy { max_size: 100, ..policy };
+/// let refused = validate(&envelope, &small, &registry);
+/// assert!(matches!(refused, Err(EnvelopeError::Oversize { max: 100, .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EnvelopeError {

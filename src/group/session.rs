@@ -18,6 +18,17 @@ use crate::ratchet::skipped::{SkippedKey, SkippedKeys};
 use crate::sealed::Address;
 
 /// Limits on what other members can make this device derive and keep.
+///
+/// ```
+/// use ratchetbox::group::{GroupConfig, GroupSession};
+/// let mut rng = ratchetbox::os_rng();
+/// // A device that keeps less for members far ahead of it.
+/// let config = GroupConfig::new(200, 500, GroupConfig::DEFAULT_MAX_CHAINS_PER_SENDER)?;
+/// let group = GroupSession::create_with_config(&mut rng, b"hiking club", config)?;
+/// assert_eq!(config.max_forward_jump(), 200);
+/// # let _ = group;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupConfig {
     pub(crate) max_forward_jump: u32,
@@ -39,12 +50,25 @@ impl GroupConfig {
     /// Upper bound for chains per sender (stored in one byte).
     pub const MAX_CHAINS_CEILING: u32 = 255;
 
-    /// Builds a configuration.
+    /// Builds a configuration: the most iterations one message may jump ahead,
+    /// the most skipped keys kept per chain, and the most chains kept per sender.
+    ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// use ratchetbox::group::GroupConfig;
+    /// let config = GroupConfig::new(1000, 2000, 4)?;
+    /// assert_eq!(config, GroupConfig::default());
+    /// assert!(matches!(GroupConfig::new(1000, 2000, 0), Err(Error::InvalidConfig { .. })));
+    /// let too_far = GroupConfig::LIMIT_CEILING + 1;
+    /// assert!(matches!(GroupConfig::new(too_far, 2000, 4), Err(Error::InvalidConfig { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] if a limit exceeds [`LIMIT_CEILING`](Self::LIMIT_CEILING),
     /// or `max_chains_per_sender` is 0 or above
-    /// [`MAX_CHAINS_CEILING`](Self::MAX_CHAINS_CEILING).
+    /// [`MAX_CHAINS_CEILING`](Self::MAX_CHAINS_CEILING). The limits are the
+    /// app's constants: fix them.
     pub const fn new(
         max_forward_jump: u32,
         max_skipped_keys: u32,
@@ -72,17 +96,42 @@ impl GroupConfig {
         })
     }
 
-    /// Most iterations one message may jump ahead of the next expected one.
+    /// Most iterations one message may jump ahead of the next expected one; a
+    /// message further ahead gets [`Error::TooManySkippedMessages`].
+    ///
+    /// ```
+    /// use ratchetbox::group::GroupConfig;
+    /// let default = GroupConfig::default();
+    /// assert_eq!(default.max_forward_jump(), GroupConfig::DEFAULT_MAX_FORWARD_JUMP);
+    /// assert_eq!(GroupConfig::new(50, 100, 2)?.max_forward_jump(), 50);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub const fn max_forward_jump(&self) -> u32 {
         self.max_forward_jump
     }
 
     /// Most skipped message keys kept per sender chain (oldest evicted first).
+    ///
+    /// ```
+    /// use ratchetbox::group::GroupConfig;
+    /// let default = GroupConfig::default();
+    /// assert_eq!(default.max_skipped_keys(), GroupConfig::DEFAULT_MAX_SKIPPED_KEYS);
+    /// assert_eq!(GroupConfig::new(50, 100, 2)?.max_skipped_keys(), 100);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub const fn max_skipped_keys(&self) -> u32 {
         self.max_skipped_keys
     }
 
     /// Most chains kept per sender device (oldest dropped first).
+    ///
+    /// ```
+    /// use ratchetbox::group::GroupConfig;
+    /// let default = GroupConfig::default();
+    /// assert_eq!(default.max_chains_per_sender(), GroupConfig::DEFAULT_MAX_CHAINS_PER_SENDER);
+    /// assert_eq!(GroupConfig::new(50, 100, 2)?.max_chains_per_sender(), 2);
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub const fn max_chains_per_sender(&self) -> u32 {
         self.max_chains_per_sender
     }
@@ -228,18 +277,39 @@ impl GroupSession {
     }
 
     /// Creates this device's session for a group, with a fresh sending chain.
+    /// Every member device creates its own, under the same group id.
+    ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// use ratchetbox::group::GroupSession;
+    /// let mut rng = ratchetbox::os_rng();
+    /// let group = GroupSession::create(&mut rng, b"hiking club")?;
+    /// assert_eq!(group.group_id(), b"hiking club");
+    /// assert!(matches!(GroupSession::create(&mut rng, b""), Err(Error::Decode(_))));
+    /// # Ok::<(), Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Decode`] if the group id is empty or longer than
-    /// [`MAX_GROUP_ID_LEN`](super::MAX_GROUP_ID_LEN).
+    /// [`MAX_GROUP_ID_LEN`](super::MAX_GROUP_ID_LEN): a bug in how the app makes
+    /// group ids (random 32 bytes, for example, always fit).
     pub fn create<R: CryptoRng + ?Sized>(rng: &mut R, group_id: &[u8]) -> Result<Self, Error> {
         Self::create_with_config(rng, group_id, GroupConfig::default())
     }
 
     /// [`create`](Self::create) with explicit limits.
     ///
+    /// ```
+    /// use ratchetbox::group::{GroupConfig, GroupSession};
+    /// let mut rng = ratchetbox::os_rng();
+    /// let config = GroupConfig::new(100, 200, 2)?;
+    /// let group = GroupSession::create_with_config(&mut rng, b"hiking club", config)?;
+    /// assert_eq!(group.group_id(), b"hiking club");
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// As [`create`](Self::create).
+    /// As [`create`](Self::create): a bad group id.
     pub fn create_with_config<R: CryptoRng + ?Sized>(
         rng: &mut R,
         group_id: &[u8],
@@ -256,6 +326,15 @@ impl GroupSession {
     }
 
     /// The group id.
+    ///
+    /// ```
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// let group = GroupSession::create(&mut rng, b"hiking club")?;
+    /// assert_eq!(group.group_id(), b"hiking club");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn group_id(&self) -> &[u8] {
         &self.group_id
     }
@@ -264,6 +343,19 @@ impl GroupSession {
     /// iteration: send it to every member device over 1:1 sessions. It holds the
     /// chain key, so it must only travel encrypted. A member who receives it can
     /// read this device's messages from that iteration on, and none before.
+    ///
+    /// ```
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// let alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// // Alice sends this to bob/1 inside their 1:1 session; Bob records it.
+    /// let distribution = alice.distribution();
+    /// bob.process_distribution(Address::new(b"alice", 1)?, &distribution)?;
+    /// assert_eq!(bob.member_devices().collect::<Vec<_>>(), [Address::new(b"alice", 1)?]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn distribution(&self) -> Zeroizing<Vec<u8>> {
         Distribution {
             group_id: &self.group_id,
@@ -281,11 +373,33 @@ impl GroupSession {
     /// [`GroupConfig::max_chains_per_sender`] chains for one device, the oldest
     /// is dropped.
     ///
+    /// `sender` must be the device the 1:1 session that carried the bytes is
+    /// with, never an address read from the bytes.
+    ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// let alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// let alice1 = Address::new(b"alice", 1)?;
+    /// bob.process_distribution(alice1, &alice.distribution())?;
+    /// bob.process_distribution(alice1, &alice.distribution())?; // a repeat is ignored
+    /// let other = GroupSession::create(&mut rng, b"book club")?;
+    /// assert_eq!(bob.process_distribution(alice1, &other.distribution()), Err(Error::WrongGroup));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Decode`] for malformed bytes, [`Error::WrongGroup`] for another
-    /// group's distribution, [`Error::NotAMember`] for a removed account,
-    /// [`Error::InvalidConfig`] if the group already has
-    /// [`MAX_GROUP_MEMBER_DEVICES`] devices.
+    /// - [`Error::Decode`] for malformed bytes: drop them;
+    /// - [`Error::WrongGroup`] for another group's distribution: hand it to that
+    ///   group's session (or drop it if this device is not in that group);
+    /// - [`Error::NotAMember`] for a removed account: drop it, unless the app's
+    ///   membership list says the account is back, then
+    ///   [`readmit_member`](Self::readmit_member) and process it again;
+    /// - [`Error::InvalidConfig`] if the group already has
+    ///   [`MAX_GROUP_MEMBER_DEVICES`] devices: drop it.
     pub fn process_distribution(&mut self, sender: Address<'_>, bytes: &[u8]) -> Result<(), Error> {
         let distribution = Distribution::parse(bytes)?;
         if distribution.group_id != self.group_id.as_slice() {
@@ -318,6 +432,16 @@ impl GroupSession {
     }
 
     /// Bytes [`encrypt_into`](Self::encrypt_into) writes for `plaintext_len` bytes.
+    ///
+    /// ```
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// let mut group = GroupSession::create(&mut rng, b"hiking club")?;
+    /// let message = group.encrypt(&mut rng, b"Saturday, 9am?")?;
+    /// assert_eq!(message.len(), group.encrypted_len(b"Saturday, 9am?".len()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encrypted_len(&self, plaintext_len: usize) -> usize {
         group_message_overhead(self.group_id.len()) + plaintext_len
     }
@@ -326,9 +450,27 @@ impl GroupSession {
     /// supplies the message's random nonce, so that a restored copy of this
     /// state never encrypts under a message key and nonce already used.
     ///
+    /// ```
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let mut buf = [0u8; 512];
+    /// let len = alice.encrypt_into(&mut rng, b"Saturday, 9am?", &mut buf)?;
+    /// assert_eq!(len, alice.encrypted_len(14));
+    /// assert_eq!(bob.decrypt(alice1, &buf[..len])?, b"Saturday, 9am?");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::BufferTooSmall`], or [`Error::CounterExhausted`] after 2^32 − 1
-    /// messages on one chain (rotate).
+    /// - [`Error::BufferTooSmall`] if `out` is shorter than
+    ///   [`encrypted_len`](Self::encrypted_len): size it with that and call again;
+    /// - [`Error::CounterExhausted`] after 2^32 − 1 messages on one chain:
+    ///   [`rotate`](Self::rotate), send the new distribution to every member, and
+    ///   encrypt again.
     pub fn encrypt_into<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -364,10 +506,25 @@ impl GroupSession {
         Ok(needed)
     }
 
-    /// [`encrypt_into`](Self::encrypt_into) returning a new `Vec`.
+    /// [`encrypt_into`](Self::encrypt_into) returning a new `Vec`. Send the result
+    /// to every member device, for example in one multi-recipient sealed envelope.
+    ///
+    /// ```
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let message = alice.encrypt(&mut rng, b"Saturday, 9am?")?;
+    /// assert_eq!(bob.decrypt(alice1, &message)?, b"Saturday, 9am?");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
-    /// As [`encrypt_into`](Self::encrypt_into).
+    /// [`Error::CounterExhausted`] after 2^32 − 1 messages on one chain, as for
+    /// [`encrypt_into`](Self::encrypt_into) (the buffer is always large enough).
     pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -407,13 +564,40 @@ impl GroupSession {
     /// Verifies and decrypts a group message from `sender` (the address the
     /// envelope layer authenticated). On any error the session is unchanged.
     ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let message = alice.encrypt(&mut rng, b"Saturday, 9am?")?;
+    /// assert_eq!(bob.decrypt(alice1, &message)?, b"Saturday, 9am?");
+    /// assert_eq!(bob.decrypt(alice1, &message), Err(Error::DuplicateMessage));
+    /// // Nobody distributed a chain as carol/1.
+    /// assert_eq!(bob.decrypt(Address::new(b"carol", 1)?, &message), Err(Error::NotAMember));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// - [`Error::Decode`] for malformed bytes, [`Error::WrongGroup`];
-    /// - [`Error::NotAMember`] if the sender or its chain is unknown (never
-    ///   distributed, or removed);
-    /// - [`Error::InvalidSignature`] if the signature fails strict verification;
-    /// - [`Error::DuplicateMessage`], [`Error::TooManySkippedMessages`],
-    ///   [`Error::CounterExhausted`], [`Error::DecryptionFailed`].
+    /// - [`Error::Decode`] for malformed bytes: drop the message;
+    ///   [`Error::WrongGroup`]: hand it to the session of the group it names;
+    /// - [`Error::NotAMember`] if the sender or its chain is unknown: the
+    ///   sender's distribution has not arrived yet (keep the message a while and
+    ///   decrypt it again once the distribution is processed; if none comes, ask
+    ///   the sender for one, which covers only its later messages), or the sender
+    ///   was removed (drop it);
+    /// - [`Error::InvalidSignature`] if the signature fails strict verification:
+    ///   forged or corrupted, drop it;
+    /// - [`Error::DuplicateMessage`]: already read (or its key was evicted), drop
+    ///   it silently;
+    /// - [`Error::TooManySkippedMessages`]: the message is further ahead than
+    ///   [`GroupConfig::max_forward_jump`] allows. Drop it; a distribution of the
+    ///   same chain is ignored, so ask the sender to [`rotate`](Self::rotate);
+    /// - [`Error::CounterExhausted`], [`Error::DecryptionFailed`]: validly signed
+    ///   by the sender but unusable, a bug on its side; drop the message.
     pub fn decrypt(&mut self, sender: Address<'_>, bytes: &[u8]) -> Result<Vec<u8>, Error> {
         let checked = self.check(&sender, bytes)?;
         self.decrypt_checked(&sender, checked)
@@ -498,6 +682,27 @@ impl GroupSession {
     /// component can pass it with probability up to 1/2. Only the sender's own
     /// signing key can make such a signature, so this lets a member's device
     /// accept what another member's device rejects, never a forgery by anyone else.
+    ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let backlog: Vec<Vec<u8>> = (0..3u8)
+    ///     .map(|i| alice.encrypt(&mut rng, &[i]))
+    ///     .collect::<Result<_, _>>()?;
+    /// let mut batch: Vec<(Address<'_>, &[u8])> =
+    ///     backlog.iter().map(|m| (alice1, &m[..])).collect();
+    /// batch.push((alice1, &backlog[0])); // a duplicate
+    /// let results = bob.decrypt_batch(&batch);
+    /// assert_eq!(results[..3], [Ok(vec![0]), Ok(vec![1]), Ok(vec![2])]);
+    /// assert_eq!(results[3], Err(Error::DuplicateMessage));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn decrypt_batch(
         &mut self,
         messages: &[(Address<'_>, &[u8])],
@@ -536,6 +741,23 @@ impl GroupSession {
     /// Starts a fresh sending chain (new chain id, key and signing key) and
     /// returns its distribution. Members that do not receive it cannot read
     /// anything sent after it.
+    ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let distribution = alice.rotate(&mut rng);
+    /// let message = alice.encrypt(&mut rng, b"new chain")?;
+    /// assert_eq!(bob.decrypt(alice1, &message), Err(Error::NotAMember));
+    /// bob.process_distribution(alice1, &distribution)?;
+    /// assert_eq!(bob.decrypt(alice1, &message)?, b"new chain");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rotate<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Zeroizing<Vec<u8>> {
         self.own = OwnChain::generate(rng);
         self.distribution()
@@ -549,9 +771,30 @@ impl GroupSession {
     /// stays removed: its distributions are refused with [`Error::NotAMember`]
     /// until [`readmit_member`](Self::readmit_member).
     ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// # let mut carol = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # carol.process_distribution(alice1, &alice.distribution())?;
+    /// // Bob leaves. Every remaining member removes him; Alice sends her new chain to Carol.
+    /// let distribution = alice.remove_member(&mut rng, b"bob")?;
+    /// carol.process_distribution(alice1, &distribution)?;
+    /// let message = alice.encrypt(&mut rng, b"without Bob")?;
+    /// assert_eq!(carol.decrypt(alice1, &message)?, b"without Bob");
+    /// assert_eq!(bob.decrypt(alice1, &message), Err(Error::NotAMember));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidConfig`] if [`MAX_GROUP_MEMBER_DEVICES`] accounts are
-    /// already recorded as removed (nothing changes).
+    /// already recorded as removed (nothing changes): the group has outgrown its
+    /// session; start a new group id.
     pub fn remove_member<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -570,11 +813,42 @@ impl GroupSession {
 
     /// Lets a removed account back in: its next distribution is accepted again.
     /// It reads only what is sent after that distribution's chain starts.
+    ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let bob1 = Address::new(b"bob", 1)?;
+    /// alice.remove_member(&mut rng, b"bob")?;
+    /// assert_eq!(alice.process_distribution(bob1, &bob.rotate(&mut rng)), Err(Error::NotAMember));
+    /// // Bob is added back: his new chain is accepted again.
+    /// alice.readmit_member(b"bob");
+    /// alice.process_distribution(bob1, &bob.rotate(&mut rng))?;
+    /// assert_eq!(alice.member_devices().count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn readmit_member(&mut self, account_id: &[u8]) {
         self.removed.remove(account_id);
     }
 
     /// Member devices whose chains this session holds.
+    ///
+    /// ```
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let devices: Vec<Address<'_>> = bob.member_devices().collect();
+    /// assert_eq!(devices, [alice1]);
+    /// assert_eq!(alice.member_devices().count(), 0); // nobody has distributed to Alice
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn member_devices(&self) -> impl Iterator<Item = Address<'_>> {
         self.members.keys().map(DeviceAddress::as_address)
     }

@@ -22,7 +22,23 @@ const GROUP_STATE_VERSION: u8 = 1;
 
 impl GroupSession {
     /// Encodes the session, every member chain and skipped key included. Holds
-    /// secrets: store it encrypted.
+    /// secrets: store it encrypted (see [`at_rest`](crate::at_rest)), and store
+    /// it again after every call that changes the session.
+    ///
+    /// ```
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let message = alice.encrypt(&mut rng, b"Saturday, 9am?")?;
+    /// let stored = bob.encode();
+    /// let mut restored = GroupSession::decode(&stored)?;
+    /// assert_eq!(restored.decrypt(alice1, &message)?, b"Saturday, 9am?");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::with_capacity(256);
         w.u8(GROUP_STATE_TAG)
@@ -74,9 +90,28 @@ impl GroupSession {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// use ratchetbox::Error;
+    /// # use ratchetbox::group::GroupSession;
+    /// # use ratchetbox::sealed::Address;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let mut alice = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let mut bob = GroupSession::create(&mut rng, b"hiking club")?;
+    /// # let alice1 = Address::new(b"alice", 1)?;
+    /// # bob.process_distribution(alice1, &alice.distribution())?;
+    /// let stored = bob.encode();
+    /// let restored = GroupSession::decode(&stored)?;
+    /// assert_eq!(*restored.encode(), *stored);
+    /// assert!(matches!(GroupSession::decode(&stored[..20]), Err(Error::Decode(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Decode`] for malformed, truncated, over-limit or unordered
-    /// state; [`Error::InvalidConfig`] for stored limits out of range.
+    /// state; [`Error::InvalidConfig`] for stored limits out of range. Either
+    /// way the stored state is corrupt or from an unknown version: treat the
+    /// group session as lost. Create a new one, send its distribution to every
+    /// member, and ask them for theirs; what they sent before is unreadable.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         r.tag(GROUP_STATE_TAG)?;

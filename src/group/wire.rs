@@ -131,6 +131,15 @@ impl<'a> GroupMessage<'a> {
 }
 
 /// Bytes a group message adds to its plaintext, for a group id of `group_id_len` bytes.
+///
+/// ```
+/// use ratchetbox::group::{GroupSession, group_message_overhead};
+/// let mut rng = ratchetbox::os_rng();
+/// let mut group = GroupSession::create(&mut rng, b"hiking club")?;
+/// let message = group.encrypt(&mut rng, b"Saturday, 9am?")?;
+/// assert_eq!(message.len(), group_message_overhead(b"hiking club".len()) + 14);
+/// # Ok::<(), ratchetbox::Error>(())
+/// ```
 pub const fn group_message_overhead(group_id_len: usize) -> usize {
     1 + 1 + group_id_len + 4 + 4 + NONCE_LEN + TAG_LEN + SIGNATURE_LEN
 }

@@ -17,6 +17,22 @@ const KEM_PREKEY_TAG: u8 = 0x5B;
 
 /// A signed ML-KEM-768 prekey: its id, the key pair (stored as its 64-byte
 /// seed) and the identity's signature over `EncodeKEM(public key)`.
+///
+/// A device's [`PreKeyStore`](crate::PreKeyStore) holds them; the app uploads
+/// each one's id, public key and signature.
+///
+/// ```
+/// use ratchetbox::{IdentityKeyPair, KemPreKey, KemPreKeyKind, PreKeyStore};
+/// # let mut rng = ratchetbox::os_rng();
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+/// let ids = store.generate_one_time_kem_prekeys(&mut rng, &bob, 2)?;
+/// for &id in &ids {
+///     let (key, kind): (&KemPreKey, _) = store.find_kem_prekey(id).ok_or("missing")?;
+///     assert_eq!((key.id(), kind), (id, KemPreKeyKind::OneTime));
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct KemPreKey {
     id: PreKeyId,
     key_pair: KemKeyPair,
@@ -39,16 +55,46 @@ impl KemPreKey {
     }
 
     /// The prekey id (one id space for one-time and last-resort KEM prekeys).
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// assert_eq!(store.last_resort_kem_prekey().id(), 1);
+    /// let ids = store.generate_one_time_kem_prekeys(&mut rng, &bob, 1)?;
+    /// assert_eq!(ids, [2]); // after the last-resort key's id
+    /// # Ok::<(), ratchetbox::Error>(())
+    /// ```
     pub fn id(&self) -> PreKeyId {
         self.id
     }
 
     /// The encapsulation key, to publish.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let kem = store.last_resort_kem_prekey();
+    /// assert_eq!(kem.public_key().as_bytes().len(), ratchetbox::KEM_PUBLIC_KEY_LEN);
+    /// ```
     pub fn public_key(&self) -> &KemPublicKey {
         self.key_pair.public()
     }
 
     /// The identity's signature over `0x0A ‖ encapsulation key`.
+    ///
+    /// ```
+    /// # use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let kem = store.last_resort_kem_prekey();
+    /// let signed = [&[0x0A][..], kem.public_key().as_bytes()].concat();
+    /// assert!(bob.public_key().verify(&signed, kem.signature()).is_ok());
+    /// ```
     pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
         &self.signature
     }
@@ -89,8 +135,26 @@ impl KemPreKey {
     /// Decodes what [`encode`](Self::encode) produced; the key pair is
     /// regenerated from its seed (one ML-KEM key generation).
     ///
+    /// ```
+    /// # use ratchetbox::{DecodeError, IdentityKeyPair, KemPreKey, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// let mut row = store.last_resort_kem_prekey().encode();
+    /// assert_eq!(KemPreKey::decode(&row)?.id(), 1);
+    /// row.push(0);
+    /// assert_eq!(KemPreKey::decode(&row).err(), Some(DecodeError::TrailingBytes { extra: 1 }));
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    ///
     /// # Errors
-    /// A [`DecodeError`] for a wrong tag, truncation or trailing bytes.
+    /// A [`DecodeError`] for a wrong tag, truncation or trailing bytes: the
+    /// stored row is corrupt. Treat the prekey as gone: for a one-time one,
+    /// delete the row (an initiator that was given it gets
+    /// [`Error::UnknownKemPreKey`](crate::Error::UnknownKemPreKey) and must
+    /// fetch a new bundle); for the last-resort one, start a fresh
+    /// [`PreKeyStore`](crate::PreKeyStore) and replace the device's prekeys
+    /// on the server.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(KEM_PREKEY_TAG)?;

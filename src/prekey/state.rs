@@ -79,9 +79,26 @@ impl PreKeyStore {
     /// from the secrets rather than trusted from storage; every KEM key pair
     /// is regenerated from its seed (one ML-KEM key generation each).
     ///
+    /// ```
+    /// # use ratchetbox::{DecodeError, IdentityKeyPair, PreKeyStore};
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let bob = IdentityKeyPair::generate(&mut rng);
+    /// # let mut store = PreKeyStore::generate(&mut rng, &bob, 1);
+    /// # store.generate_one_time_prekeys(&mut rng, 2)?;
+    /// let saved = store.encode();
+    /// let restored = PreKeyStore::decode(&saved)?;
+    /// assert_eq!(restored.one_time_prekey_ids().collect::<Vec<_>>(), [1, 2]);
+    /// assert!(matches!(PreKeyStore::decode(&saved[..40]), Err(DecodeError::Truncated { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// A [`DecodeError`] for any malformed, truncated, over-limit or inconsistent
-    /// blob (see SPEC.md §6.2 for the rules).
+    /// blob (see SPEC.md §6.2 for the rules). The device's prekeys are lost
+    /// (its sessions are not): first messages sent to its old bundles will
+    /// fail. Generate a fresh store and upload it, replacing every prekey the
+    /// server holds for the device (ids restart at 1, so merging would hand out
+    /// keys the device no longer has).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(PREKEY_STATE_TAG)?;

@@ -6,7 +6,42 @@ use crate::codec::Reader;
 use crate::error::DecodeError;
 use crate::sealed::padding;
 
-/// What kind of message a sealed envelope carries.
+/// What kind of message a sealed envelope carries: which layer the recipient
+/// hands the opened message to.
+///
+/// ```
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let me = Recipient { identity: &bob, address: bob_addr, trust: &trust, now };
+/// # let content = SealedContent {
+/// #     kind: InnerKind::Ratchet, hint: ContentHint::Resendable, message: b"hi",
+/// # };
+/// # let envelope = seal(
+/// #     &mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key),
+/// # )?;
+/// let opened = open(&envelope, &me)?;
+/// let layer = match opened.kind {
+///     InnerKind::PreKey => "accept a new session (Responder::accept)",
+///     InnerKind::Ratchet => "decrypt with the session of opened.sender",
+///     InnerKind::Opaque => "app-defined, for example GroupSession::decrypt",
+///     _ => "a kind from a newer version: drop it",
+/// };
+/// assert_eq!(layer, "decrypt with the session of opened.sender");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InnerKind {
@@ -39,7 +74,43 @@ impl InnerKind {
     }
 }
 
-/// What the recipient should do if the content cannot be processed.
+/// What the recipient should do if the content cannot be processed (for
+/// example the session layer fails to decrypt it). The sender picks it.
+///
+/// ```
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let me = Recipient { identity: &bob, address: bob_addr, trust: &trust, now };
+/// # let content = SealedContent {
+/// #     kind: InnerKind::Ratchet, hint: ContentHint::Resendable, message: b"hi",
+/// # };
+/// # let envelope = seal(
+/// #     &mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key),
+/// # )?;
+/// let opened = open(&envelope, &me)?;
+/// // Say the session cannot decrypt `opened.message`: the hint says what to show.
+/// let action = match opened.hint {
+///     ContentHint::Resendable => "ask the sender to resend, quietly",
+///     ContentHint::Implicit => "nothing to show",
+///     _ => "show an error", // ContentHint::Default, or a newer hint
+/// };
+/// assert_eq!(action, "ask the sender to resend, quietly");
+/// assert_eq!(ContentHint::default(), ContentHint::Default);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ContentHint {
@@ -75,6 +146,17 @@ impl ContentHint {
 
 /// The inner message handed to sealing: its kind, hint and bytes. `Debug`
 /// shows the message's length, not its bytes.
+///
+/// ```
+/// use ratchetbox::sealed::{ContentHint, InnerKind, SealedContent};
+/// # let ratchet_message = b"bytes from Session::encrypt".to_vec();
+/// let content = SealedContent {
+///     kind: InnerKind::Ratchet,
+///     hint: ContentHint::Resendable,
+///     message: &ratchet_message,
+/// };
+/// assert!(format!("{content:?}").ends_with("message_len: 27 }"));
+/// ```
 #[derive(Clone, Copy)]
 pub struct SealedContent<'a> {
     /// What the message is.

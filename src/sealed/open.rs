@@ -25,6 +25,37 @@ use crate::sealed::wire::{
 
 /// An opened envelope: the authenticated sender and the inner message. The
 /// decrypted bytes are [`Plaintext`]: zeroized on drop, never printed.
+///
+/// ```
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let me = Recipient { identity: &bob, address: bob_addr, trust: &trust, now };
+/// # let content = SealedContent {
+/// #     kind: InnerKind::Ratchet, hint: ContentHint::Resendable, message: b"hi",
+/// # };
+/// # let envelope = seal(
+/// #     &mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key),
+/// # )?;
+/// let opened = open(&envelope, &me)?;
+/// assert_eq!(opened.sender.address(), Address::new(b"alice", 1)?);
+/// assert_eq!((opened.kind, opened.hint), (InnerKind::Ratchet, ContentHint::Resendable));
+/// assert_eq!(opened.message, b"hi");
+/// assert!(opened.payload.is_empty()); // payloads come only in multi-recipient envelopes
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub struct Opened {
     /// Who sent it, as certified and checked.
@@ -39,7 +70,39 @@ pub struct Opened {
     pub payload: Plaintext,
 }
 
-/// Who is opening, and what they trust.
+/// Who is opening, and what they trust. `now` is the caller's clock, in the
+/// epoch of the certificates' expiry times.
+///
+/// ```
+/// use ratchetbox::Error;
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let content = SealedContent {
+/// #     kind: InnerKind::Ratchet, hint: ContentHint::Resendable, message: b"hi",
+/// # };
+/// # let envelope = seal(
+/// #     &mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key),
+/// # )?;
+/// let me = Recipient { identity: &bob, address: bob_addr, trust: &trust, now };
+/// assert_eq!(open(&envelope, &me)?.message, b"hi");
+/// // Bob's other device shares his identity key, yet cannot open it.
+/// let other = Recipient { address: Address::new(b"bob", 2)?, ..me };
+/// assert_eq!(open(&envelope, &other), Err(Error::WrongRecipient));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Recipient<'a> {
     /// The recipient's identity key pair.
@@ -81,16 +144,59 @@ fn sender_identity(bytes: &[u8]) -> Result<IdentityKey, Error> {
 /// from reading another's part is the authenticated address in the envelope,
 /// which `open` compares with `recipient.address`.
 ///
+/// The opened message then goes to the layer its [`kind`](Opened::kind) names,
+/// from the certified [`sender`](Opened::sender).
+///
+/// ```
+/// use ratchetbox::Error;
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let me = Recipient { identity: &bob, address: bob_addr, trust: &trust, now };
+/// # let content = SealedContent {
+/// #     kind: InnerKind::Ratchet, hint: ContentHint::Resendable, message: b"hi",
+/// # };
+/// # let envelope = seal(
+/// #     &mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key),
+/// # )?;
+/// let opened = open(&envelope, &me)?;
+/// assert_eq!(opened.sender.account_id, b"alice");
+/// assert_eq!(opened.message, b"hi");
+/// let mut tampered = envelope.clone();
+/// *tampered.last_mut().unwrap() ^= 1;
+/// assert_eq!(open(&tampered, &me), Err(Error::DecryptionFailed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
-/// - [`Error::Envelope`] for malformed bytes;
-/// - [`Error::WrongRecipient`] if the envelope is not addressed to this device;
-/// - [`Error::DecryptionFailed`] for any tampered or foreign byte;
+/// The sender of a refused envelope is unknown, so there is nobody to answer:
+/// drop the envelope, and use the error for logs and the cases below.
+/// - [`Error::Envelope`] for malformed bytes (the server should have refused it);
+/// - [`Error::WrongRecipient`] if the envelope is not addressed to this device
+///   (misrouted by the server);
+/// - [`Error::DecryptionFailed`] for any tampered or foreign byte, or an envelope
+///   sealed to an identity key this device no longer has;
 /// - [`Error::SenderIdentityMismatch`] if the certificate's identity differs from
-///   the key the sender proved;
-/// - [`Error::Certificate`] if the certificate chain or expiry fails;
-/// - [`Error::SelfSend`] if the sender is this very device;
+///   the key the sender proved: someone used another's certificate;
+/// - [`Error::Certificate`] if the certificate chain or expiry fails; if
+///   [`Expired`](CertificateError::Expired) is frequent, check the device clock,
+///   and if [`WrongRoot`](CertificateError::WrongRoot) is, the app's pinned roots
+///   may be out of date;
+/// - [`Error::SelfSend`] if the sender is this very device (an echo; ignore it);
 /// - [`Error::Decode`] if an authenticated sender's content is malformed
-///   (padding, kind, hint or lengths).
+///   (padding, kind, hint or lengths): a bug on the sender's side.
 pub fn open(bytes: &[u8], recipient: &Recipient<'_>) -> Result<Opened, Error> {
     match bytes.first() {
         Some(&SINGLE_TAG) => open_single(&SingleEnvelope::parse(bytes)?, recipient),

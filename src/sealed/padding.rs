@@ -14,6 +14,14 @@ pub const MIN_PADDED_LEN: usize = 64;
 
 /// The padded length for `len` bytes of content (the 0x80 marker included), or
 /// `None` if it would not fit in a `usize`.
+///
+/// ```
+/// use ratchetbox::sealed::{MIN_PADDED_LEN, padded_len};
+/// assert_eq!(padded_len(3), Some(MIN_PADDED_LEN));
+/// assert_eq!(padded_len(65), Some(72));
+/// assert_eq!(padded_len(1000), Some(1024));
+/// assert_eq!(padded_len(usize::MAX - 100), None);
+/// ```
 pub fn padded_len(len: usize) -> Option<usize> {
     let len = len.max(MIN_PADDED_LEN);
     let e = usize::BITS - 1 - len.leading_zeros(); // floor(log2 len), len >= 64
@@ -23,7 +31,15 @@ pub fn padded_len(len: usize) -> Option<usize> {
     Some(len.checked_add(mask)? & !mask)
 }
 
-/// Whether `len` is a length [`padded_len`] can produce.
+/// Whether `len` is a length [`padded_len`] can produce: what a server checks
+/// an envelope's content length against, without keys.
+///
+/// ```
+/// use ratchetbox::sealed::{is_padded_len, padded_len};
+/// assert!(is_padded_len(72));
+/// assert!(!is_padded_len(65));
+/// assert!((0..2000).all(|len| padded_len(len).is_some_and(is_padded_len)));
+/// ```
 pub fn is_padded_len(len: usize) -> bool {
     len >= MIN_PADDED_LEN && padded_len(len) == Some(len)
 }

@@ -65,9 +65,44 @@ fn check_content(content: &SealedContent<'_>) -> Result<(), Error> {
 /// only the recipient learns who sent it, by decrypting the sender's identity
 /// and certificate.
 ///
+/// ```
+/// use ratchetbox::sealed::{ContentHint, InnerKind, SealedContent, seal};
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let me = Recipient { identity: &bob, address: bob_addr, trust: &trust, now };
+/// # let ratchet_message = b"from the alice/1 - bob/1 session".to_vec();
+/// let content = SealedContent {
+///     kind: InnerKind::Ratchet,
+///     hint: ContentHint::Resendable,
+///     message: &ratchet_message,
+/// };
+/// let envelope =
+///     seal(&mut rng, &alice, &alice_cert, bob_addr, bob.public_key(), content, Some(&bob_key))?;
+/// assert_eq!(open(&envelope, &me)?.message, ratchet_message);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
-/// [`Error::NonContributoryDh`] for a degenerate recipient key,
-/// [`Error::MessageTooLarge`] for an oversized message.
+/// - [`Error::MessageTooLarge`] for a message above [`MAX_INNER_LEN`]. Far
+///   smaller envelopes already exceed a server's
+///   [`max_size`](super::ServerPolicy::max_size): send large content as an
+///   encrypted attachment and seal a reference to it.
+/// - [`Error::NonContributoryDh`] for a degenerate recipient key. An
+///   [`IdentityKey`] that decoded has large order, so this is not expected: do
+///   not send, and report a bug.
 #[allow(clippy::too_many_arguments)]
 pub fn seal<R: CryptoRng + ?Sized>(
     rng: &mut R,
@@ -106,6 +141,42 @@ pub fn seal<R: CryptoRng + ?Sized>(
 }
 
 /// One recipient device of a multi-recipient envelope.
+///
+/// ```
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let carol = IdentityKeyPair::generate(&mut rng);
+/// # let carol_key = DeliveryAccessKey::derive(&[8; 32]);
+/// # let content = SealedContent {
+/// #     kind: InnerKind::Ratchet, hint: ContentHint::Resendable, message: b"hi",
+/// # };
+/// let recipients = [
+///     MultiRecipient { address: bob_addr, identity_key: bob.public_key(), payload: b"" },
+///     MultiRecipient {
+///         address: Address::new(b"carol", 1)?,
+///         identity_key: carol.public_key(),
+///         payload: b"for carol/1 only",
+///     },
+/// ];
+/// let token = DeliveryAccessKey::combine([&bob_key, &carol_key]);
+/// let envelope = seal_multi(&mut rng, &alice, &alice_cert, &recipients, content, Some(&token))?;
+/// # let me = Recipient { identity: &carol, address: recipients[1].address, trust: &trust, now };
+/// assert_eq!(open(&envelope, &me)?.payload, b"for carol/1 only");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MultiRecipient<'a> {
     /// Its address.
@@ -133,11 +204,53 @@ struct AccountSecrets {
 /// to it and a tag proving the sender's identity to it. Recipients are sorted
 /// into the order the format requires.
 ///
+/// The token combines ([`DeliveryAccessKey::combine`]) the access keys of the
+/// recipient accounts, each account once.
+///
+/// ```
+/// # use ratchetbox::IdentityKeyPair;
+/// # use ratchetbox::sealed::*;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let root = IdentityKeyPair::generate(&mut rng);
+/// # let server = IdentityKeyPair::generate(&mut rng);
+/// # let alice = IdentityKeyPair::generate(&mut rng);
+/// # let bob = IdentityKeyPair::generate(&mut rng);
+/// # let server_cert = ServerCertificate::issue(1, &root, 7, server.public_key());
+/// # let alice_cert = SenderCertificate::issue(
+/// #     Address::new(b"alice", 1)?, alice.public_key(), 2_000_000_000, &server, server_cert,
+/// # )?;
+/// # let trust = TrustStore::new(&[TrustRoot::new(1, *root.public_key())])?;
+/// # let bob_addr = Address::new(b"bob", 1)?;
+/// # let bob_key = DeliveryAccessKey::derive(&[7; 32]);
+/// # let now = 1_700_000_000;
+/// # let carol = IdentityKeyPair::generate(&mut rng);
+/// # let carol_key = DeliveryAccessKey::derive(&[8; 32]);
+/// # let content = SealedContent {
+/// #     kind: InnerKind::Ratchet, hint: ContentHint::Resendable, message: b"hi",
+/// # };
+/// let (bob2, carol1) = (Address::new(b"bob", 2)?, Address::new(b"carol", 1)?);
+/// let recipients = [
+///     MultiRecipient { address: carol1, identity_key: carol.public_key(), payload: b"" },
+///     MultiRecipient { address: bob_addr, identity_key: bob.public_key(), payload: b"" },
+///     MultiRecipient { address: bob2, identity_key: bob.public_key(), payload: b"" },
+/// ];
+/// let token = DeliveryAccessKey::combine([&bob_key, &carol_key]);
+/// let envelope = seal_multi(&mut rng, &alice, &alice_cert, &recipients, content, Some(&token))?;
+/// # let me = Recipient { identity: &bob, address: bob2, trust: &trust, now };
+/// assert_eq!(open(&envelope, &me)?.message, b"hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
-/// [`Error::Envelope`] with [`EnvelopeError::NoRecipients`],
-/// [`EnvelopeError::TooManyRecipients`] or [`EnvelopeError::DuplicateRecipient`];
-/// [`Error::MessageTooLarge`] for an oversized message or payload;
-/// [`Error::NonContributoryDh`] for a degenerate recipient key.
+/// - [`Error::Envelope`] with [`EnvelopeError::NoRecipients`],
+///   [`EnvelopeError::TooManyRecipients`] or [`EnvelopeError::DuplicateRecipient`]:
+///   a bug in the app's recipient list. Deduplicate it, and split a list longer
+///   than the server's [`max_recipients`](super::ServerPolicy::max_recipients)
+///   into several envelopes.
+/// - [`Error::MessageTooLarge`] for a message above [`MAX_INNER_LEN`] or a
+///   payload above [`MAX_PAYLOAD_LEN`]: send large content as an attachment.
+/// - [`Error::NonContributoryDh`] for a degenerate recipient key: not expected
+///   with decoded [`IdentityKey`]s; do not send, and report a bug.
 pub fn seal_multi<R: CryptoRng + ?Sized>(
     rng: &mut R,
     sender: &IdentityKeyPair,

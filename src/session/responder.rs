@@ -23,16 +23,19 @@ use crate::x3dh::{self, ResponderPreKeys};
 /// second session.
 ///
 /// ```
-/// use ratchetbox::{AccountId, Error, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage, PreKeyStore, Responder, Session};
+/// use ratchetbox::{AccountId, Error, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyMessage};
+/// use ratchetbox::{PreKeyStore, Responder, Session};
 /// let mut rng = ratchetbox::os_rng();
 /// let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, ratchetbox::DecodeError> {
-///     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity: IdentityKeyPair::generate(rng) })
+///     let identity = IdentityKeyPair::generate(rng);
+///     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
 /// };
 /// let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
 /// let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
 /// let ids = bob_prekeys.generate_one_time_prekeys(&mut rng, 1)?;
 ///
-/// let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, Some(ids[0].0)).verify()?;
+/// let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, Some(ids[0].0));
+/// let bundle = bundle.verify()?;
 /// let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
 /// let wire = alice_session.encrypt(&mut rng, b"hi Bob")?;
 ///
@@ -44,7 +47,8 @@ use crate::x3dh::{self, ResponderPreKeys};
 ///
 /// // The same message again names the session it created.
 /// let again = Responder::new(&bob, &mut bob_prekeys).accept(&alice.address(), &message);
-/// assert_eq!(again.err(), Some(Error::RepeatedPreKeyMessage { base_key: *bob_session.base_key() }));
+/// let base_key = *bob_session.base_key();
+/// assert_eq!(again.err(), Some(Error::RepeatedPreKeyMessage { base_key }));
 /// assert_eq!(bob_session.decrypt(&wire), Err(Error::DuplicateMessage));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -56,7 +60,30 @@ pub struct Responder<'a> {
 }
 
 impl<'a> Responder<'a> {
-    /// A responder for this device and its prekeys, with default limits.
+    /// A responder for this device and its prekeys, with default limits. It is
+    /// consumed by one [`accept`](Self::accept): build one per incoming prekey
+    /// message.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// let (bob_session, plaintext) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(plaintext, b"hi Bob");
+    /// assert_eq!(bob_session.role(), Role::Responder);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(local: &'a LocalDevice, prekeys: &'a mut PreKeyStore) -> Self {
         Self {
             local,
@@ -67,6 +94,27 @@ impl<'a> Responder<'a> {
     }
 
     /// Sets the new session's limits.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// let strict = SessionConfig::new(100, 200)?;
+    /// let responder = Responder::new(&bob, &mut bob_prekeys).with_config(strict);
+    /// let (bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(*bob_session.config(), strict);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
         self
@@ -74,7 +122,34 @@ impl<'a> Responder<'a> {
 
     /// Requires the initiator to have this identity key (for example the one
     /// recorded for the contact); any other is rejected with
-    /// [`Error::IdentityMismatch`].
+    /// [`Error::IdentityMismatch`] before anything is spent.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// let recorded = IdentityKeyPair::generate(&mut rng); // Alice's key before a reinstall
+    /// let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// let responder = responder.expect_initiator(recorded.public_key());
+    /// let refused = responder.accept(&alice.address(), &first_message);
+    /// assert_eq!(refused.err(), Some(Error::IdentityMismatch));
+    ///
+    /// // Once the user has accepted Alice's new key, the same message is accepted.
+    /// let key = alice.identity.public_key();
+    /// let responder = Responder::new(&bob, &mut bob_prekeys).expect_initiator(key);
+    /// assert!(responder.accept(&alice.address(), &first_message).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn expect_initiator(mut self, identity: &IdentityKey) -> Self {
         self.expected_initiator = Some(*identity);
         self
@@ -87,17 +162,44 @@ impl<'a> Responder<'a> {
     /// The session is bound to `from` and this device's address: a message
     /// relabelled as coming from another device does not decrypt.
     ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// let mut out = [0u8; 64];
+    /// let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// let (bob_session, n) = responder.accept_into(&alice.address(), &first_message, &mut out)?;
+    /// assert_eq!(&out[..n], b"hi Bob");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
+    /// On any error no session exists and the prekey store is untouched.
     /// - [`Error::InvalidConfig`] if the prekey store's device id is not the
     ///   local device's (a setup mistake: the session would never decrypt);
     /// - [`Error::RepeatedPreKeyMessage`] if this store already accepted the
     ///   message (decrypt it with the session that has its base key, or drop it);
-    /// - [`Error::IdentityMismatch`] if an expected initiator was set and differs;
+    /// - [`Error::IdentityMismatch`] if an expected initiator was set and differs
+    ///   (the contact's key changed: show it as unverified and ask the user to
+    ///   compare safety numbers; accept again once the new key is accepted);
     /// - [`Error::UnknownSignedPreKey`] / [`Error::UnknownKemPreKey`] /
     ///   [`Error::UnknownOneTimePreKey`] for ids this store does not hold (the
     ///   initiator used an old bundle: the message is lost, and the sender must
     ///   fetch a new bundle);
-    /// - [`Error::NonContributoryDh`] for a small-order key;
+    /// - [`Error::NonContributoryDh`] for a small-order key (a forgery): drop it;
+    /// - [`Error::BufferTooSmall`] if `out` is shorter than the plaintext: retry
+    ///   with [`plaintext_len`](crate::RatchetMessage::plaintext_len) bytes of the
+    ///   embedded [`message`](PreKeyMessage::message);
     /// - otherwise as [`Session::decrypt_into`] ([`Error::DecryptionFailed`]
     ///   for a forged or relabelled message: drop it).
     pub fn accept_into(
@@ -158,6 +260,35 @@ impl<'a> Responder<'a> {
     }
 
     /// [`accept_into`](Self::accept_into) returning the plaintext as a `Vec`.
+    ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let carol = device(&mut rng, b"carol")?;
+    /// let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// let (_, plaintext) = responder.accept(&alice.address(), &first_message)?;
+    /// assert_eq!(plaintext, b"hi Bob");
+    ///
+    /// // Relabelled as coming from another device, a prekey message does not decrypt.
+    /// let mut other = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// let wire = other.encrypt(&mut rng, b"from Carol?")?;
+    /// let forged = PreKeyMessage::parse(&wire)?;
+    /// let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// let refused = responder.accept(&carol.address(), &forged);
+    /// assert_eq!(refused.err(), Some(Error::DecryptionFailed));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// As [`accept_into`](Self::accept_into).

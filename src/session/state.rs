@@ -53,13 +53,15 @@ impl Session {
     /// sending on both.
     ///
     /// ```
-    /// # use ratchetbox::{AccountId, IdentityKeyPair, LocalDevice, PreKeyBundle, PreKeyStore, Session};
+    /// # use ratchetbox::*;
     /// # let mut rng = ratchetbox::os_rng();
-    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity: IdentityKeyPair::generate(&mut rng) };
+    /// # let identity = IdentityKeyPair::generate(&mut rng);
+    /// # let alice = LocalDevice { account: AccountId::new(b"alice")?, device_id: 1, identity };
     /// # let bob = IdentityKeyPair::generate(&mut rng);
     /// # let store = PreKeyStore::generate(&mut rng, &bob, 1);
     /// # let bundle = PreKeyBundle::from_store(bob.public_key(), &store, None).verify()?;
-    /// let session = Session::initiate(&mut rng, &alice, &AccountId::new(b"bob")?, &bundle)?;
+    /// # let bob_account = AccountId::new(b"bob")?;
+    /// let session = Session::initiate(&mut rng, &alice, &bob_account, &bundle)?;
     /// let saved = session.encode();
     /// let restored = Session::decode(&saved)?;
     /// assert_eq!(*restored.encode(), *saved);
@@ -143,12 +145,40 @@ impl Session {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// # use ratchetbox::*;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<LocalDevice, DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     Ok(LocalDevice { account: AccountId::new(name)?, device_id: 1, identity })
+    /// # };
+    /// # let (alice, bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let mut bob_prekeys = PreKeyStore::generate(&mut rng, &bob.identity, 1);
+    /// # let bundle = PreKeyBundle::from_store(bob.identity.public_key(), &bob_prekeys, None);
+    /// # let bundle = bundle.verify()?;
+    /// # let mut alice_session = Session::initiate(&mut rng, &alice, &bob.account, &bundle)?;
+    /// # let first = alice_session.encrypt(&mut rng, b"hi Bob")?;
+    /// # let first_message = PreKeyMessage::parse(&first)?;
+    /// # let responder = Responder::new(&bob, &mut bob_prekeys);
+    /// # let (mut bob_session, _) = responder.accept(&alice.address(), &first_message)?;
+    /// let saved = alice_session.encode();
+    /// let mut restored = Session::decode(&saved)?;
+    /// assert!(restored.is_awaiting_reply());
+    /// let reply = bob_session.encrypt(&mut rng, b"hi Alice")?;
+    /// assert_eq!(restored.decrypt(&reply)?, b"hi Alice");
+    ///
+    /// let cut = Session::decode(&saved[..saved.len() - 1]);
+    /// assert!(matches!(cut, Err(Error::Decode(DecodeError::Truncated { .. }))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Decode`] for a wrong tag, unknown version, truncation, trailing
     /// bytes, an invalid identity key, address or flag, a non-canonical public
     /// key, or a count above the stored limits; [`Error::InvalidConfig`] if the
-    /// stored limits are out of range. A session that does not decode is lost:
-    /// start a fresh one with a new bundle.
+    /// stored limits are out of range. Both mean the stored bytes are corrupt or
+    /// not a session. A session that does not decode is lost: delete it and start a
+    /// fresh one with a new bundle.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         r.tag(SESSION_STATE_TAG)?;

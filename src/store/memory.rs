@@ -31,6 +31,32 @@ const MEMORY_STORE_VERSION: u8 = 1;
 /// [`encode`](Self::encode) snapshots the whole store; seal the snapshot with
 /// [`at_rest::seal`](crate::at_rest::seal) (kind
 /// [`StateKind::DeviceStore`](crate::at_rest::StateKind::DeviceStore)).
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// use ratchetbox::at_rest::{self, StorageKey};
+/// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// let key = StorageKey::generate(&mut rng);
+/// let blob = at_rest::seal(&mut rng, &key, b"device store", alice.store());
+///
+/// let restored: MemoryStore = at_rest::open(&key, b"device store", &blob)?;
+/// assert_eq!(restored.session_addresses().collect::<Vec<_>>(), [&bob_addr]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct MemoryStore {
     prekeys: PreKeyStore,
     trust: BTreeMap<AccountId, TrustRecord>,
@@ -40,6 +66,16 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     /// A store holding this device's prekeys and nothing else yet.
+    ///
+    /// ```
+    /// use ratchetbox::{IdentityKeyPair, PreKeyStore};
+    /// use ratchetbox::store::MemoryStore;
+    /// let mut rng = ratchetbox::os_rng();
+    /// let identity = IdentityKeyPair::generate(&mut rng);
+    /// let store = MemoryStore::new(PreKeyStore::generate(&mut rng, &identity, 1));
+    /// assert_eq!(store.prekeys().device_id(), 1);
+    /// assert_eq!(store.session_addresses().count(), 0);
+    /// ```
     pub fn new(prekeys: PreKeyStore) -> Self {
         Self {
             prekeys,
@@ -50,26 +86,145 @@ impl MemoryStore {
     }
 
     /// This device's prekeys (to publish a bundle).
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// let prekeys = bob.store().prekeys();
+    /// let bundle = PreKeyBundle::from_store(&bob_key, prekeys, None);
+    /// assert_eq!(bundle.device_id(), prekeys.device_id());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn prekeys(&self) -> &PreKeyStore {
         &self.prekeys
     }
 
     /// This device's prekeys, to replenish one-time prekeys or rotate the signed prekey.
+    ///
+    /// Change them only between manager operations (through
+    /// [`SessionManager::store_mut`](crate::devices::SessionManager::store_mut)).
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// let mut store = bob.into_parts().1;
+    /// let upload = store.prekeys_mut().generate_one_time_prekeys(&mut rng, 3)?;
+    /// assert_eq!(upload.len(), 3);
+    /// assert_eq!(store.prekeys().one_time_prekey_count(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn prekeys_mut(&mut self) -> &mut PreKeyStore {
         &mut self.prekeys
     }
 
-    /// Every trust record, by account.
+    /// Every trust record, by account (for a contact list with lock icons).
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// use ratchetbox::TrustState;
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let records: Vec<_> = alice.store().trust_records().collect();
+    /// assert_eq!(records.len(), 1);
+    /// assert_eq!((records[0].0, records[0].1.state()), (&bob_id, &TrustState::Unverified));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trust_records(&self) -> impl Iterator<Item = (&AccountId, &TrustRecord)> {
         self.trust.iter()
     }
 
-    /// Every remote device with sessions.
+    /// Every remote device with sessions, in address order.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// assert_eq!(alice.store().session_addresses().count(), 0);
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// assert_eq!(alice.store().session_addresses().collect::<Vec<_>>(), [&bob_addr]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn session_addresses(&self) -> impl Iterator<Item = &DeviceAddress> {
         self.sessions.keys()
     }
 
-    /// Snapshots the store (SPEC.md §13.3). Holds secrets: seal it.
+    /// Snapshots the store (SPEC.md §13.3). Holds secrets: seal it
+    /// ([`at_rest::seal`](crate::at_rest::seal) does both).
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let snapshot = alice.store().encode();
+    /// let copy = MemoryStore::decode(&snapshot)?;
+    /// assert_eq!(copy.session_addresses().collect::<Vec<_>>(), [&bob_addr]);
+    /// assert_eq!(&copy.encode()[..], &snapshot[..]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let prekeys = self.prekeys.encode();
         let mut w = Writer::with_capacity(64 + prekeys.len());
@@ -104,8 +259,35 @@ impl MemoryStore {
     /// Restores what [`encode`](Self::encode) produced. Every record is
     /// decoded once to check it.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let snapshot = alice.store().encode();
+    /// let restored = MemoryStore::decode(&snapshot)?;
+    /// assert_eq!(restored.trust_records().count(), 1);
+    /// assert!(MemoryStore::decode(&snapshot[..snapshot.len() - 1]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// A [`DecodeError`] for a malformed snapshot or any malformed record in it.
+    /// A [`DecodeError`] for a malformed snapshot or any malformed record in
+    /// it. A snapshot that was sealed authenticates, so this means it was
+    /// written by an incompatible version: restore a backup, or re-register
+    /// (or re-link) the device; report it.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(MEMORY_STORE_TAG)?;
@@ -175,15 +357,17 @@ impl MemoryStore {
         let mut accepted = Vec::new();
         for change in changes.changes() {
             if let Change::AcceptPreKeyMessage {
+                signed_prekey_id,
                 kem_prekey_id,
                 one_time_prekey_id,
                 base_key,
-                ..
             } = change
             {
+                // A signed prekey expired since it was read counts as spent.
                 let spent = one_time_prekey_id
                     .is_some_and(|id| self.prekeys.find_one_time_prekey(id).is_none())
-                    || self.prekeys.find_kem_prekey(*kem_prekey_id).is_none();
+                    || self.prekeys.find_kem_prekey(*kem_prekey_id).is_none()
+                    || self.prekeys.find_signed_prekey(*signed_prekey_id).is_none();
                 if spent
                     || self.prekeys.has_accepted_base_key(base_key)
                     || accepted.contains(base_key)
@@ -305,5 +489,42 @@ impl fmt::Debug for MemoryStore {
             .field("session_records", &self.sessions.len())
             .field("groups", &self.groups.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdentityKeyPair;
+    use crate::test_rng;
+
+    #[test]
+    fn accepting_under_an_expired_signed_prekey_is_a_conflict() {
+        let mut rng = test_rng(9);
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let mut store = MemoryStore::new(PreKeyStore::generate(&mut rng, &identity, 1));
+        let prekeys = store.prekeys_mut();
+        let (one_time, _) = prekeys
+            .generate_one_time_prekeys(&mut rng, 1)
+            .expect("fits")[0];
+        prekeys
+            .rotate_signed_prekey(&mut rng, &identity, 10)
+            .expect("rotates");
+        assert_eq!(prekeys.expire_retired_signed_prekeys(100, 10), 1);
+        let before = store.encode();
+        let accept = |signed_prekey_id| Change::AcceptPreKeyMessage {
+            signed_prekey_id,
+            kem_prekey_id: 2,
+            one_time_prekey_id: Some(one_time),
+            base_key: PublicKey::from_bytes([9; 32]).expect("canonical"),
+        };
+        let mut changes = ChangeSet::new();
+        changes.push(accept(1));
+        assert_eq!(store.apply(changes), Err(StoreError::Conflict));
+        assert_eq!(*store.encode(), *before, "nothing applied");
+        let mut changes = ChangeSet::new();
+        changes.push(accept(2));
+        assert_eq!(store.apply(changes), Ok(()));
+        assert!(MemoryStore::decode(&store.encode()).is_ok());
     }
 }

@@ -25,6 +25,33 @@ pub const MAX_ARCHIVED_SESSIONS: usize = 40;
 /// The sessions with one remote device: exactly one active session (used to
 /// encrypt, tried first to decrypt) and up to [`MAX_ARCHIVED_SESSIONS`]
 /// archived ones, most recent first.
+///
+/// The [`SessionManager`](crate::devices::SessionManager) keeps one per
+/// remote device in its store:
+///
+/// ```
+/// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+/// # use ratchetbox::devices::{LocalDevice, SessionManager};
+/// # use ratchetbox::store::MemoryStore;
+/// # let mut rng = ratchetbox::os_rng();
+/// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+/// #     let identity = IdentityKeyPair::generate(rng);
+/// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+/// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+/// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+/// # };
+/// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+/// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+/// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+/// # let bob_key = *bob.local().identity.public_key();
+/// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+/// use ratchetbox::store::SessionStore;
+/// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+/// let record = alice.store().session_record(&bob_addr)?.ok_or("no session")?;
+/// assert_eq!(record.active().remote_identity(), &bob_key);
+/// assert!(record.archived().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct SessionRecord {
     active: Session,
     archived: Vec<Session>,
@@ -32,6 +59,32 @@ pub struct SessionRecord {
 
 impl SessionRecord {
     /// A record whose only session is `active`.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// use ratchetbox::Session;
+    /// use ratchetbox::store::SessionRecord;
+    /// let verified = bundle.verify()?;
+    /// let session = Session::initiate(&mut rng, alice.local(), &bob_id, &verified)?;
+    /// let record = SessionRecord::new(session);
+    /// assert_eq!(record.active().remote_address(), &bob_addr);
+    /// assert!(record.archived().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(active: Session) -> Self {
         Self {
             active,
@@ -48,6 +101,29 @@ impl SessionRecord {
     }
 
     /// The session messages are encrypted with.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// use ratchetbox::store::SessionStore;
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let record = alice.store().session_record(&bob_addr)?.ok_or("no session")?;
+    /// assert!(record.active().is_awaiting_reply()); // Bob has not answered yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn active(&self) -> &Session {
         &self.active
     }
@@ -56,7 +132,33 @@ impl SessionRecord {
         &mut self.active
     }
 
-    /// The archived sessions, most recent first.
+    /// The archived sessions, most recent first. They still decrypt messages
+    /// sent on them.
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// use ratchetbox::store::SessionStore;
+    /// let first = alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?; // a second session replaces it
+    /// let record = alice.store().session_record(&bob_addr)?.ok_or("no session")?;
+    /// assert_eq!(record.archived().len(), 1);
+    /// assert_ne!(record.archived()[0].base_key(), record.active().base_key());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn archived(&self) -> &[Session] {
         &self.archived
     }
@@ -121,7 +223,32 @@ impl SessionRecord {
         self.archived.iter().position(predicate).map(Slot::Archived)
     }
 
-    /// Encodes the record (SPEC.md §12.3). Holds secrets: store it sealed.
+    /// Encodes the record (SPEC.md §12.3). Holds secrets: store it sealed
+    /// ([`at_rest::seal`](crate::at_rest::seal) does both).
+    ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// use ratchetbox::store::{SessionRecord, SessionStore};
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let record = alice.store().session_record(&bob_addr)?.ok_or("no session")?;
+    /// let bytes = record.encode();
+    /// assert_eq!(&SessionRecord::decode(&bytes)?.encode()[..], &bytes[..]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let active = self.active.encode();
         let archived: Vec<_> = self.archived.iter().map(Session::encode).collect();
@@ -138,9 +265,35 @@ impl SessionRecord {
 
     /// Decodes what [`encode`](Self::encode) produced.
     ///
+    /// ```
+    /// # use ratchetbox::{AccountId, IdentityKeyPair, PreKeyBundle, PreKeyStore};
+    /// # use ratchetbox::devices::{LocalDevice, SessionManager};
+    /// # use ratchetbox::store::MemoryStore;
+    /// # let mut rng = ratchetbox::os_rng();
+    /// # let device = |rng: &mut _, name: &[u8]| -> Result<_, ratchetbox::DecodeError> {
+    /// #     let identity = IdentityKeyPair::generate(rng);
+    /// #     let prekeys = PreKeyStore::generate(rng, &identity, 1);
+    /// #     let local = LocalDevice { account: AccountId::new(name)?, device_id: 1, identity };
+    /// #     Ok(SessionManager::new(local, MemoryStore::new(prekeys)))
+    /// # };
+    /// # let (mut alice, mut bob) = (device(&mut rng, b"alice")?, device(&mut rng, b"bob")?);
+    /// # let (alice_id, bob_id) = (alice.local().account, bob.local().account);
+    /// # let (alice_addr, bob_addr) = (alice.local().address(), bob.local().address());
+    /// # let bob_key = *bob.local().identity.public_key();
+    /// # let bundle = PreKeyBundle::from_store(&bob_key, bob.store().prekeys(), None);
+    /// use ratchetbox::store::{SessionRecord, SessionStore};
+    /// alice.process_bundle(&mut rng, &bob_id, &bundle)?;
+    /// let bytes = alice.store().session_record(&bob_addr)?.ok_or("no session")?.encode();
+    /// let record = SessionRecord::decode(&bytes)?;
+    /// assert_eq!(record.active().remote_identity(), &bob_key);
+    /// assert!(SessionRecord::decode(&bytes[1..]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// A [`DecodeError`] for a malformed record or session, or more than
-    /// [`MAX_ARCHIVED_SESSIONS`] archived sessions.
+    /// [`MAX_ARCHIVED_SESSIONS`] archived sessions. The sessions are lost:
+    /// delete the record and start a fresh session from a new bundle.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(SESSION_RECORD_TAG)?;
