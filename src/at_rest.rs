@@ -155,6 +155,12 @@ pub enum StateKind {
     DeviceStore,
     /// A [`LocalDevice`](crate::devices::LocalDevice): account, device id and identity.
     LocalDevice,
+    /// A single [`Session`](crate::Session), kept by an application that
+    /// manages raw sessions itself (a binding, say) rather than records.
+    Session,
+    /// The application's own bytes (through [`seal_bytes`]), such as a
+    /// database row it commits beside the protocol state.
+    AppData,
 }
 
 impl StateKind {
@@ -179,6 +185,8 @@ impl StateKind {
             Self::Group => 5,
             Self::DeviceStore => 6,
             Self::LocalDevice => 7,
+            Self::Session => 8,
+            Self::AppData => 9,
         }
     }
 
@@ -191,6 +199,8 @@ impl StateKind {
             5 => Self::Group,
             6 => Self::DeviceStore,
             7 => Self::LocalDevice,
+            8 => Self::Session,
+            9 => Self::AppData,
             _ => return None,
         })
     }
@@ -574,6 +584,19 @@ impl Persist for crate::TrustRecord {
     }
 }
 
+impl Persist for crate::Session {
+    const KIND: StateKind = StateKind::Session;
+    fn encode_state(&self) -> Zeroizing<Vec<u8>> {
+        self.encode()
+    }
+    fn decode_state(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(bytes).map_err(|e| match e {
+            crate::Error::Decode(d) => d,
+            _ => DecodeError::InvalidValue { field: "session" },
+        })
+    }
+}
+
 impl Persist for crate::group::GroupSession {
     const KIND: StateKind = StateKind::Group;
     fn encode_state(&self) -> Zeroizing<Vec<u8>> {
@@ -669,6 +692,19 @@ mod tests {
             .unwrap();
         let bob = crate::AccountId::new(b"bob").unwrap();
         let session = crate::Session::initiate(&mut rng, &local, &bob, &bundle).unwrap();
+        // A single session seals as its own kind, not as a record.
+        let alone = seal(&mut rng, &key, b"s", &session);
+        assert_eq!(alone.len(), 1402 + 43);
+        assert_eq!(alone[2], StateKind::Session.to_byte());
+        let reopened: crate::Session = open(&key, b"s", &alone).unwrap();
+        assert_eq!(*reopened.encode(), *session.encode());
+        assert_eq!(
+            open::<crate::store::SessionRecord>(&key, b"s", &alone).err(),
+            Some(StorageError::WrongKind {
+                expected: StateKind::Sessions,
+                found: 8
+            })
+        );
         let record = crate::store::SessionRecord::new(session);
         // A fresh initiator session between "alice" and "bob": 1402 bytes
         // (it keeps the 1088-byte KEM ciphertext until a reply arrives).

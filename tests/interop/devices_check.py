@@ -121,7 +121,7 @@ def accept(rec, K):
     return Trust(K, UNVERIFIED) if rec.state == CHANGED else rec
 
 # ---------------- §13 state at rest ----------------
-KINDS = {1, 2, 3, 4, 5, 6, 7}
+KINDS = {1, 2, 3, 4, 5, 6, 7, 8, 9}
 BLOB_OVERHEAD = 3 + 24 + 16
 
 def storage_key(SK): return HKDF(bytes(32), SK, STATE_AT_REST_INFO, 32)
@@ -390,7 +390,7 @@ def main():
     c.err("blob kind byte changed (opened as new kind)", "wrong key or corrupted", lambda: open_blob(SK, setb(SI, 2, 4), 4, slot_i))
     c.err("blob kind byte changed (opened as old kind)", "wrong kind", lambda: open_blob(SK, setb(SI, 2, 4), 1, slot_i))
     c.err("wrong kind requested", "wrong kind", lambda: open_blob(SK, SI, 4, slot_i))
-    c.err("kind byte 8 not in table", "wrong key or corrupted", lambda: open_blob(SK, setb(ST, 2, 8), 4, slot_t))
+    c.err("kind byte 10 not in table", "wrong key or corrupted", lambda: open_blob(SK, setb(ST, 2, 10), 4, slot_t))
     c.err("kind byte 0 not in table", "wrong key or corrupted", lambda: open_blob(SK, setb(ST, 2, 0), 4, slot_t))
     c.err("blob truncated (42 bytes)", "truncated", lambda: open_blob(SK, SI[:42], 1, slot_i))
     c.err("blob truncated (last byte)", "wrong key or corrupted", lambda: open_blob(SK, SI[:-1], 1, slot_i))

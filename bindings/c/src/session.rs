@@ -1,7 +1,7 @@
 //! 1:1 Double Ratchet sessions: start one from a bundle, accept one from a
 //! prekey message, encrypt, decrypt, save and restore.
 
-use ratchetbox::at_rest::{self, StateKind};
+use ratchetbox::at_rest;
 use ratchetbox::{
     DeviceAddress, Message, PREKEY_MESSAGE_OVERHEAD, PreKeyBundle, RATCHET_MESSAGE_OVERHEAD,
     Responder, Session,
@@ -292,14 +292,7 @@ pub unsafe extern "C" fn rb_session_save(
                 out_buf(out, out_cap, out_len)?,
             )
         };
-        let encoded = session.0.encode();
-        let blob = at_rest::seal_bytes(
-            &mut ratchetbox::os_rng(),
-            &key,
-            StateKind::Sessions,
-            SESSION_SLOT,
-            &encoded,
-        );
+        let blob = at_rest::seal(&mut ratchetbox::os_rng(), &key, SESSION_SLOT, &session.0);
         out.write(&blob)
     })
 }
@@ -323,8 +316,7 @@ pub unsafe extern "C" fn rb_session_restore(
         // SAFETY: the caller's contract above.
         let (key, blob, out) =
             unsafe { (storage_key(key)?, bytes(blob, blob_len)?, out_handle(out)?) };
-        let encoded = at_rest::open_bytes(&key, StateKind::Sessions, SESSION_SLOT, blob)?;
-        let session = Session::decode(&encoded).map_err(|_| RbStatus::RB_STORAGE_DECODE)?;
+        let session: Session = at_rest::open(&key, SESSION_SLOT, blob)?;
         out.set(RbSession(session));
         Ok(())
     })

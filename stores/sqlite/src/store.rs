@@ -418,7 +418,7 @@ impl SqliteStore {
         blob.map(|blob| {
             at_rest::open_bytes(
                 &self.keys.sealing,
-                StateKind::DeviceStore,
+                StateKind::AppData,
                 &app_slot(name),
                 &blob,
             )
@@ -624,7 +624,7 @@ impl SqliteStore {
                         let blob = at_rest::seal_bytes(
                             &mut *w.rng,
                             &w.keys.sealing,
-                            StateKind::DeviceStore,
+                            StateKind::AppData,
                             &app_slot(name),
                             value,
                         );
