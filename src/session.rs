@@ -508,23 +508,23 @@ impl Session {
             .encode_into(out);
             offset = PREKEY_PREFIX_LEN;
         }
-        let sending = match &mut self.sending {
-            Sending::Ready(sending) => sending,
-            due @ Sending::Due => {
-                // The sending half of the last DH ratchet step (SPEC.md §5.6).
+        // The sending half of a pending DH ratchet step (SPEC.md §5.6) is
+        // staged and kept only once the message is sealed, so an error leaves
+        // the session unchanged.
+        let staged = match &self.sending {
+            Sending::Ready(_) => None,
+            Sending::Due => {
                 let remote = self
                     .receiving
                     .as_ref()
                     .map(|r| r.ratchet_key)
                     .ok_or(Error::DecryptionFailed)?;
-                let (root, chain) = ratchet_sending(rng, &self.root, &remote)?;
-                self.root = root;
-                *due = Sending::Ready(chain);
-                match due {
-                    Sending::Ready(sending) => sending,
-                    Sending::Due => return Err(Error::DecryptionFailed),
-                }
+                Some(ratchet_sending(rng, &self.root, &remote)?)
             }
+        };
+        let sending = match (&staged, &self.sending) {
+            (Some((_, chain)), _) | (None, Sending::Ready(chain)) => chain,
+            (None, Sending::Due) => return Err(Error::DecryptionFailed),
         };
         let number = sending.next_number;
         let nonce = crypto::random_nonce(rng);
@@ -542,8 +542,14 @@ impl Session {
         let (message_key, next) = sending.chain.step();
         let tag = message_key.seal(&nonce, &aad, plaintext, ciphertext)?;
         tag_out.copy_from_slice(&tag);
-        sending.chain = next;
-        sending.next_number = number + 1;
+        if let Some((root, chain)) = staged {
+            self.root = root;
+            self.sending = Sending::Ready(chain);
+        }
+        if let Sending::Ready(sending) = &mut self.sending {
+            sending.chain = next;
+            sending.next_number = number + 1;
+        }
         Ok(needed)
     }
 
